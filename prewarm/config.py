@@ -1,0 +1,338 @@
+"""`prewarm.toml`, validated at load.
+
+Every error names the file, the key (dotted, with list indexes) and what was expected, and
+maps to exit code 2. `PREWARM_<SECTION>__<KEY>` environment variables override file values
+(e.g. PREWARM_STORE__URL, PREWARM_METRICS__ADDRESS); `${VAR}` inside any string value is
+replaced from the environment, so secrets need not sit in the file.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .units import parse_duration, zone
+
+DEFAULT_CONFIG_NAME = "prewarm.toml"
+DEFAULT_DB_URL = "sqlite:///prewarm.db"
+ENV_PREFIX = "PREWARM_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_duration_keys(data: Any, names: dict[str, str]) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for short, full in names.items():
+        if short in out:
+            if full in out:
+                raise ValueError(f"give either {short} or {full}, not both")
+            out[full] = out.pop(short)
+        if full in out and out[full] is not None and isinstance(out[full], str):
+            out[full] = parse_duration(out[full])
+    return out
+
+
+class StoreSettings(_Strict):
+    url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the store")
+    echo: bool = Field(False, description="log every SQL statement")
+
+
+class MetricsSettings(_Strict):
+    address: str = Field("127.0.0.1:9464", description="HOST:PORT of /metrics and /healthz")
+    enabled: bool = True
+
+    @field_validator("address")
+    @classmethod
+    def _hostport(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9464, got {v!r}")
+        return v
+
+
+class DaemonSettings(_Strict):
+    cycle_interval_s: float = Field(60.0, description="seconds between forecast+plan cycles")
+    reconcile_interval_s: float = Field(30.0, description="seconds between reconcile passes")
+    timezone: str = Field("UTC", description="zone of naive time stamps in ingested files")
+    ingest_delay_s: float = Field(60.0, description="history newer than now - this is ignored")
+    leader_takeover_s: float = Field(15.0, description="standby takes over within this")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        return _parse_duration_keys(data, {"cycle_interval": "cycle_interval_s",
+                                           "reconcile_interval": "reconcile_interval_s",
+                                           "ingest_delay": "ingest_delay_s",
+                                           "leader_takeover": "leader_takeover_s"})
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        zone(v)
+        return v
+
+
+class ForecastSettings(_Strict):
+    model: str = Field("seasonal-naive", description="forecaster name (entry point) or 'auto'")
+    season_s: float = Field(86400.0, description="season length for seasonal models")
+    history_s: float = Field(14 * 86400.0, description="how much history to read")
+    horizon_s: float = Field(6 * 3600.0, description="how far ahead to forecast and plan")
+    step_s: int = Field(60, description="forecast step in seconds (60, 300, 900)")
+    levels: tuple[int, ...] = Field((80, 95), description="prediction interval levels")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        return _parse_duration_keys(data, {"season": "season_s", "history": "history_s",
+                                           "horizon": "horizon_s", "step": "step_s"})
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(not 0 < x < 100 for x in v):
+            raise ValueError("levels must be integers between 1 and 99")
+        return tuple(sorted(set(v)))
+
+
+class PlannerSettings(_Strict):
+    quantile: str = Field("hi-80", description="forecast band that sizes the pool: mean, hi-80, hi-95")
+    speculative: bool = Field(True, description="hold one warm worker through lulls")
+    speculative_min_requests_per_hour: float = Field(
+        0.0, description="drop the speculative worker when fewer requests are expected")
+    floor: int = Field(0, ge=0, description="always-on workers (hybrid pattern)")
+    scale_in_delay_s: float = Field(600.0, description="hysteresis before lowering a target")
+    idle_timeout_s: Optional[float] = Field(None, description="idle timeout for on-demand workers")
+    target_cold_rate: float = Field(0.02, gt=0, lt=1, description="target share of cold requests")
+    budget_worker_hours_per_day: Optional[float] = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        return _parse_duration_keys(data, {"scale_in_delay": "scale_in_delay_s",
+                                           "idle_timeout": "idle_timeout_s"})
+
+    @field_validator("quantile")
+    @classmethod
+    def _quantile(cls, v: str) -> str:
+        if v != "mean" and not re.fullmatch(r"(lo|hi)-\d{1,2}", v):
+            raise ValueError("expected 'mean' or a band such as 'hi-80' or 'hi-95'")
+        return v
+
+
+class CapacitySettings(_Strict):
+    concurrency: int = Field(1, ge=1, description="requests one worker serves at once")
+    service_time_s: float = Field(1.0, gt=0, description="seconds a request holds a slot")
+    cold_start_s: float = Field(30.0, ge=0, description="seconds from start to ready")
+    cold_start_dist: Optional[str] = Field(None, description="CSV of measured cold starts")
+    cold_start_percentile: float = Field(90.0, gt=0, le=100,
+                                         description="percentile of cold_start_dist used as lead")
+    min_workers: int = Field(0, ge=0)
+    max_workers: int = Field(10, ge=0)
+    price_per_worker_hour: float = Field(1.0, ge=0, description="currency per worker-hour")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        return _parse_duration_keys(data, {"service_time": "service_time_s",
+                                           "cold_start": "cold_start_s"})
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "CapacitySettings":
+        if self.min_workers > self.max_workers:
+            raise ValueError(f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})")
+        return self
+
+
+class HistorySource(_Strict):
+    """History from the user's own table: a query with bound :start and :end (and :endpoint)."""
+
+    url: str
+    query: str
+
+    @field_validator("query")
+    @classmethod
+    def _binds(cls, v: str) -> str:
+        missing = [p for p in (":start", ":end") if p not in v]
+        if missing:
+            raise ValueError(f"query must use the bound parameters {', '.join(missing)}")
+        return v
+
+
+class EndpointSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")
+    provider: dict[str, Any] = Field(default_factory=lambda: {"kind": "dry-run"})
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    planner: dict[str, Any] = Field(default_factory=dict, description="overrides of [planner]")
+    forecast: dict[str, Any] = Field(default_factory=dict, description="overrides of [forecast]")
+    history: Optional[HistorySource] = None
+
+    @field_validator("provider")
+    @classmethod
+    def _kind(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "kind" not in v or not isinstance(v["kind"], str):
+            raise ValueError("the provider table needs kind = \"...\" (see `prewarm providers list`)")
+        return v
+
+
+class Settings(_Strict):
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    endpoints: tuple[EndpointSettings, ...] = ()
+    source: Optional[str] = Field(None, description="file this was loaded from")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique(cls, v: tuple[EndpointSettings, ...]) -> tuple[EndpointSettings, ...]:
+        seen: set[str] = set()
+        for ep in v:
+            if ep.name in seen:
+                raise ValueError(f"endpoint name {ep.name!r} appears twice")
+            seen.add(ep.name)
+        return v
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        for ep in self.endpoints:
+            if ep.name == name:
+                return ep
+        known = ", ".join(e.name for e in self.endpoints) or "none configured"
+        from .errors import InputError
+        raise InputError(f"unknown endpoint {name!r} (configured: {known})")
+
+    def planner_for(self, ep: EndpointSettings) -> PlannerSettings:
+        return _merged(self.planner, ep.planner, f"endpoints.{ep.name}.planner", self.source)
+
+    def forecast_for(self, ep: EndpointSettings) -> ForecastSettings:
+        return _merged(self.forecast, ep.forecast, f"endpoints.{ep.name}.forecast", self.source)
+
+
+def _merged(base: BaseModel, overrides: dict[str, Any], where: str, source: str | None):
+    if not overrides:
+        return base
+    data = base.model_dump()
+    try:
+        return type(base).model_validate({**data, **_strip_aliases(type(base), data, overrides)})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source or "<config>", prefix=where)) from None
+
+
+def _strip_aliases(model: type[BaseModel], data: dict, overrides: dict) -> dict:
+    # `scale_in_delay = "5m"` overrides `scale_in_delay_s`: drop the old _s value so the
+    # duration parser sees only one of them.
+    out = dict(overrides)
+    for key in overrides:
+        if f"{key}_s" in data:
+            data.pop(f"{key}_s", None)
+    return out
+
+
+def _describe(exc: ValidationError, source: str, prefix: str = "") -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        key = ".".join(x for x in (prefix, loc) if x) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if isinstance(got, (dict, list, tuple)) or got is None else f" (got {got!r})"
+        lines.append(f"  {key}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, where: str, source: str, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            if m.group(1) not in env:
+                raise ConfigError(f"{source}: {where}: environment variable {m.group(1)} is not set")
+            return env[m.group(1)]
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else k, source, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]", source, env) for i, v in enumerate(value)]
+    return value
+
+
+def _env_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    out = dict(data)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in Settings.model_fields or section == "endpoints":
+            continue
+        table = dict(out.get(section) or {})
+        table[key] = _coerce_env(value)
+        out[section] = table
+    return out
+
+
+def _coerce_env(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None,
+         db_url: str | None = None, required: bool = False) -> Settings:
+    """Load and validate. No file (and none required) gives the embedded defaults."""
+    env = dict(os.environ if env is None else env)
+    source = str(path) if path else env.get("PREWARM_CONFIG") or DEFAULT_CONFIG_NAME
+    data: dict[str, Any] = {}
+    file = Path(source)
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    elif required or path:
+        raise ConfigError(f"{source}: no such config file (create one with `prewarm init`)")
+    data = _expand_env(data, "", source, env)
+    data = _env_overrides(data, env)
+    if db_url:
+        data["store"] = {**(data.get("store") or {}), "url": db_url}
+    data["source"] = str(file) if file.exists() else None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    _validate_plugins(settings, source)
+    return settings
+
+
+def _validate_plugins(settings: Settings, source: str) -> None:
+    """Each endpoint's provider table is validated by that provider's own schema, and each
+    per-endpoint override by the section it overrides."""
+    from .providers import registry
+
+    for i, ep in enumerate(settings.endpoints):
+        where = f"endpoints[{i}] ({ep.name})"
+        try:
+            registry.validate_config(ep.provider["kind"], ep.provider)
+        except registry.UnknownProvider as exc:
+            raise ConfigError(f"{source}: {where}.provider.kind: {exc}") from None
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source, prefix=f"{where}.provider")) from None
+        settings.planner_for(ep)
+        settings.forecast_for(ep)

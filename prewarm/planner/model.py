@@ -1,0 +1,116 @@
+"""Plain data the planner takes and gives. No I/O, no clock, no pandas: the planner runs for
+every endpoint every cycle, and property tests build these by the thousand."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class CapacityModel:
+    """How an endpoint turns requests into workers, and what a worker costs."""
+
+    concurrency: int = 1  # requests one worker serves at once
+    service_time_s: float = 1.0  # how long a request holds a slot
+    cold_start_s: float = 30.0  # from start command to ready (the lead time)
+    min_workers: int = 0
+    max_workers: int = 100
+    price_per_worker_hour: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.service_time_s <= 0:
+            raise ValueError("service_time_s must be positive")
+        if self.cold_start_s < 0:
+            raise ValueError("cold_start_s cannot be negative")
+        if not 0 <= self.min_workers <= self.max_workers:
+            raise ValueError("need 0 <= min_workers <= max_workers")
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The planner's knobs. Defaults are the documented `[planner]` defaults."""
+
+    quantile_column: str = "hi-80"  # which forecast band sizes the warm pool (hi-80 = q0.9)
+    speculative: bool = True  # hold one warm worker through lulls
+    # Below this many expected requests per hour in a lull, the speculative worker does not
+    # pay for itself (see planner.core.speculative_pays).
+    speculative_min_requests_per_hour: float = 0.0
+    floor: int = 0  # always-on part (hybrid pattern); the planner never goes below it
+    scale_in_delay_s: float = 600.0  # hysteresis: hold a higher target this long before lowering
+    idle_timeout_s: float | None = None  # for providers that accept one
+    budget_worker_hours_per_day: float | None = None
+
+
+@dataclass(frozen=True)
+class DemandForecast:
+    """Forecast demand for one endpoint: arrival rates in requests per minute per step."""
+
+    start: datetime  # aware UTC, the first step
+    step_s: int
+    mean: Sequence[float]
+    bands: Mapping[str, Sequence[float]] = field(default_factory=dict)  # 'hi-80' -> values
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        for name, values in self.bands.items():
+            if len(values) != len(self.mean):
+                raise ValueError(f"band {name} has {len(values)} steps, mean has {len(self.mean)}")
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def at(self, index: int) -> datetime:
+        return self.start + timedelta(seconds=index * self.step_s)
+
+    def series(self, column: str) -> Sequence[float]:
+        if column == "mean":
+            return self.mean
+        if column not in self.bands:
+            raise KeyError(f"forecast has no band {column!r} (has: {', '.join(self.bands)})")
+        return self.bands[column]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Recent actual traffic, so the planner never scales in on a forecast alone."""
+
+    requests_per_minute_recent: float = 0.0  # e.g. max over the last few minutes
+    cold_start_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A manual floor (`prewarm hold`), honoured until `until`."""
+
+    workers: int
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Command:
+    """Hold at least `warm_workers` warm from `at` on. `reason` says why, for `explain`."""
+
+    at: datetime
+    warm_workers: int
+    idle_timeout_s: float | None = None
+    reason: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    endpoint: str
+    issued_at: datetime
+    commands: tuple[Command, ...]
+
+    def target_at(self, moment: datetime) -> int | None:
+        """The commanded target in force at `moment` (None before the first command)."""
+        current = None
+        for cmd in self.commands:
+            if cmd.at <= moment:
+                current = cmd.warm_workers
+            else:
+                break
+        return current
