@@ -1,0 +1,11 @@
+"""One-line help per command, shown by `prewarm --help` without importing the commands."""
+SHORT_HELP = {
+    "init": "Write a commented starter config and create the embedded database.",
+    "db": "Database schema: upgrade, current revision.",
+    "ingest": "Load request counts from a CSV (ts,endpoint,requests[,cold_starts,p50_ms,p99_ms]).",
+    "forecast": "Show the demand forecast for an endpoint (changes nothing).",
+    "plan": "Show the capacity plan for one or all endpoints (changes nothing).",
+    "once": "Run one cycle: read history, forecast, plan, apply what is due; then exit (cron).",
+    "run": "Run the daemon, with Prometheus metrics and /healthz.",
+    "providers": "List installed providers, their config keys and capabilities.",
+}
