@@ -1,0 +1,166 @@
+"""Tables, as SQLAlchemy Core. The Alembic migrations in prewarm.migrations create exactly
+these; a test compares the two on every database.
+
+Times are stored as naive UTC (MariaDB's DATETIME has no zone) with microseconds, and come
+back as aware UTC through UTCDateTime.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(TypeDecorator):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; pass aware UTC")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+# MariaDB needs a length on VARCHAR; 128 keeps composite indexes under its key-size limit.
+Name = sa.String(128)
+JSONText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+endpoints = sa.Table(
+    "endpoints", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    sa.Column("provider_kind", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+request_counts = sa.Table(
+    "request_counts", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ts", UTCDateTime, primary_key=True),  # start of the bucket
+    sa.Column("bucket_s", sa.Integer, nullable=False, server_default="60"),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("cold_starts", sa.Integer, nullable=True),
+    sa.Column("p50_ms", sa.Float, nullable=True),
+    sa.Column("p99_ms", sa.Float, nullable=True),
+)
+
+forecasts = sa.Table(
+    "forecasts", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("ds", UTCDateTime, nullable=False),
+    sa.Column("step_s", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("mean", sa.Float, nullable=False),  # requests per minute
+    sa.Column("lo_80", sa.Float), sa.Column("hi_80", sa.Float),
+    sa.Column("lo_95", sa.Float), sa.Column("hi_95", sa.Float),
+    sa.Column("extra", JSONText, nullable=True),  # other bands as JSON
+    sa.Index("ix_forecasts_endpoint_issued", "endpoint_id", "issued_at"),
+)
+
+plans = sa.Table(
+    "plans", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("horizon_end", UTCDateTime, nullable=False),
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("current", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_plans_endpoint_current", "endpoint_id", "current"),
+)
+
+plan_commands = sa.Table(
+    "plan_commands", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("plans.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),  # from this time on
+    sa.Column("warm_workers", sa.Integer, nullable=False),
+    sa.Column("idle_timeout_s", sa.Float, nullable=True),
+    sa.Column("reason", JSONText, nullable=False),
+    # pending -> applied | failed | superseded | dropped
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("applied_at", UTCDateTime, nullable=True),
+    sa.Index("ix_plan_commands_endpoint_at", "endpoint_id", "at"),
+    sa.Index("ix_plan_commands_plan", "plan_id"),
+)
+
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("verb", sa.String(32), nullable=False),  # apply, hold, release, schedule
+    sa.Column("requested", JSONText, nullable=False),  # what was asked
+    sa.Column("reason", JSONText, nullable=True),
+    sa.Column("result", sa.String(16), nullable=False),  # ok, unchanged, error, started
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("retryable", sa.Boolean, nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=True),
+    sa.Column("command_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True),
+    sa.Index("ix_actions_endpoint_ts", "endpoint_id", "ts"),
+)
+
+holds = sa.Table(
+    "holds", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("workers", sa.Integer, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+)
+
+model_choices = sa.Table(
+    "model_choices", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("chosen_at", UTCDateTime, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("step_s", sa.Integer, nullable=False),
+    sa.Column("scores", JSONText, nullable=False),
+    sa.Index("ix_model_choices_endpoint_chosen", "endpoint_id", "chosen_at"),
+)
+
+forecast_accuracy = sa.Table(
+    "forecast_accuracy", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("scored_at", UTCDateTime, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("steps", sa.Integer, nullable=False),
+    sa.Column("mase", sa.Float, nullable=True),
+    sa.Column("pinball", sa.Float, nullable=True),
+    sa.Column("coverage_80", sa.Float, nullable=True),
+    sa.Column("coverage_95", sa.Float, nullable=True),
+    sa.UniqueConstraint("endpoint_id", "issued_at", name="uq_forecast_accuracy_endpoint_issued"),
+)
+
+leader = sa.Table(
+    # Leader lease for databases without advisory locks (SQLite refuses a second daemon).
+    "leader", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,84 @@
+"""Shared fixtures. Database tests run on SQLite, PostgreSQL and MariaDB, each in a fresh
+database created for the test session and dropped after it."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+TRACES = REPO.parent / "shared" / "traces"
+PG_ADMIN = os.environ.get("PREWARM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MARIA_ADMIN = os.environ.get("PREWARM_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def _server_db(admin_url: str, kind: str):
+    name = f"prewarm_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"{kind} is not reachable at {admin_url}: {exc.orig}")
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return admin, name, url
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    admin, name, url = _server_db(PG_ADMIN, "PostgreSQL")
+    yield url
+    with admin.connect() as c:
+        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def maria_url():
+    admin, name, url = _server_db(MARIA_ADMIN, "MariaDB")
+    yield url
+    with admin.connect() as c:
+        c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    admin.dispose()
+
+
+def _wipe(url: str) -> None:
+    """Drop every table so each test starts from an empty schema."""
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.begin() as c:
+        if engine.dialect.name in ("mysql", "mariadb"):
+            c.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+        meta.drop_all(c)
+        c.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def db_url(request, tmp_path):
+    """A URL of an empty database on each of the three engines."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'prewarm.db'}"
+    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "maria_url")
+    _wipe(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url):
+    from prewarm.store import Store
+    from prewarm.store import migrate
+
+    # Server databases do not upgrade themselves; tests upgrade explicitly, as an operator would.
+    engine = sa.create_engine(db_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    s = Store(db_url)
+    yield s
+    s.close()

@@ -1,0 +1,126 @@
+"""The same schema and queries on SQLite, PostgreSQL and MariaDB."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from prewarm.errors import StoreError
+from prewarm.store import CountRow, Store, migrate
+from prewarm.store.schema import metadata
+
+T0 = datetime(2024, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def test_migrations_create_exactly_the_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    assert migrate.current_revision(store.engine) == migrate.head_revision()
+
+
+def test_server_database_without_schema_is_refused_with_the_fix(db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("the embedded database upgrades itself")
+    with pytest.raises(StoreError, match="prewarm db upgrade"):
+        Store(db_url)
+
+
+def test_embedded_sqlite_upgrades_itself(tmp_path):
+    s = Store(f"sqlite:///{tmp_path}/sub/dir/p.db")
+    assert migrate.current_revision(s.engine) == migrate.head_revision()
+
+
+def test_counts_roundtrip_in_utc(store):
+    eid = store.endpoint_id("chat", "dry-run")
+    rows = [CountRow("chat", T0 + timedelta(minutes=i), i, cold_starts=0 if i else None, p50_ms=1.5)
+            for i in range(5)]
+    with store.begin() as c:
+        store.insert_counts(c, eid, rows)
+    hist = store.history("chat", T0 + timedelta(minutes=1), T0 + timedelta(minutes=4))
+    assert [h[1] for h in hist] == [1, 2, 3]
+    assert hist[0][0] == T0 + timedelta(minutes=1) and hist[0][0].tzinfo is not None
+    summary = store.count_summary("chat", T0, T0 + timedelta(hours=1))
+    assert summary["requests"] == 10 and summary["reported"] == 10 and summary["rows"] == 5
+    assert store.last_count_time("chat") == T0 + timedelta(minutes=4)
+
+
+def test_naive_datetimes_are_refused(store):
+    eid = store.endpoint_id("chat")
+    with pytest.raises(sa.exc.StatementError, match="naive"):
+        with store.begin() as c:
+            store.insert_counts(c, eid, [CountRow("chat", T0.replace(tzinfo=None), 1)])
+
+
+def test_plan_replacement_supersedes_pending_commands(store):
+    cmds = [{"at": T0, "warm_workers": 1, "reason": {"why": "speculative"}},
+            {"at": T0 + timedelta(hours=1), "warm_workers": 3, "idle_timeout_s": 60.0, "reason": {"why": "forecast"}}]
+    first = store.save_plan("chat", T0, T0 + timedelta(hours=6), "seasonal-naive", cmds)
+    store.mark_command(store.current_plan("chat")[0]["id"], "applied", T0)
+    second = store.save_plan("chat", T0 + timedelta(minutes=1), T0 + timedelta(hours=6), "seasonal-naive", cmds[1:])
+    assert second != first
+    current = store.current_plan("chat")
+    assert [c["warm_workers"] for c in current] == [3]
+    assert current[0]["reason"] == {"why": "forecast"} and current[0]["idle_timeout_s"] == 60.0
+    old = store.plan_as_of("chat", T0)
+    assert [c["status"] for c in old] == ["applied", "superseded"]
+
+
+def test_forecast_latest_and_as_of(store):
+    for k in range(2):
+        issued = T0 + timedelta(minutes=k)
+        store.save_forecast("chat", issued, "seasonal-naive", 60, [
+            {"ds": issued + timedelta(minutes=i), "mean": float(k), "lo-80": 0, "hi-80": 2.0,
+             "lo-95": 0, "hi-95": 3.0, "hi-99": 4.0} for i in range(3)])
+    latest = store.latest_forecast("chat")
+    assert len(latest) == 3 and latest[0]["mean"] == 1.0 and latest[0]["hi-99"] == 4.0
+    assert store.latest_forecast("chat", at=T0)[0]["mean"] == 0.0
+    assert store.latest_forecast("nope") == []
+
+
+def test_audit_log_and_holds(store):
+    store.record_action("chat", ts=T0, provider="dry-run", verb="apply", requested={"target": 2},
+                        result="error", error="throttled", retryable=True, reason={"why": "forecast"})
+    acts = store.actions("chat")
+    assert acts[0]["requested"] == {"target": 2} and acts[0]["retryable"] is True
+    store.set_hold("chat", 4, T0 + timedelta(hours=1), T0, note="launch")
+    assert store.active_hold("chat", T0) == (4, T0 + timedelta(hours=1))
+    assert store.active_hold("chat", T0 + timedelta(hours=2)) is None
+    assert store.clear_hold("chat") is True and store.active_hold("chat", T0) is None
+
+
+def test_model_choice_and_accuracy(store):
+    store.save_model_choice("chat", T0, "mstl", 300, {"pinball": 1.5})
+    assert store.latest_model_choice("chat")["model"] == "mstl"
+    assert store.save_accuracy("chat", issued_at=T0, scored_at=T0, model="m", steps=5,
+                               scores={"mase": 0.9, "coverage_80": 0.8}) is True
+    assert store.save_accuracy("chat", issued_at=T0, scored_at=T0, model="m", steps=5, scores={}) is False
+    assert store.accuracy("chat")[0]["mase"] == 0.9
+
+
+def test_unreachable_database_is_a_store_error():
+    with pytest.raises(StoreError, match="cannot reach"):
+        Store("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_external_history_query_binds_values(store, db_url):
+    from prewarm.store.external import fetch_history
+
+    with store.begin() as c:
+        c.exec_driver_sql("CREATE TABLE my_traffic (name VARCHAR(50), at_time TIMESTAMP, n INTEGER)")
+        c.execute(sa.text("INSERT INTO my_traffic VALUES (:a, :b, :c)"), [
+            {"a": "chat", "b": (T0 + timedelta(minutes=i)).replace(tzinfo=None), "c": i} for i in range(5)]
+            + [{"a": "x'; DROP TABLE my_traffic; --", "b": T0.replace(tzinfo=None), "c": 99}])
+    query = "SELECT at_time AS ts, n AS requests FROM my_traffic WHERE name = :endpoint AND at_time >= :start AND at_time < :end"
+    rows = fetch_history(db_url, query, endpoint="chat", start=T0, end=T0 + timedelta(minutes=3))
+    assert rows == [(T0 + timedelta(minutes=i), i) for i in range(3)]
+    # A hostile endpoint name is a value, not SQL.
+    rows = fetch_history(db_url, query, endpoint="x'; DROP TABLE my_traffic; --", start=T0,
+                         end=T0 + timedelta(minutes=1))
+    assert rows == [(T0, 99)]
+    with store.begin() as c:
+        c.exec_driver_sql("DROP TABLE my_traffic")
