@@ -1,0 +1,189 @@
+"""Shared plumbing for providers that speak a vendor's REST API through httpx.
+
+One `JsonApi` per provider instance: a base URL, an auth header built from a token read from
+the environment, status-code -> ProviderError mapping, and retries through `retry_call`
+(429, 408, 5xx and connection errors are retried; `Retry-After` is honoured within the
+deadline; 4xx answers are not retried).
+
+Secrets: the token lives only in the httpx client's default headers. It never enters a
+config object, a log line, an error message or a repr.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Optional
+
+import httpx
+from pydantic import Field
+
+from .base import Provider, ProviderConfig, ProviderError, retry_call
+
+log = logging.getLogger("prewarm.providers.http")
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MESSAGE_KEYS = ("detail", "message", "error", "title", "errorMessage")
+
+
+class HttpProviderConfig(ProviderConfig):
+    """Keys every HTTP provider takes. `api_token_env` names the variable holding the token;
+    the token itself is never written in the config file."""
+
+    api_token_env: str = Field(..., description="environment variable holding the API token")
+    timeout_s: float = Field(15.0, gt=0, description="per-request timeout in seconds")
+    retry_deadline_s: float = Field(30.0, ge=0, description="give up retrying after this long")
+
+
+class HttpProviderError(ProviderError):
+    """A ProviderError that also knows the HTTP status and how long the server asked us to wait."""
+
+    def __init__(self, message: str, *, provider: str, endpoint: str, retryable: bool,
+                 code: str | None = None, status: int | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message, provider=provider, endpoint=endpoint, retryable=retryable,
+                         code=code)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def read_token(provider: Provider, env_name: str) -> str:
+    token = os.environ.get(env_name, "")
+    if not token:
+        raise provider.error(
+            f"environment variable {env_name} (named by api_token_env) is not set or empty",
+            retryable=False, code="config")
+    return token
+
+
+def error_message(response: httpx.Response) -> str:
+    """The vendor's own words for a failed call, shortened; never the request headers."""
+    text = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in _MESSAGE_KEYS:
+            if body.get(key):
+                text = str(body[key])
+                break
+    if not text:
+        text = response.text.strip() or response.reason_phrase
+    return f"{response.request.method} {response.request.url.path} -> HTTP {response.status_code}: {text[:300]}"
+
+
+def provider_limit(target: int, limit: Any) -> tuple[int, dict[str, Any]]:
+    """Fail warm but honest: a target above the vendor-side maximum is lowered to it (writing
+    more would be refused) and the cut is reported in the result's detail."""
+    if isinstance(limit, int) and limit >= 0 and target > limit:
+        log.warning("target %d exceeds the provider's own maximum %d; applying %d", target, limit, limit)
+        return limit, {"requested": target, "limited_by_provider_max": limit}
+    return target, {}
+
+
+def seconds_to_minutes(seconds: float) -> int:
+    return max(1, math.ceil(seconds / 60.0))
+
+
+class JsonApi:
+    """A small JSON-over-HTTP client bound to one provider instance."""
+
+    def __init__(self, provider: Provider, config: HttpProviderConfig, *, base_url: str,
+                 auth_header: Callable[[str], dict[str, str]],
+                 transport: Optional[httpx.BaseTransport] = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._provider = provider
+        self._config = config
+        self._clock = clock
+        self._sleep = sleep
+        headers = {"Accept": "application/json", "User-Agent": "prewarm"}
+        headers.update(auth_header(read_token(provider, config.api_token_env)))
+        self._client = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers,
+                                    timeout=config.timeout_s, transport=transport)
+
+    def __repr__(self) -> str:  # the default would be harmless, but say so explicitly
+        return f"JsonApi(base_url={str(self._client.base_url)!r}, token=<hidden>)"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One logical call: retried on retryable failures, parsed JSON (or None) on success."""
+        return self.retrying(lambda: self.once(method, path, body))
+
+    def retrying(self, fn: Callable[[], Any]) -> Any:
+        start = self._clock()
+        wait_at_least = {"s": 0.0}
+
+        def on_retry(exc: ProviderError, attempt: int, delay: float) -> None:
+            asked = getattr(exc, "retry_after_s", None)
+            if asked is not None and self._clock() - start + asked > self._config.retry_deadline_s:
+                raise exc  # the server wants us back after the deadline: give up now
+            wait_at_least["s"] = asked or 0.0
+            log.warning("%s / %s: retry %d in %.2fs after: %s", exc.provider, exc.endpoint,
+                        attempt, max(delay, asked or 0.0), exc.args[0])
+
+        def sleep(delay: float) -> None:
+            self._sleep(max(delay, wait_at_least["s"]))
+            wait_at_least["s"] = 0.0
+
+        return retry_call(fn, deadline_s=self._config.retry_deadline_s, on_retry=on_retry,
+                          sleep=sleep, clock=self._clock)
+
+    def once(self, method: str, path: str, body: Any = None) -> Any:
+        endpoint = self._provider.endpoint.name
+        kind = self._provider.kind
+        try:
+            response = self._client.request(method, path.lstrip("/"), json=body)
+        except httpx.TransportError as exc:  # connect, read, timeouts: the call may not have landed
+            raise HttpProviderError(f"{method} {path}: {type(exc).__name__}: {exc}", provider=kind,
+                                    endpoint=endpoint, retryable=True, code="connection") from None
+        if response.status_code >= 400:
+            status = response.status_code
+            raise HttpProviderError(
+                error_message(response), provider=kind, endpoint=endpoint,
+                retryable=status in RETRYABLE_STATUS, code=f"http-{status}", status=status,
+                retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise HttpProviderError(f"{method} {path}: answer is not JSON", provider=kind,
+                                    endpoint=endpoint, retryable=False, code="bad-response") from None
+
+
+def field(data: Any, *path: str, provider: Provider, default: Any = ...) -> Any:
+    """Dig `path` out of a JSON answer; a missing key is a clear, non-retryable error."""
+    cur = data
+    for key in path:
+        if isinstance(cur, dict) and key in cur and cur[key] is not None:
+            cur = cur[key]
+        elif default is not ...:
+            return default
+        else:
+            raise provider.error(f"answer has no {'.'.join(path)}", retryable=False, code="bad-response")
+    return cur
