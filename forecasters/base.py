@@ -56,8 +56,9 @@ def level_to_quantile(column: str) -> float:
     return 1 - tail if side == "hi" else tail
 
 
-def tidy(frame: "pd.DataFrame", levels: Sequence[int]) -> "pd.DataFrame":
-    """Clip at zero, keep bands ordered (lo <= mean <= hi), columns in the documented order."""
+def tidy(frame: "pd.DataFrame", levels: Sequence[int], keep: Sequence[str] = ()) -> "pd.DataFrame":
+    """Clip at zero, keep bands ordered (lo <= mean <= hi), columns in the documented order
+    (plus `keep`, e.g. cutoff and y of a cross-validation frame, after unique_id and ds)."""
     cols = ["mean", *interval_columns(levels)]
     out = frame.copy()
     for col in cols:
@@ -66,4 +67,4 @@ def tidy(frame: "pd.DataFrame", levels: Sequence[int]) -> "pd.DataFrame":
         lo, hi = f"lo-{level}", f"hi-{level}"
         out[lo] = out[[lo, "mean"]].min(axis=1)
         out[hi] = out[[hi, "mean"]].max(axis=1)
-    return out[["unique_id", "ds", *cols]].reset_index(drop=True)
+    return out[["unique_id", "ds", *keep, *cols]].reset_index(drop=True)

@@ -1,45 +1,33 @@
-"""Seasonal naive: tomorrow looks like today. The fallback every other model falls back to.
+"""Seasonal naive: tomorrow looks like today (or like the same day last week).
 
-Built on statsforecast's SeasonalNaive (prediction intervals from its residuals). A series
-shorter than one season falls back to its historic average, so a new endpoint still gets a
-forecast rather than none.
+The fallback every other model falls back to. Built on statsforecast's SeasonalNaive, with
+prediction intervals from its residuals. `seasonal-naive` repeats the last day;
+`seasonal-naive-weekly` the same day last week once there are two weeks of history (the
+last day before that). A series shorter than two days gets its historic average, so a new
+endpoint still gets a forecast rather than none.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from .preprocess import DAY_S, WEEK_S
+from .sfbase import StatsForecastForecaster
 
-from .base import Forecaster, ForecastError, tidy
 
-
-class SeasonalNaiveForecaster(Forecaster):
+class SeasonalNaiveForecaster(StatsForecastForecaster):
     name = "seasonal-naive"
 
-    def __init__(self, season_s: int = 86400, **params) -> None:
+    def __init__(self, season_s: int = DAY_S, **params) -> None:
         super().__init__(season_s=season_s, **params)
         self.season_s = int(season_s)
+        self.seasons_s = tuple(sorted({min(DAY_S, self.season_s), self.season_s}))
 
-    def forecast(self, history, *, horizon: int, step_s: int, levels: Sequence[int] = (80, 95)):
-        import pandas as pd
-        from statsforecast import StatsForecast
-        from statsforecast.models import HistoricAverage, SeasonalNaive
+    def build(self, season_steps, *, step_s, horizon):
+        from statsforecast.models import SeasonalNaive
 
-        if history.empty:
-            raise ForecastError("no history to forecast from", model=self.name)
-        season = max(1, self.season_s // step_s)
-        freq = f"{step_s}s"  # a pandas offset alias; statsforecast rejects a Timedelta
-        sizes = history.groupby("unique_id", sort=False)["y"].size()
-        long_ids = sizes.index[sizes >= 2 * season]
-        short_ids = sizes.index[sizes < 2 * season]
-        parts = []
-        for ids, model in ((long_ids, SeasonalNaive(season_length=season)),
-                           (short_ids, HistoricAverage())):
-            if len(ids) == 0:
-                continue
-            part = history[history["unique_id"].isin(ids)]
-            sf = StatsForecast(models=[model], freq=freq, n_jobs=1)
-            out = sf.forecast(df=part, h=horizon, level=list(levels))
-            alias = str(model)
-            out = out.rename(columns=lambda c: c.replace(alias, "mean").replace("mean-", ""))
-            parts.append(out)
-        result = pd.concat(parts, ignore_index=True)
-        return tidy(result, levels)
+        return SeasonalNaive(season_length=season_steps[-1])
+
+
+class SeasonalNaiveWeeklyForecaster(SeasonalNaiveForecaster):
+    name = "seasonal-naive-weekly"
+
+    def __init__(self, season_s: int = WEEK_S, **params) -> None:
+        super().__init__(season_s=season_s, **params)

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .forecast_events import ForecastEvent
 from .units import parse_duration, zone
 
 DEFAULT_CONFIG_NAME = "prewarm.toml"
@@ -88,12 +89,29 @@ class ForecastSettings(_Strict):
     horizon_s: float = Field(6 * 3600.0, description="how far ahead to forecast and plan")
     step_s: int = Field(60, description="forecast step in seconds (60, 300, 900)")
     levels: tuple[int, ...] = Field((80, 95), description="prediction interval levels")
+    resolution: Literal["auto", "fixed"] = Field(
+        "auto", description="auto: per endpoint the finest of 1/5/15 min (>= step) that is mostly non-zero")
+    timezone: Optional[str] = Field(None, description="local zone of the daily season (DST-aware)")
+    refit_interval_s: float = Field(86400.0, description="re-run the 'auto' model choice this often")
+    gap_fill: Literal["seasonal", "zero"] = Field("seasonal", description="missing steps: last week/day, or 0")
+    backend: Literal["local", "dask"] = Field("local", description="where statsforecast runs")
+    dask_address: Optional[str] = Field(None, description="scheduler address; none = a LocalCluster")
+    n_jobs: int = Field(1, ge=1, description="processes for the local backend")
+    events: tuple[ForecastEvent, ...] = Field((), description="calendar overrides ([[forecast.events]])")
 
     @model_validator(mode="before")
     @classmethod
     def _durations(cls, data: Any) -> Any:
         return _parse_duration_keys(data, {"season": "season_s", "history": "history_s",
-                                           "horizon": "horizon_s", "step": "step_s"})
+                                           "horizon": "horizon_s", "step": "step_s",
+                                           "refit_interval": "refit_interval_s"})
+
+    @field_validator("timezone")
+    @classmethod
+    def _forecast_zone(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            zone(v)
+        return v
 
     @field_validator("levels")
     @classmethod

@@ -11,35 +11,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the fakes live besid
 from fake_vendors import TOKEN, BasetenFake, HfEndpointsFake, ReplicateFake, RunPodFake  # noqa: E402
 
 
-def _serve(fake, monkeypatch, env: str):
-    monkeypatch.setenv(env, TOKEN)
-    fake.start()
-    return fake
+def _fixture(fake_cls, env: str):
+    @pytest.fixture
+    def serve(monkeypatch):
+        monkeypatch.setenv(env, TOKEN)
+        fake = fake_cls().start()
+        yield fake
+        fake.stop()
+    return serve
 
 
-@pytest.fixture
-def runpod_api(monkeypatch):
-    fake = _serve(RunPodFake(), monkeypatch, "RUNPOD_API_KEY")
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def hf_api(monkeypatch):
-    fake = _serve(HfEndpointsFake(), monkeypatch, "HF_TOKEN")
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def replicate_api(monkeypatch):
-    fake = _serve(ReplicateFake(), monkeypatch, "REPLICATE_API_TOKEN")
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def baseten_api(monkeypatch):
-    fake = _serve(BasetenFake(), monkeypatch, "BASETEN_API_KEY")
-    yield fake
-    fake.stop()
+runpod_api = _fixture(RunPodFake, "RUNPOD_API_KEY")
+hf_api = _fixture(HfEndpointsFake, "HF_TOKEN")
+replicate_api = _fixture(ReplicateFake, "REPLICATE_API_TOKEN")
+baseten_api = _fixture(BasetenFake, "BASETEN_API_KEY")

@@ -1,0 +1,83 @@
+"""How good a stored forecast was, once the actuals are in. Pure functions.
+
+- pinball loss at quantile q: the loss the planner pays for sizing on that quantile
+  (hi-80 is q = 0.9): under-forecasts cost q per request, over-forecasts 1 - q;
+- coverage of a band: the share of actuals inside [lo, hi] (nominal 0.8 for the 80% band);
+- MASE: mean absolute error over the in-sample mean absolute error of the seasonal naive
+  forecast, so that 1.0 means "as good as copying the last season".
+Steps flagged `imputed` (no data was collected) are not scored.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .base import level_to_quantile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def pinball_loss(actual: Sequence[float], predicted: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    y, p = np.asarray(actual, float), np.asarray(predicted, float)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} actuals but {len(p)} predictions")
+    if not 0 < q < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {q}")
+    if len(y) == 0:
+        return math.nan
+    diff = y - p
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def coverage(actual: Sequence[float], lo: Sequence[float], hi: Sequence[float]) -> float:
+    import numpy as np
+
+    y = np.asarray(actual, float)
+    if len(y) == 0:
+        return math.nan
+    return float(np.mean((y >= np.asarray(lo, float)) & (y <= np.asarray(hi, float))))
+
+
+def mase(actual: Sequence[float], predicted: Sequence[float], insample: Sequence[float],
+         season: int = 1) -> float:
+    """NaN when the in-sample naive error is zero (a flat or all-zero history)."""
+    import numpy as np
+
+    y, p, x = (np.asarray(a, float) for a in (actual, predicted, insample))
+    if len(y) == 0:
+        return math.nan
+    season = season if len(x) > season else 1
+    if len(x) <= season:
+        return math.nan
+    scale = float(np.mean(np.abs(x[season:] - x[:-season])))
+    if scale == 0:
+        return math.nan
+    return float(np.mean(np.abs(y - p))) / scale
+
+
+def score(frame: "pd.DataFrame", *, levels: Iterable[int] = (80, 95), quantile_column: str = "hi-80",
+          insample: "pd.DataFrame | None" = None, season: int = 1) -> dict[str, dict[str, float]]:
+    """Per unique_id: pinball at the planner's band, coverage of each level, MAE, MASE
+    (when `insample` history is given) and the number of scored steps. `frame` holds the
+    forecast columns and the actuals `y` on the same rows (cross-validation output, or a
+    stored forecast joined to what happened)."""
+    q = level_to_quantile(quantile_column)
+    data = frame
+    if "imputed" in data.columns:
+        data = data[~data["imputed"].astype(bool)]
+    data = data.dropna(subset=["y"])
+    result: dict[str, dict[str, float]] = {}
+    history = dict(tuple(insample.groupby("unique_id"))) if insample is not None else {}
+    for uid, grp in data.groupby("unique_id", sort=False):
+        y = grp["y"].to_numpy(float)
+        row = {"n": float(len(y)), "pinball": pinball_loss(y, grp[quantile_column], q),
+               "mae": float(abs(y - grp["mean"].to_numpy(float)).mean()) if len(y) else math.nan}
+        for level in levels:
+            row[f"coverage-{level}"] = coverage(y, grp[f"lo-{level}"], grp[f"hi-{level}"])
+        if uid in history:
+            row["mase"] = mase(y, grp["mean"], history[uid]["y"], season)
+        result[str(uid)] = row
+    return result

@@ -1,0 +1,178 @@
+"""Shared machinery for forecasters that wrap one statsforecast model.
+
+Per batch: the history is cleaned (extra columns dropped, outliers capped), series are
+grouped by the seasons their length supports (a season needs two full cycles of history;
+a series with none gets HistoricAverage), and each group runs through one StatsForecast
+with `fallback_model` = SeasonalNaive (or HistoricAverage), so a model that fails on one
+series still leaves it a forecast. Columns come back as `mean, lo-80, hi-80, ...`.
+Models without intervals of their own, or asked to (`conformal=True`), get statsforecast's
+ConformalIntervals with `conformal_windows` windows of the forecast horizon.
+"""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .base import Forecaster, ForecastError, tidy
+from .preprocess import DAY_S, WEEK_S, winsorise
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CV_COLUMNS = ("unique_id", "ds", "cutoff", "y")
+
+
+class StatsForecastForecaster(Forecaster):
+    #: seasons (seconds) the model would like; the longest ones that fit are used
+    seasons_s: tuple[int, ...] = (DAY_S,)
+    #: False for models that have no interval of their own (always conformal then)
+    own_intervals: bool = True
+    #: cap outliers before fitting (seasonal models copy the past)
+    robust: bool = True
+
+    def __init__(self, *, conformal: bool = False, conformal_windows: int = 5, n_jobs: int = 1,
+                 backend: str = "local", **params: Any) -> None:
+        super().__init__(**params, **({"conformal": True} if conformal else {}))
+        self.conformal = conformal or not self.own_intervals
+        self.conformal_windows = int(conformal_windows)
+        self.n_jobs = n_jobs
+        self.backend = backend
+
+    # --- what subclasses define -------------------------------------------------------
+    def build(self, season_steps: tuple[int, ...], *, step_s: int, horizon: int) -> Any:
+        """The statsforecast model for series supporting `season_steps` (may be empty)."""
+        raise NotImplementedError
+
+    # --- machinery -----------------------------------------------------------------------
+    def usable_seasons(self, n_obs: int, step_s: int) -> tuple[int, ...]:
+        steps = [s // step_s for s in self.seasons_s if s % step_s == 0 and s // step_s > 1]
+        return tuple(s for s in steps if n_obs >= 2 * s)
+
+    def intervals(self, horizon: int, n_obs: int):
+        from statsforecast.utils import ConformalIntervals
+
+        if not self.conformal:
+            return None
+        windows = min(self.conformal_windows, (n_obs - 1) // horizon - 1)
+        if windows < 2:
+            return None
+        return ConformalIntervals(h=horizon, n_windows=windows)
+
+    def _groups(self, df: "pd.DataFrame", step_s: int, reserve: int = 0):
+        sizes = df.groupby("unique_id", sort=False)["y"].size() - reserve
+        keys = {uid: self.usable_seasons(int(n), step_s) for uid, n in sizes.items()}
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for uid, key in keys.items():
+            groups.setdefault(key, []).append(uid)
+        for key, ids in groups.items():
+            yield key, ids, int(sizes[ids].min())
+
+    def _model_for(self, key: tuple[int, ...], *, step_s: int, horizon: int, n_min: int):
+        from statsforecast.models import HistoricAverage, SeasonalNaive
+
+        short = not key and bool(self.seasons_s)
+        model = HistoricAverage() if short else self.build(key, step_s=step_s, horizon=horizon)
+        if short:
+            model.alias = "short-history"
+        elif self.conformal and getattr(model, "prediction_intervals", None) is None:
+            model.prediction_intervals = self.intervals(horizon, n_min)
+            if model.prediction_intervals is None and not self.own_intervals:
+                model, short = HistoricAverage(), True  # too short to calibrate: plain average
+        daily = DAY_S // step_s
+        fallback = SeasonalNaive(season_length=daily) if n_min >= 2 * daily > 2 else HistoricAverage()
+        return model, fallback
+
+    def prepare(self, history: "pd.DataFrame") -> "pd.DataFrame":
+        df = history[["unique_id", "ds", "y"]]
+        if df.empty:
+            raise ForecastError("no history to forecast from", model=self.name)
+        if df["y"].isna().any():
+            bad = df.loc[df["y"].isna(), "unique_id"].unique()[:5]
+            raise ForecastError("history has missing values; fill gaps first (preprocess.fill_gaps)",
+                                model=self.name, unique_ids=list(bad))
+        return winsorise(df) if self.robust else df
+
+    def forecast(self, history, *, horizon: int, step_s: int, levels: Sequence[int] = (80, 95)):
+        import pandas as pd
+        from statsforecast import StatsForecast
+
+        df = self.prepare(history)
+        parts = []
+        for key, ids, n_min in self._groups(df, step_s):
+            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min)
+            sf = StatsForecast(models=[model], freq=f"{step_s}s", n_jobs=self.n_jobs,
+                               fallback_model=fallback)
+            part = df[df["unique_id"].isin(ids)]
+            with quiet():
+                out = run_forecast(sf, part, horizon, levels, self.backend)
+            parts.append(rename_model_columns(out, model.alias))
+        return tidy(pd.concat(parts, ignore_index=True), levels)
+
+    def cross_validation(self, history, *, horizon: int, step_s: int, n_windows: int,
+                         levels: Sequence[int] = (80, 95)) -> "pd.DataFrame":
+        """Rolling origin (statsforecast's cross_validation, refit at every window):
+        unique_id, ds, cutoff, y (the raw actuals, not the capped ones), mean, bands.
+        Series too short for n_windows windows plus one season of training are left out."""
+        import pandas as pd
+        from statsforecast import StatsForecast
+
+        df = self.prepare(history)
+        reserve = n_windows * horizon
+        parts = []
+        for key, ids, n_min in self._groups(df, step_s, reserve=reserve):
+            if n_min < max(horizon, 2):
+                continue
+            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min)
+            sf = StatsForecast(models=[model], freq=f"{step_s}s", n_jobs=self.n_jobs,
+                               fallback_model=fallback)
+            with quiet():
+                out = sf.cross_validation(df=df[df["unique_id"].isin(ids)], h=horizon,
+                                          n_windows=n_windows, step_size=horizon, level=list(levels))
+            parts.append(rename_model_columns(out, model.alias))
+        if not parts:
+            return pd.DataFrame(columns=[*CV_COLUMNS, "mean"])
+        out = pd.concat(parts, ignore_index=True).drop(columns=["y"])
+        out = out.merge(history[[c for c in ("unique_id", "ds", "y", "imputed") if c in history]],
+                        on=["unique_id", "ds"], how="left")
+        keep = ["cutoff", "y", *(["imputed"] if "imputed" in out else [])]
+        return tidy(out, levels, keep=keep)
+
+
+def rename_model_columns(frame: "pd.DataFrame", alias: str) -> "pd.DataFrame":
+    """'AutoETS' -> 'mean', 'AutoETS-lo-80' -> 'lo-80'."""
+    def rename(col: str) -> str:
+        if col == alias:
+            return "mean"
+        if col.startswith(alias + "-"):
+            return col[len(alias) + 1:]
+        return col
+    return frame.rename(columns=rename)
+
+
+def run_forecast(sf, df: "pd.DataFrame", horizon: int, levels: Sequence[int], backend: str):
+    """Local, or on a Dask cluster through statsforecast's fugue backend (the client must
+    already be connected: `prewarm.forecasting.dask_client`)."""
+    if backend == "local":
+        return sf.forecast(df=df, h=horizon, level=list(levels))
+    if backend == "dask":
+        import dask.dataframe as dd
+        from distributed import default_client
+
+        workers = max(1, len(default_client().scheduler_info()["workers"]))
+        ddf = dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=max(1, 2 * workers))
+        out = sf.forecast(df=ddf, h=horizon, level=list(levels))
+        out = out.compute() if hasattr(out, "compute") else out
+        return out.sort_values(["unique_id", "ds"], ignore_index=True)
+    raise ForecastError(f"unknown backend {backend!r} (expected 'local' or 'dask')", model=sf.models[0].alias)
+
+
+@contextmanager
+def quiet():
+    """statsforecast's optimisers warn on every hard series (convergence, zero variance);
+    the fallback and the scores deal with the outcome, the log need not repeat it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
