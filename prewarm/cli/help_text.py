@@ -7,5 +7,6 @@ SHORT_HELP = {
     "plan": "Show the capacity plan for one or all endpoints (changes nothing).",
     "once": "Run one cycle: read history, forecast, plan, apply what is due; then exit (cron).",
     "run": "Run the daemon, with Prometheus metrics and /healthz.",
+    "demo": "Run the embedded default end to end: generated traffic, SQLite, real local workers.",
     "providers": "List installed providers, their config keys and capabilities.",
 }

@@ -326,6 +326,18 @@ class Store:
                      "result": r.result, "error": r.error, "retryable": r.retryable,
                      "duration_ms": r.duration_ms, "command_id": r.command_id} for r in rows]
 
+    def last_applied_target(self, endpoint: str) -> int | None:
+        """The target of the last successful apply or hold: what the provider was last told."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return None
+        a = t.actions.c
+        with self.begin() as c:
+            row = c.execute(sa.select(a.requested).where(
+                a.endpoint_id == eid, a.verb.in_(("apply", "hold", "release")), a.result.in_(("ok", "unchanged")))
+                .order_by(a.ts.desc(), a.id.desc()).limit(1)).first()
+        return None if row is None else int(json.loads(row[0])["target"])
+
     # -- holds -----------------------------------------------------------------------------
     def set_hold(self, endpoint: str, workers: int, until: datetime, now: datetime, note: str | None = None) -> None:
         with self.begin() as c:

@@ -1,0 +1,46 @@
+"""Printing data: a plain table for people, --json for programs."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any, Sequence
+
+import click
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from ..units import iso
+        return iso(value)
+    return str(value)
+
+
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, default=_default, indent=2))
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return str(v)
+
+
+def interactive() -> bool:
+    """Progress goes to a terminal only; piped output stays quiet."""
+    return sys.stderr.isatty()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -1,0 +1,44 @@
+"""`prewarm plan`: show, change nothing."""
+from __future__ import annotations
+
+import click
+
+from .common import DURATION, TIME, runtime, utcnow
+from .output import emit_json, json_option, table
+
+
+@click.command()
+@click.argument("endpoint", required=False)
+@click.option("--horizon", type=DURATION, default="6h", show_default=True, help="How far ahead.")
+@click.option("--at", "at", type=TIME, help="Plan as if it were this time.")
+@json_option
+@click.pass_context
+def plan(ctx, endpoint, horizon, at, as_json) -> None:
+    """Show the capacity plan for ENDPOINT (default: every endpoint). Nothing is stored or applied."""
+    from ..cycle import plan_cycle
+
+    rt = runtime(ctx)
+    try:
+        now = at or utcnow()
+        outcomes = plan_cycle(rt, now, [endpoint] if endpoint else None, save=False, horizon_s=horizon)
+    finally:
+        rt.close()
+    doc = []
+    for name, out in outcomes.items():
+        cmds = [] if out.plan is None else [
+            {"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s, "reason": dict(c.reason)}
+            for c in out.plan.commands]
+        doc.append({"endpoint": name, "model": out.model, "error": out.error, "commands": cmds})
+    if as_json:
+        emit_json(doc)
+        return
+    for item in doc:
+        if item["error"]:
+            click.echo(f"{item['endpoint']}: not planned ({item['error']})")
+            continue
+        click.echo(f"{item['endpoint']}: {item['model']}")
+        table([[c["at"], c["warm_workers"], c["reason"].get("why"), c["reason"].get("forecast_rpm"),
+                c["reason"].get("need_at")] for c in item["commands"]],
+              ["from", "warm", "why", "forecast/min", "needed by"])
+    if any(item["error"] for item in doc):
+        ctx.exit(1)

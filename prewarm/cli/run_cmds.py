@@ -1,0 +1,74 @@
+"""`prewarm once` (cron mode) and `prewarm run` (the daemon)."""
+from __future__ import annotations
+
+import click
+
+from .common import TIME, runtime, utcnow
+from .output import emit_json, json_option, table
+
+
+@click.command()
+@click.option("--endpoint", "endpoints", multiple=True, help="Only these endpoints (repeatable).")
+@click.option("--at", "at", type=TIME, hidden=True, help="Pretend it is this time (tests, demos).")
+@json_option
+@click.pass_context
+def once(ctx, endpoints, at, as_json) -> None:
+    """Run one cycle: read history, forecast, plan, apply what is due; then exit (cron mode).
+
+    Exit code 1 if any endpoint could not be planned or applied.
+    """
+    from ..cycle import run_once
+
+    rt = runtime(ctx)
+    try:
+        outcomes, actions = run_once(rt, at or utcnow(), endpoints or None)
+    finally:
+        rt.close()
+    failed = [o for o in outcomes.values() if o.error] + [a for a in actions if a.result == "error"]
+    if as_json:
+        emit_json({"planned": {k: {"model": v.model, "error": v.error,
+                                   "commands": len(v.plan.commands) if v.plan else 0} for k, v in outcomes.items()},
+                   "actions": [a.__dict__ for a in actions]})
+    else:
+        for name, out in outcomes.items():
+            click.echo(f"{name}: " + (f"planned with {out.model}" if not out.error else f"NOT planned: {out.error}"))
+        if actions:
+            table([[a.endpoint, a.previous, a.target, a.result, a.reason.get("why"), a.error] for a in actions],
+                  ["endpoint", "was", "target", "result", "why", "error"])
+    if failed:
+        ctx.exit(1)
+
+
+@click.command()
+@click.option("--metrics-addr", help="HOST:PORT for /metrics and /healthz (default [metrics] address).")
+@click.pass_context
+def run(ctx, metrics_addr) -> None:
+    """Run the daemon, with Prometheus metrics and /healthz.
+
+    SIGTERM stops gracefully, SIGHUP reloads the config (a bad one is refused).
+    """
+    from prometheus_client import CollectorRegistry
+
+    from .. import config as config_mod
+    from ..daemon import Daemon
+    from ..leader import for_url
+    from ..metrics import Metrics, MetricsServer
+
+    settings = ctx.obj.settings
+    metrics = Metrics(CollectorRegistry())
+    obj = ctx.obj
+    daemon = Daemon(settings, metrics=metrics, lock=for_url(settings.store.url),
+                    reload=lambda: config_mod.load(obj.config_path, db_url=obj.db_url))
+    server = None
+    if settings.metrics.enabled or metrics_addr:
+        address = metrics_addr or settings.metrics.address
+        try:
+            server = MetricsServer(metrics, address, daemon.heartbeat.check).start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {address}: {exc.strerror}")
+        click.echo(f"metrics on http://{server.address}/metrics", err=True)
+    try:
+        ctx.exit(daemon.run())
+    finally:
+        if server:
+            server.stop()

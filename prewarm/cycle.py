@@ -1,0 +1,302 @@
+"""One cycle: read history, forecast, plan, apply what is due, record.
+
+Composes the store, the forecasters, the pure planner and the providers. `now` is always
+passed in. Fail warm: an error at any stage keeps the last plan and never lowers capacity.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from .coldstart import lead_seconds
+from .config import EndpointSettings, Settings
+from .errors import StoreError
+from .planner.core import plan_endpoint
+from .planner.model import CapacityModel, EndpointPlan, Hold, Observed, PolicySettings
+from .providers import registry as provider_registry
+from .providers.base import EndpointRef, Provider, ProviderError, retry_call
+from .store import Store
+
+log = logging.getLogger("prewarm.cycle")
+RECENT_WINDOW = timedelta(minutes=5)
+COLD_RATE_WINDOW = timedelta(hours=1)
+
+
+def capacity_model(ep: EndpointSettings) -> CapacityModel:
+    c = ep.capacity
+    return CapacityModel(concurrency=c.concurrency, service_time_s=c.service_time_s,
+                         cold_start_s=lead_seconds(c.cold_start_s, c.cold_start_dist, c.cold_start_percentile),
+                         min_workers=c.min_workers, max_workers=c.max_workers,
+                         price_per_worker_hour=c.price_per_worker_hour)
+
+
+def policy_settings(settings: Settings, ep: EndpointSettings) -> PolicySettings:
+    p = settings.planner_for(ep)
+    return PolicySettings(quantile_column=p.quantile, speculative=p.speculative,
+                          speculative_min_requests_per_hour=p.speculative_min_requests_per_hour,
+                          floor=p.floor, scale_in_delay_s=p.scale_in_delay_s, idle_timeout_s=p.idle_timeout_s,
+                          budget_worker_hours_per_day=p.budget_worker_hours_per_day)
+
+
+@dataclass
+class EndpointOutcome:
+    endpoint: str
+    plan: EndpointPlan | None = None
+    model: str | None = None
+    error: str | None = None
+    stage: str | None = None
+
+
+@dataclass
+class ActionOutcome:
+    endpoint: str
+    target: int
+    previous: int | None
+    result: str  # ok, unchanged, error, skipped
+    reason: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Runtime:
+    """What a cycle needs: settings, the store, providers (created on first use), metrics."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, metrics=None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.store.url, echo=settings.store.echo)
+        self.metrics = metrics
+        self.providers: dict[str, Provider] = {}
+
+    def provider(self, ep: EndpointSettings) -> Provider:
+        if ep.name not in self.providers:
+            ref = EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers)
+            self.providers[ep.name] = provider_registry.create(ep.provider, ref)
+        return self.providers[ep.name]
+
+    def endpoints(self, names: Iterable[str] | None = None) -> list[EndpointSettings]:
+        if names is None:
+            return list(self.settings.endpoints)
+        return [self.settings.endpoint(n) for n in names]
+
+    def close(self) -> None:
+        for p in self.providers.values():
+            try:
+                p.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the real outcome
+                log.debug("closing provider failed", exc_info=True)
+        self.store.close()
+
+    def _error(self, stage: str, endpoint: str) -> None:
+        if self.metrics:
+            self.metrics.errors.labels(stage, endpoint).inc()
+
+
+def read_history(rt: Runtime, ep: EndpointSettings, start: datetime, end: datetime) -> list[tuple]:
+    if ep.history is not None:
+        from .store.external import fetch_history
+        return fetch_history(ep.history.url, ep.history.query, endpoint=ep.name, start=start, end=end)
+    return rt.store.history(ep.name, start, end)
+
+
+def observed(rows: list[tuple], now: datetime, rt: Runtime, ep: EndpointSettings) -> Observed:
+    recent = [r[1] for r in rows if r[0] >= now - RECENT_WINDOW]
+    summary = rt.store.count_summary(ep.name, now - COLD_RATE_WINDOW, now) if ep.history is None else None
+    rate = None
+    if summary and summary["reported"] > 0:
+        rate = summary["cold_starts"] / summary["reported"]
+    if rt.metrics is not None and rate is not None:
+        rt.metrics.cold_rate.labels(ep.name).set(rate)
+    return Observed(requests_per_minute_recent=float(max(recent, default=0)), cold_start_rate=rate)
+
+
+def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
+               save: bool = True, horizon_s: float | None = None) -> dict[str, EndpointOutcome]:
+    """Forecast and plan the endpoints; store forecasts and plans unless save=False."""
+    from .demand import demand_records, forecast_demand
+
+    outcomes: dict[str, EndpointOutcome] = {}
+    groups: dict[tuple, list[EndpointSettings]] = {}
+    for ep in rt.endpoints(names):
+        f = rt.settings.forecast_for(ep)
+        groups.setdefault((f.model, f.step_s, f.horizon_s if horizon_s is None else horizon_s,
+                           f.history_s, f.season_s, f.levels), []).append(ep)
+
+    ingest_delay = timedelta(seconds=rt.settings.daemon.ingest_delay_s)
+    for (model, step_s, horizon, history_s, season_s, levels), eps in groups.items():
+        histories: dict[str, list[tuple]] = {}
+        cutoff = now - ingest_delay
+        for ep in eps:
+            try:
+                histories[ep.name] = read_history(rt, ep, now - timedelta(seconds=history_s), cutoff)
+            except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
+                rt._error("history", ep.name)
+                log.error("history for %s failed, keeping the last plan: %s", ep.name, exc)
+                outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="history")
+        try:
+            demands = forecast_demand({k: v for k, v in histories.items()}, now=cutoff, model=model,
+                                      step_s=step_s, horizon_s=horizon + ingest_delay.total_seconds(),
+                                      history_s=history_s, season_s=season_s, levels=levels)
+        except Exception as exc:  # noqa: BLE001
+            for name in histories:
+                rt._error("forecast", name)
+                outcomes[name] = EndpointOutcome(name, error=str(exc), stage="forecast")
+            log.error("forecast failed for %s, keeping the last plans: %s", ", ".join(histories), exc)
+            continue
+        for ep in eps:
+            if ep.name in outcomes:
+                continue
+            demand = demands.get(ep.name)
+            if demand is None:
+                outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
+                log.warning("no history for %s yet; nothing planned", ep.name)
+                continue
+            demand = _from(demand, now)
+            try:
+                hold_row = rt.store.active_hold(ep.name, now)
+                hold = Hold(*hold_row) if hold_row else None
+                plan = plan_endpoint(ep.name, demand, capacity_model(ep), policy_settings(rt.settings, ep), now,
+                                     observed(histories[ep.name], cutoff, rt, ep), hold)
+                if save:
+                    rt.store.save_forecast(ep.name, now, demand.model, demand.step_s, demand_records(demand))
+                    rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), demand.model,
+                                       [{"at": c.at, "warm_workers": c.warm_workers,
+                                         "idle_timeout_s": c.idle_timeout_s, "reason": dict(c.reason)}
+                                        for c in plan.commands])
+                outcomes[ep.name] = EndpointOutcome(ep.name, plan=plan, model=demand.model)
+                if rt.metrics is not None and len(demand):
+                    rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
+                    for band, values in demand.bands.items():
+                        rt.metrics.forecast.labels(ep.name, band).set(values[0])
+            except Exception as exc:  # noqa: BLE001
+                rt._error("plan", ep.name)
+                log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
+                outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="plan")
+    return outcomes
+
+
+def _from(demand, now: datetime):
+    """Drop forecast steps that end before now (the forecast starts at the ingest cutoff)."""
+    from .planner.model import DemandForecast
+    skip = 0
+    while skip < len(demand) and demand.at(skip + 1) <= now:
+        skip += 1
+    if skip == 0:
+        return demand
+    return DemandForecast(start=demand.at(skip), step_s=demand.step_s, mean=demand.mean[skip:],
+                          bands={b: v[skip:] for b, v in demand.bands.items()}, model=demand.model)
+
+
+def due_command(plan_rows: list[dict], now: datetime) -> dict | None:
+    """The command in force at `now`: the last one at or before it."""
+    current = None
+    for row in plan_rows:
+        if row["at"] <= now:
+            current = row
+        else:
+            break
+    return current
+
+
+def apply_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
+              retry_deadline_s: float = 30.0) -> list[ActionOutcome]:
+    """Bring each provider to the target in force now. Level-triggered and idempotent.
+
+    Fail warm: when the plan is stale (no successful plan for 3 cycles) or the provider's
+    current state cannot be read, a target lower than the current one is not applied.
+    """
+    out: list[ActionOutcome] = []
+    stale_after = timedelta(seconds=3 * rt.settings.daemon.cycle_interval_s)
+    for ep in rt.endpoints(names):
+        try:
+            rows = rt.store.current_plan(ep.name)
+        except StoreError as exc:
+            rt._error("store", ep.name)
+            log.error("cannot read the plan for %s, leaving capacity as it is: %s", ep.name, exc)
+            out.append(ActionOutcome(ep.name, -1, None, "skipped", error=str(exc)))
+            continue
+        cmd = due_command(rows, now)
+        if cmd is None:
+            continue
+        target = EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers).clamp(cmd["warm_workers"])
+        if rt.metrics is not None:
+            rt.metrics.planned.labels(ep.name).set(target)
+            rt.metrics.plan_age.labels(ep.name).set((now - cmd["issued_at"]).total_seconds())
+        out.append(_converge(rt, ep, cmd, target, now, stale=now - cmd["issued_at"] > stale_after,
+                             retry_deadline_s=retry_deadline_s))
+    return out
+
+
+def _converge(rt: Runtime, ep: EndpointSettings, cmd: dict, target: int, now: datetime, *, stale: bool,
+              retry_deadline_s: float) -> ActionOutcome:
+    provider = None
+    try:
+        provider = rt.provider(ep)
+        state = _timed(rt, provider, "read", provider.read)
+        current = state.desired
+        if rt.metrics is not None:
+            rt.metrics.actual.labels(ep.name).set(state.ready)
+            rt.metrics.desired.labels(ep.name).set(state.desired)
+    except ProviderError as exc:
+        rt._error("provider", ep.name)
+        log.warning("reading %s failed (%s); only a scale-out would be applied", ep.name, exc)
+        current = None
+    if current == target and (cmd.get("idle_timeout_s") is None or state.idle_timeout_s == cmd["idle_timeout_s"]):
+        if cmd["status"] == "pending":
+            rt.store.mark_command(cmd["id"], "applied", now)
+        return ActionOutcome(ep.name, target, current, "unchanged", cmd["reason"])
+    if current is None:
+        # Unknown state: only a scale-out beyond the last applied target is safe to send.
+        last = rt.store.last_applied_target(ep.name)
+        if last is not None and target <= last:
+            log.warning("not applying %d to %s: provider state unknown (fail warm)", target, ep.name)
+            return ActionOutcome(ep.name, target, None, "skipped", cmd["reason"], error="provider state unknown")
+    elif target < current and stale:
+        log.warning("not lowering %s from %d to %d: the plan is stale (fail warm)", ep.name, current, target)
+        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="plan is stale")
+    kind = provider.kind if provider else ep.provider["kind"]
+    requested = {"target": target, "idle_timeout_s": cmd.get("idle_timeout_s"), "previous": current}
+    started = time.monotonic()
+    try:
+        result = retry_call(lambda: _timed(rt, provider, "apply",
+                                           lambda: provider.apply(target, cmd.get("idle_timeout_s"))),
+                            deadline_s=retry_deadline_s,
+                            on_retry=lambda e, n, d: log.warning("%s: retry %d in %.1fs: %s", ep.name, n, d, e))
+    except ProviderError as exc:
+        rt._error("provider", ep.name)
+        _record(rt, ep, kind, requested, cmd, "error", now, started, error=str(exc), retryable=exc.retryable)
+        log.error("applying %d to %s failed: %s", target, ep.name, exc)
+        return ActionOutcome(ep.name, target, current, "error", cmd["reason"], error=str(exc))
+    res = "ok" if result.changed else "unchanged"
+    _record(rt, ep, kind, requested, cmd, res, now, started)
+    rt.store.mark_command(cmd["id"], "applied", now)
+    log.info("%s: warm workers %s -> %d (%s)", ep.name, result.previous, target, cmd["reason"].get("why"))
+    return ActionOutcome(ep.name, target, result.previous, res, cmd["reason"])
+
+
+def _timed(rt: Runtime, provider: Provider, verb: str, fn):
+    started = time.monotonic()
+    try:
+        return fn()
+    finally:
+        if rt.metrics is not None:
+            rt.metrics.provider_latency.labels(provider.kind, verb).observe(time.monotonic() - started)
+
+
+def _record(rt: Runtime, ep: EndpointSettings, kind: str, requested: dict, cmd: dict, result: str,
+            now: datetime, started: float, error: str | None = None, retryable: bool | None = None) -> None:
+    if rt.metrics is not None:
+        rt.metrics.actions.labels(kind, result).inc()
+    try:
+        rt.store.record_action(ep.name, ts=now, provider=kind, verb="apply", requested=requested,
+                               reason=cmd.get("reason"), result=result, error=error, retryable=retryable,
+                               duration_ms=(time.monotonic() - started) * 1000, command_id=cmd.get("id"))
+    except StoreError as exc:
+        log.error("audit log write failed for %s: %s", ep.name, exc)
+
+
+def run_once(rt: Runtime, now: datetime, names: Iterable[str] | None = None) -> tuple[dict, list]:
+    outcomes = plan_cycle(rt, now, names)
+    actions = apply_due(rt, now, names)
+    return outcomes, actions

@@ -1,0 +1,203 @@
+"""Leader election: only the leader runs the scheduler and talks to providers.
+
+- PostgreSQL: a session-held advisory lock on a dedicated connection outside the pool,
+  with TCP keepalives. Any error on that connection means leadership is lost.
+- MariaDB/MySQL: GET_LOCK() on a dedicated connection, same rules.
+- SQLite: an exclusive file lock beside the database; a second daemon refuses to start.
+
+Imports nothing of prewarm above the store.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.engine import make_url
+
+from .errors import PrewarmError
+
+log = logging.getLogger("prewarm.leader")
+LOCK_NAME = "prewarm-leader"
+
+
+class AlreadyRunning(PrewarmError):
+    pass
+
+
+class LeaderLock(Protocol):
+    def try_acquire(self) -> bool: ...
+    def still_held(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+def _key(name: str) -> int:
+    # A stable signed 64-bit key for pg_advisory_lock, derived from the lock name.
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class PostgresLock:
+    def __init__(self, url: str, name: str = LOCK_NAME, keepalive_s: int = 5) -> None:
+        self.url = make_url(url)
+        self.key = _key(name)
+        self.keepalive_s = keepalive_s
+        self.conn = None
+        self.held = False
+
+    def _connect(self):
+        import psycopg
+        u = self.url
+        return psycopg.connect(
+            host=u.host or "localhost", port=u.port or 5432, user=u.username, password=u.password,
+            dbname=u.database, autocommit=True, connect_timeout=5, application_name="prewarm-leader",
+            keepalives=1, keepalives_idle=self.keepalive_s, keepalives_interval=max(1, self.keepalive_s // 2),
+            keepalives_count=2, tcp_user_timeout=self.keepalive_s * 3000)
+
+    def try_acquire(self) -> bool:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = self._connect()
+            self.held = bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
+        except Exception as exc:  # noqa: BLE001 - any error: not leader
+            log.warning("leader lock: %s", exc)
+            self._drop()
+        return self.held
+
+    def still_held(self) -> bool:
+        if not self.held or self.conn is None:
+            return False
+        try:
+            # The lock is session-held: it is ours exactly as long as this session lives.
+            ok = self.conn.execute("SELECT 1").fetchone()[0] == 1
+        except Exception as exc:  # noqa: BLE001
+            log.error("leader connection failed, leadership lost: %s", exc)
+            ok = False
+        if not ok:
+            self._drop()
+        return ok
+
+    def release(self) -> None:
+        if self.conn is not None and not self.conn.closed and self.held:
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            except Exception:  # noqa: BLE001
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held = False
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.conn = None
+
+
+class MySQLLock:
+    def __init__(self, url: str, name: str = LOCK_NAME) -> None:
+        self.url = make_url(url)
+        self.name = name
+        self.conn = None
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        import pymysql
+        try:
+            if self.conn is None:
+                u = self.url
+                self.conn = pymysql.connect(host=u.host or "localhost", port=u.port or 3306, user=u.username,
+                                            password=u.password or "", database=u.database, autocommit=True,
+                                            connect_timeout=5, read_timeout=10, write_timeout=10)
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0)", (self.name,))
+                self.held = cur.fetchone()[0] == 1
+        except Exception as exc:  # noqa: BLE001
+            log.warning("leader lock: %s", exc)
+            self._drop()
+        return self.held
+
+    def still_held(self) -> bool:
+        if not self.held or self.conn is None:
+            return False
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
+                ok = cur.fetchone()[0] == 1
+        except Exception as exc:  # noqa: BLE001
+            log.error("leader connection failed, leadership lost: %s", exc)
+            ok = False
+        if not ok:
+            self._drop()
+        return ok
+
+    def release(self) -> None:
+        if self.conn is not None and self.held:
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SELECT RELEASE_LOCK(%s)", (self.name,))
+            except Exception:  # noqa: BLE001
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held = False
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.conn = None
+
+
+class FileLock:
+    """SQLite has no sessions to hold a lock: an exclusive flock beside the database file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.fh = None
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise AlreadyRunning(f"another prewarm daemon ({holder}) is running on this SQLite database "
+                                 f"(lock {self.path}); SQLite supports one daemon — use PostgreSQL or MariaDB "
+                                 f"for a standby") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        self.fh = fh
+        return True
+
+    def still_held(self) -> bool:
+        return self.fh is not None
+
+    def release(self) -> None:
+        if self.fh is not None:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+def for_url(url: str) -> LeaderLock:
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "postgresql":
+        return PostgresLock(url)
+    if backend in ("mysql", "mariadb"):
+        return MySQLLock(url)
+    if backend == "sqlite":
+        db = u.database or ":memory:"
+        return FileLock(db + ".lock" if db != ":memory:" else f"/tmp/prewarm-memory-{os.getpid()}.lock")
+    raise PrewarmError(f"no leader lock for database backend {backend!r}")
