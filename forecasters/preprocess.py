@@ -1,12 +1,16 @@
 """History clean-up before a model sees it: gaps, outliers, local-time seasons.
 
 Decisions (see docs/forecasting.md):
-- Gaps. A step with no row is *missing data*, not zero demand: a collector outage (the NASA
+- Gaps. A hole in the data is *missing data*, not zero demand: a collector outage (the NASA
   log has a multi-day hole) filled with zeros would teach a seasonal model a dead day and
   forecast one (fail cold). Missing steps are imputed from the same step one week, else one
   day earlier (the season carries on through the hole), else 0, and flagged `imputed` so
-  scoring can skip them. Zero-count steps must therefore be stored as rows with y = 0; a
-  store that keeps only non-zero steps should call `fill_gaps(..., how="zero")`.
+  scoring skips them. A missing step is a step with no row (`how="seasonal"`, for stores
+  that write zero rows) and, for either store, a zero run of 2 hours to 4 days in a series
+  that is otherwise busy (>= 80% non-zero steps): that is an outage, not a lull. A sparse
+  series' all-zero day is real and stays zero; so does a busy one's silence beyond 4 days
+  (the endpoint was retired, or moved). With `how="zero"` (stores that keep only non-zero
+  steps) absent rows are zero requests.
 - Outliers. A one-off spike must not come back tomorrow at full height (seasonal naive
   copies yesterday). `winsorise` caps each series at `factor` x its `q` quantile before
   seasonal models fit; it never touches the actuals used for scoring.
@@ -40,8 +44,11 @@ def fill_gaps(history: "pd.DataFrame", step_s: int, *, how: Literal["seasonal", 
         last = series.index.max() if end is None else pd.Timestamp(end) - step
         index = pd.date_range(series.index.min(), max(last, series.index.max()), freq=step)
         dense = series.reindex(index)
+        if how == "zero":
+            dense = dense.fillna(0.0)
+        dense = _mark_outages(dense, step_s)
         missing = dense.isna().to_numpy()
-        if missing.any() and how == "seasonal":
+        if missing.any():
             values = dense.to_numpy(copy=True)
             for lag_s in (WEEK_S, DAY_S):
                 lag = lag_s // step_s
@@ -58,6 +65,25 @@ def fill_gaps(history: "pd.DataFrame", step_s: int, *, how: Literal["seasonal", 
     if not parts:
         return pd.DataFrame({"unique_id": [], "ds": [], "y": [], "imputed": []})
     return pd.concat(parts, ignore_index=True)
+
+
+def _mark_outages(series: "pd.Series", step_s: int, *, min_run_s: int = 2 * 3600,
+                  max_run_s: int = 4 * DAY_S, busy_share: float = 0.8) -> "pd.Series":
+    """In a busy series (at least `busy_share` of steps non-zero) a run of zeros from
+    min_run_s to max_run_s is an outage of the collector or the service (the NASA log's
+    multi-day hole), not a quiet spell: mark it missing. Longer runs are a real change
+    (an endpoint retired) and stay zero."""
+    import numpy as np
+
+    values = series.to_numpy(copy=True)
+    zero = values == 0
+    if len(values) == 0 or (~zero & ~np.isnan(values)).mean() < busy_share:
+        return series
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], zero.astype(int), [0]))))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if min_run_s <= (stop - start) * step_s <= max_run_s:
+            values[start:stop] = np.nan
+    return series.__class__(values, index=series.index)
 
 
 def winsorise(history: "pd.DataFrame", *, q: float = 0.99, factor: float = 1.5) -> "pd.DataFrame":

@@ -14,7 +14,7 @@ import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .base import Forecaster, ForecastError, tidy
+from .base import Forecaster, ForecastError, interval_columns, tidy
 from .preprocess import DAY_S, WEEK_S, winsorise
 
 if TYPE_CHECKING:
@@ -105,9 +105,24 @@ class StatsForecastForecaster(Forecaster):
                                fallback_model=fallback)
             part = df[df["unique_id"].isin(ids)]
             with quiet():
-                out = run_forecast(sf, part, horizon, levels, self.backend)
-            parts.append(rename_model_columns(out, model.alias))
+                out = rename_model_columns(run_forecast(sf, part, horizon, levels, self.backend), model.alias)
+            parts.append(self._patch_nans(out, part, fallback, horizon, step_s, levels))
         return tidy(pd.concat(parts, ignore_index=True), levels)
+
+    def _patch_nans(self, out, part, fallback, horizon, step_s, levels):
+        """A model that returns NaN instead of raising (too short for its season, a
+        degenerate fit) would read as zero demand: forecast those series with the fallback."""
+        from statsforecast import StatsForecast
+
+        bad = out.loc[out[["mean", *interval_columns(levels)]].isna().any(axis=1), "unique_id"].unique()
+        if len(bad) == 0:
+            return out
+        sf = StatsForecast(models=[fallback], freq=f"{step_s}s", n_jobs=1)
+        with quiet():
+            redo = rename_model_columns(
+                sf.forecast(df=part[part["unique_id"].isin(bad)], h=horizon, level=list(levels)),
+                fallback.alias)
+        return pd_concat([out[~out["unique_id"].isin(bad)], redo])
 
     def cross_validation(self, history, *, horizon: int, step_s: int, n_windows: int,
                          levels: Sequence[int] = (80, 95)) -> "pd.DataFrame":
@@ -137,6 +152,11 @@ class StatsForecastForecaster(Forecaster):
                         on=["unique_id", "ds"], how="left")
         keep = ["cutoff", "y", *(["imputed"] if "imputed" in out else [])]
         return tidy(out, levels, keep=keep)
+
+
+def pd_concat(frames):
+    import pandas as pd
+    return pd.concat(frames, ignore_index=True)
 
 
 def rename_model_columns(frame: "pd.DataFrame", alias: str) -> "pd.DataFrame":

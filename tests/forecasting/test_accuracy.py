@@ -1,0 +1,41 @@
+import math
+
+import pandas as pd
+import pytest
+
+from prewarm.forecasters.accuracy import coverage, mase, pinball_loss, score
+from prewarm.forecasters.base import level_to_quantile
+
+
+def test_pinball_weights_under_forecasts_by_q():
+    # y=10, forecast 8: under by 2 -> 0.9*2; forecast 12: over by 2 -> 0.1*2
+    assert pinball_loss([10], [8], 0.9) == pytest.approx(1.8)
+    assert pinball_loss([10], [12], 0.9) == pytest.approx(0.2)
+    assert pinball_loss([10, 10], [8, 12], 0.5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="quantile"):
+        pinball_loss([1], [1], 1.0)
+    with pytest.raises(ValueError, match="1 actuals but 2"):
+        pinball_loss([1], [1, 2], 0.5)
+
+
+def test_coverage_counts_inclusive_band():
+    assert coverage([1, 5, 9, 10], [0, 0, 0, 0], [5, 5, 5, 10]) == 0.75
+    assert math.isnan(coverage([], [], []))
+
+
+def test_mase_against_seasonal_naive_scale():
+    insample = [1, 2, 3, 1, 2, 3, 1, 2, 5]  # season 3: naive errors 0,0,0,0,0,2 -> scale 1/3
+    assert mase([4, 4], [3, 5], insample, season=3) == pytest.approx(3.0)
+    assert math.isnan(mase([1], [1], [0, 0, 0, 0], season=1))  # flat history: undefined
+
+
+def test_score_skips_imputed_and_uses_planner_quantile():
+    frame = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=3, freq="5min"),
+                          "y": [10.0, 0.0, 100.0], "imputed": [False, False, True],
+                          "mean": [8.0, 1.0, 0.0], "lo-80": [5.0, 0.0, 0.0], "hi-80": [9.0, 2.0, 0.0],
+                          "lo-95": [4.0, 0.0, 0.0], "hi-95": [12.0, 3.0, 0.0]})
+    s = score(frame, levels=(80, 95), quantile_column="hi-80")["a"]
+    assert s["n"] == 2
+    assert s["pinball"] == pytest.approx((0.9 * 1 + 0.1 * 2) / 2)
+    assert s["coverage-80"] == 0.5 and s["coverage-95"] == 1.0
+    assert level_to_quantile("hi-80") == 0.9
