@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import httpx
 from pydantic import Field
@@ -24,6 +24,7 @@ from .base import Provider, ProviderConfig, ProviderError, retry_call
 
 log = logging.getLogger("prewarm.providers.http")
 
+T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MESSAGE_KEYS = ("detail", "message", "error", "title", "errorMessage")
 
@@ -104,6 +105,29 @@ def seconds_to_minutes(seconds: float) -> int:
     return max(1, math.ceil(seconds / 60.0))
 
 
+def call_with_retries(fn: Callable[[], T], *, deadline_s: float,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """`retry_call` plus the server's `Retry-After`: wait at least as long as asked, and give
+    up at once when the server asks us back only after the deadline."""
+    start = clock()
+    wait_at_least = {"s": 0.0}
+
+    def on_retry(exc: ProviderError, attempt: int, delay: float) -> None:
+        asked = getattr(exc, "retry_after_s", None)
+        if asked is not None and clock() - start + asked > deadline_s:
+            raise exc
+        wait_at_least["s"] = asked or 0.0
+        log.warning("%s / %s: retry %d in %.2fs after: %s", exc.provider, exc.endpoint,
+                    attempt, max(delay, asked or 0.0), exc.args[0])
+
+    def wait(delay: float) -> None:
+        sleep(max(delay, wait_at_least["s"]))
+        wait_at_least["s"] = 0.0
+
+    return retry_call(fn, deadline_s=deadline_s, on_retry=on_retry, sleep=wait, clock=clock)
+
+
 class JsonApi:
     """A small JSON-over-HTTP client bound to one provider instance."""
 
@@ -135,23 +159,8 @@ class JsonApi:
         return self.retrying(lambda: self.once(method, path, body))
 
     def retrying(self, fn: Callable[[], Any]) -> Any:
-        start = self._clock()
-        wait_at_least = {"s": 0.0}
-
-        def on_retry(exc: ProviderError, attempt: int, delay: float) -> None:
-            asked = getattr(exc, "retry_after_s", None)
-            if asked is not None and self._clock() - start + asked > self._config.retry_deadline_s:
-                raise exc  # the server wants us back after the deadline: give up now
-            wait_at_least["s"] = asked or 0.0
-            log.warning("%s / %s: retry %d in %.2fs after: %s", exc.provider, exc.endpoint,
-                        attempt, max(delay, asked or 0.0), exc.args[0])
-
-        def sleep(delay: float) -> None:
-            self._sleep(max(delay, wait_at_least["s"]))
-            wait_at_least["s"] = 0.0
-
-        return retry_call(fn, deadline_s=self._config.retry_deadline_s, on_retry=on_retry,
-                          sleep=sleep, clock=self._clock)
+        return call_with_retries(fn, deadline_s=self._config.retry_deadline_s, clock=self._clock,
+                                 sleep=self._sleep)
 
     def once(self, method: str, path: str, body: Any = None) -> Any:
         endpoint = self._provider.endpoint.name

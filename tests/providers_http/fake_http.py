@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Any  # an email.message.Message: case-insensitive like HTTP
     body: Any
     raw: bytes
     match: Optional[re.Match] = None
@@ -112,7 +112,7 @@ class FakeApi:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                req = Request(self.command, self.path.split("?")[0], dict(self.headers.items()), body, raw)
+                req = Request(self.command, self.path.split("?")[0], self.headers, body, raw)  # case-insensitive
                 resp = fake._dispatch(req)
                 data = b"" if resp.body is None else json.dumps(resp.body).encode()
                 self.send_response(resp.status)
