@@ -85,13 +85,23 @@ def classify(exc: BaseException) -> tuple[bool, str, str] | None:
     return None
 
 
+_sessions: dict[Optional[str], boto3.session.Session] = {}
+_sessions_lock = threading.Lock()
+
+
 def make_client(service: str, config: AwsConfig) -> Any:
-    session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
-    boto_config = BotoConfig(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
-        user_agent_extra="prewarm")
-    return session.client(service, endpoint_url=config.endpoint_url, config=boto_config)
+    # One session per profile for the process: a session loads the service models and
+    # resolves credentials once (~0.3 s each), which would otherwise repeat per endpoint.
+    with _sessions_lock:
+        session = _sessions.get(config.profile)
+        if session is None:
+            session = _sessions[config.profile] = boto3.session.Session(profile_name=config.profile)
+        boto_config = BotoConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
+            user_agent_extra="prewarm")
+        return session.client(service, region_name=config.region, endpoint_url=config.endpoint_url,
+                              config=boto_config)
 
 
 class AwsProvider(Provider):
@@ -121,14 +131,14 @@ class AwsProvider(Provider):
                 self._clients[service] = make_client(service, self.config)
             return self._clients[service]
 
-    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        """One AWS operation, retried per our policy; errors become ProviderError."""
-        method = getattr(self.client(service), xform_name(operation))
-
+    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        """One AWS operation, retried per our policy; errors become ProviderError.
+        (Positional-only: ECS itself has a `service` parameter.)"""
         def once() -> dict[str, Any]:
             self.calls.append(operation)
             try:
-                return method(**params)
+                # Inside the try: a missing profile or region surfaces at client creation.
+                return getattr(self.client(service), xform_name(operation))(**params)
             except Exception as exc:  # noqa: BLE001 - classified below, others re-raised
                 judged = classify(exc)
                 if judged is None:

@@ -24,9 +24,10 @@ from prewarm.providers import registry  # noqa: E402
 from prewarm.providers.base import EndpointRef  # noqa: E402
 
 REGION = "us-east-1"
+FAKE_SECRET = "prewarm-fake-secret-7f3a"  # must never appear in logs
 _FAKE_ENV = {
     # boto3's standard chain finds these; they are moto's dummy credentials, nothing real.
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
     # Never read the developer's real config or credentials files.
     "AWS_CONFIG_FILE": "/nonexistent/prewarm-test-aws-config",
@@ -44,6 +45,11 @@ def aws_env():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def fake_secret() -> str:
+    return FAKE_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +186,7 @@ def _sagemaker_endpoint(moto_client, variant: dict[str, Any]) -> str:
 
 @pytest.fixture
 def sagemaker_endpoint(moto_client) -> str:
-    return _sagemaker_endpoint(moto_client, {"InitialInstanceCount": 1, "InstanceType": "ml.g5.xlarge"})
+    return _sagemaker_endpoint(moto_client, {"InitialInstanceCount": 1, "InstanceType": "ml.g4dn.xlarge"})
 
 
 @pytest.fixture
