@@ -1,0 +1,109 @@
+"""The boto3 wrapper: config schemas, error judgement, retries, entry points, no secrets."""
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from pydantic import ValidationError
+
+from prewarm.providers import registry
+from prewarm.providers.aws_common import classify
+from prewarm.providers.base import EndpointRef, ProviderError
+
+AWS_KINDS = ["aws-lambda", "aws-sagemaker-serverless", "aws-sagemaker-endpoint",
+             "aws-sagemaker-component", "aws-ecs", "aws-asg"]
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+@pytest.mark.parametrize("code,status,retryable", [
+    ("ThrottlingException", 400, True), ("TooManyRequestsException", 429, True),
+    ("Throttling", 400, True), ("ProvisionedThroughputExceededException", 400, True),
+    ("RequestLimitExceeded", 400, True), ("SlowDown", 503, True),
+    ("InternalFailure", 500, True), ("SomethingNew", 502, True),
+    ("ConcurrentUpdateException", 400, True),
+    ("AccessDeniedException", 400, False), ("UnrecognizedClientException", 403, False),
+    ("ExpiredTokenException", 403, False), ("ValidationException", 400, False),
+    ("ResourceNotFoundException", 404, False), ("InvalidParameterValueException", 400, False),
+])
+def test_client_errors_are_judged(code, status, retryable):
+    assert classify(client_error(code, status)) == (retryable, code, "m")
+
+
+def test_connection_and_setup_errors_are_judged():
+    assert classify(EndpointConnectionError(endpoint_url="http://x"))[0] is True
+    assert classify(NoCredentialsError())[:2] == (False, "NoCredentialsError")
+    assert classify(ValueError("not ours")) is None
+
+
+def test_every_aws_kind_is_an_installed_entry_point():
+    installed = registry.available()
+    for kind in AWS_KINDS:
+        assert kind in installed
+        cls = registry.load_class(kind)
+        assert cls.kind == kind and "region" in cls.config_keys()
+
+
+@pytest.mark.parametrize("raw,where", [
+    ({"kind": "aws-lambda", "region": "us-east-1", "function_name": "f"}, "qualifier"),
+    ({"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s", "desired": 3},
+     "desired"),
+    ({"kind": "aws-asg", "region": "us-east-1", "group_name": "g", "warm_pool_min_size": -1},
+     "warm_pool_min_size"),
+    ({"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s",
+      "endpoint_url": "localhost:5000"}, "endpoint_url"),
+    ({"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s", "mode": "cron"},
+     "mode"),
+    ({"kind": "aws-sagemaker-endpoint", "endpoint_name": "e"}, "region"),
+])
+def test_config_errors_name_the_key(raw, where):
+    with pytest.raises(ValidationError) as err:
+        registry.validate_config(raw["kind"], raw)
+    assert where in str(err.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_connection_refused_is_retried_until_the_deadline(aws_env):
+    provider = registry.create(
+        {"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s",
+         "endpoint_url": f"http://127.0.0.1:{_closed_port()}", "retry_deadline_s": 1.0},
+        EndpointRef("down"))
+    slept: list[float] = []
+    provider.sleep = slept.append
+    with pytest.raises(ProviderError) as err:
+        provider.apply(2)
+    assert err.value.retryable and err.value.code == "EndpointConnectionError"
+    assert len(provider.calls) >= 2 and len(slept) == len(provider.calls) - 1
+    assert "down" in str(err.value) and "aws-ecs" in str(err.value)
+    provider.close()
+
+
+def test_missing_profile_is_not_retried(aws_env):
+    provider = registry.create(
+        {"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s",
+         "profile": "no-such-profile"}, EndpointRef("p"))
+    with pytest.raises(ProviderError) as err:
+        provider.read()
+    assert not err.value.retryable and err.value.code == "ProfileNotFound"
+    assert provider.calls == ["DescribeServices"]
+
+
+@pytest.mark.moto
+def test_retries_log_no_secret(make_provider, front, ecs_service, caplog, fake_secret):
+    cluster, name = ecs_service
+    provider = make_provider("aws-ecs", cluster=cluster, service=name)
+    front.fail("UpdateService", times=1)
+    with caplog.at_level(logging.DEBUG):  # botocore's debug logs included
+        provider.apply(2)
+    assert "UpdateService" in caplog.text and "ThrottlingException" in caplog.text
+    assert fake_secret not in caplog.text
