@@ -239,20 +239,14 @@ def _merged(base: BaseModel, overrides: dict[str, Any], where: str, source: str 
     if not overrides:
         return base
     data = base.model_dump()
+    # `scale_in_delay = "2m"` overrides `scale_in_delay_s`: drop the inherited _s value so the
+    # duration parser sees only one of them.
+    for key in overrides:
+        data.pop(f"{key}_s", None)
     try:
-        return type(base).model_validate({**data, **_strip_aliases(type(base), data, overrides)})
+        return type(base).model_validate({**data, **overrides})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source or "<config>", prefix=where)) from None
-
-
-def _strip_aliases(model: type[BaseModel], data: dict, overrides: dict) -> dict:
-    # `scale_in_delay = "5m"` overrides `scale_in_delay_s`: drop the old _s value so the
-    # duration parser sees only one of them.
-    out = dict(overrides)
-    for key in overrides:
-        if f"{key}_s" in data:
-            data.pop(f"{key}_s", None)
-    return out
 
 
 def _describe(exc: ValidationError, source: str, prefix: str = "") -> str:

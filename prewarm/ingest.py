@@ -69,7 +69,7 @@ def ingest_file(store: Store, path: str | Path, *, endpoint: str | None = None, 
     fmt, rows, bad = _parse(path, header, reader, endpoint, default_tz, ts_column, endpoint_column, progress)
     report = IngestReport(file=str(path), format=fmt, rows_read=len(rows) + len(bad))
     if endpoint is not None and "endpoint" in header:
-        rows = [r for r in rows if r.endpoint == endpoint]
+        rows = [(line, r) for line, r in rows if r.endpoint == endpoint]
     rows, dup_bad = _dedupe(rows)
     bad += dup_bad
     _write(store, path, rows, bad, skip_bad, report)

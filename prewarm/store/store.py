@@ -114,6 +114,7 @@ class Store:
                     create: bool = True) -> int | None:
         if name in self._endpoint_ids:
             return self._endpoint_ids[name]
+        created = False
         with self._conn(conn) as c:
             row = c.execute(sa.select(t.endpoints.c.id).where(t.endpoints.c.name == name)).first()
             if row is None:
@@ -123,10 +124,14 @@ class Store:
                     with c.begin_nested():
                         c.execute(t.endpoints.insert().values(name=name, provider_kind=provider_kind,
                                                               created_at=_now()))
+                    created = True
                 except sa.exc.IntegrityError:
                     pass  # another writer created it between our select and insert
                 row = c.execute(sa.select(t.endpoints.c.id).where(t.endpoints.c.name == name)).first()
-        self._endpoint_ids[name] = row[0]
+        # An id created inside the caller's transaction is not cached: that transaction may
+        # still roll back.
+        if not (created and conn is not None):
+            self._endpoint_ids[name] = row[0]
         return row[0]
 
     def endpoint_names(self) -> list[str]:
