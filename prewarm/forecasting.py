@@ -148,7 +148,8 @@ def forecast_endpoints(history: "pd.DataFrame", settings: "ForecastSettings", *,
     for step_s in sorted(set(step_of.values())):
         ids = [u for u, s in step_of.items() if s == step_s]
         part = aggregate(dense[dense["unique_id"].isin(ids)], BASE_STEP_S, step_s)
-        horizon = max(1, math.ceil(horizon_s / step_s))
+        # The forecast starts at the current (partial) step, so that it covers `now`.
+        horizon = max(1, math.ceil((horizon_s + now.timestamp() % step_s) / step_s))
         frame, models = _forecast_batch(part, settings, step_s, horizon, now, choices or {}, run)
         frame, applied = apply_events(frame, settings.events, step_s)
         demand = to_demand(frame, step_s, model=models)
