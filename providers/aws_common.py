@@ -122,7 +122,10 @@ class AwsProvider(Provider):
         # Injectable so tests can observe the backoff without waiting for it.
         self.sleep: Callable[[float], None] = time.sleep
         self.retry_base_s = 0.2
-        self.calls: list[str] = []  # operation names, in order (no parameters: nothing secret)
+        # Operations attempted, in order, without parameters (nothing secret): for tests and
+        # for checking that the documented IAM policies cover what is really called.
+        self.calls: list[str] = []
+        self.service_calls: list[tuple[str, str]] = []
 
     # -- plumbing -------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -136,6 +139,7 @@ class AwsProvider(Provider):
         (Positional-only: ECS itself has a `service` parameter.)"""
         def once() -> dict[str, Any]:
             self.calls.append(operation)
+            self.service_calls.append((service, operation))
             try:
                 # Inside the try: a missing profile or region surfaces at client creation.
                 return getattr(self.client(service), xform_name(operation))(**params)
