@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Provider
-from .http_common import HttpProviderConfig, JsonApi, field, provider_limit
+from .http_common import HttpProviderConfig, JsonApi, dig, provider_limit
 
 
 class BasetenConfig(HttpProviderConfig):
@@ -37,11 +37,11 @@ class BasetenProvider(Provider):
 
     def read(self) -> CapacityState:
         info = self._api.get(self._path)
-        settings = field(info, "autoscaling_settings", provider=self)
+        settings = dig(info, "autoscaling_settings", provider=self)
         status = info.get("status")
         delay = settings.get("scale_down_delay")
         return CapacityState(
-            desired=int(field(settings, "min_replica", provider=self)),
+            desired=int(dig(settings, "min_replica", provider=self)),
             ready=int(info.get("active_replica_count") or 0) if status == "ACTIVE" else 0,
             idle_timeout_s=float(delay) if delay is not None else None,
             detail={"status": status, "max_replica": settings.get("max_replica")})

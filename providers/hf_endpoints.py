@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Provider
-from .http_common import HttpProviderConfig, JsonApi, field, provider_limit, seconds_to_minutes
+from .http_common import HttpProviderConfig, JsonApi, dig, provider_limit, seconds_to_minutes
 
 
 class HfEndpointsConfig(HttpProviderConfig):
@@ -38,17 +38,17 @@ class HfEndpointsProvider(Provider):
         self._path = f"endpoint/{config.namespace}/{config.endpoint_name}"
 
     def _state(self, info: dict) -> CapacityState:
-        scaling = field(info, "compute", "scaling", provider=self)
-        state = field(info, "status", "state", provider=self, default="unknown")
-        ready = int(field(info, "status", "readyReplica", provider=self, default=0))
+        scaling = dig(info, "compute", "scaling", provider=self)
+        state = dig(info, "status", "state", provider=self, default="unknown")
+        ready = int(dig(info, "status", "readyReplica", provider=self, default=0))
         minutes = scaling.get("scaleToZeroTimeout")
         return CapacityState(
-            desired=int(field(scaling, "minReplica", provider=self)),
+            desired=int(dig(scaling, "minReplica", provider=self)),
             # Replicas of an endpoint that is not `running` do not serve requests.
             ready=ready if state == "running" else 0,
             idle_timeout_s=float(minutes) * 60 if minutes else None,
             detail={"state": state, "maxReplica": scaling.get("maxReplica"),
-                    "targetReplica": field(info, "status", "targetReplica", provider=self, default=None)})
+                    "targetReplica": dig(info, "status", "targetReplica", provider=self, default=None)})
 
     def read(self) -> CapacityState:
         return self._state(self._api.get(self._path))

@@ -185,7 +185,7 @@ class JsonApi:
                                     endpoint=endpoint, retryable=False, code="bad-response") from None
 
 
-def field(data: Any, *path: str, provider: Provider, default: Any = ...) -> Any:
+def dig(data: Any, *path: str, provider: Provider, default: Any = ...) -> Any:
     """Dig `path` out of a JSON answer; a missing key is a clear, non-retryable error."""
     cur = data
     for key in path:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Provider
-from .http_common import HttpProviderConfig, JsonApi, field, provider_limit
+from .http_common import HttpProviderConfig, JsonApi, dig, provider_limit
 
 
 class ReplicateConfig(HttpProviderConfig):
@@ -38,8 +38,8 @@ class ReplicateProvider(Provider):
         self._path = f"deployments/{config.owner}/{config.deployment}"
 
     def _state(self, info: dict) -> CapacityState:
-        conf = field(info, "current_release", "configuration", provider=self)
-        desired = int(field(conf, "min_instances", provider=self))
+        conf = dig(info, "current_release", "configuration", provider=self)
+        desired = int(dig(conf, "min_instances", provider=self))
         return CapacityState(desired=desired, ready=desired, idle_timeout_s=None,
                              detail={"ready_observable": False,
                                      "max_instances": conf.get("max_instances"),

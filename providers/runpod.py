@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Provider
-from .http_common import HttpProviderConfig, JsonApi, field, provider_limit
+from .http_common import HttpProviderConfig, JsonApi, dig, provider_limit
 
 
 class RunPodConfig(HttpProviderConfig):
@@ -40,19 +40,19 @@ class RunPodProvider(Provider):
     def read(self) -> CapacityState:
         settings = self._settings()
         health = self._serverless.get(f"{self.config.endpoint_id}/health")
-        workers = field(health, "workers", provider=self, default={})
+        workers = dig(health, "workers", provider=self, default={})
         ready = int(workers.get("idle", 0) or 0) + int(workers.get("running", 0) or 0)
         return CapacityState(
-            desired=int(field(settings, "workersMin", provider=self)),
+            desired=int(dig(settings, "workersMin", provider=self)),
             ready=ready,
-            idle_timeout_s=float(field(settings, "idleTimeout", provider=self, default=0)) or None,
+            idle_timeout_s=float(dig(settings, "idleTimeout", provider=self, default=0)) or None,
             detail={"workers": workers, "workersMax": settings.get("workersMax")})
 
     def apply(self, target: int, idle_timeout_s: float | None = None) -> ApplyResult:
         target = self.endpoint.clamp(target)
         settings = self._settings()
         target, detail = provider_limit(target, settings.get("workersMax"))
-        previous = int(field(settings, "workersMin", provider=self))
+        previous = int(dig(settings, "workersMin", provider=self))
         current_idle = settings.get("idleTimeout")
         body: dict = {}
         if previous != target:
