@@ -142,7 +142,7 @@ def _describe(moment: datetime, act, provider) -> str:
     if why.startswith("forecast"):
         need = r.get("need_at", "")[11:16]
         text = (f"{head}: forecast {r.get('forecast_rpm', 0):.1f} req/min ({r.get('quantile')}) needs "
-                f"{r.get('peak_need_in_lead')} by {need}, started {r.get('lead_s', 0) / 60:.0f} min ahead (cold start)")
+                f"{r.get('need')} by {need}, started {r.get('lead_s', 0) / 60:.0f} min ahead (cold start)")
     elif why == "speculative":
         text = f"{head}: lull; one speculative worker held so the next request does not wait a cold start"
     elif why == "scale_in_delay":
