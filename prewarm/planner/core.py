@@ -1,100 +1,191 @@
 """The planner: forecast + capacity model + policy + now -> plan. Pure: no I/O, no clock.
 
 Steps, per endpoint:
-1. demand per step from the forecast band chosen by policy (headroom from quantiles);
-2. workers needed per step: offered load (arrivals x service time) over concurrency,
-   at least one when any request is expected;
+1. demand per step from the forecast band chosen by policy (headroom from quantiles),
+   optionally smoothed, and never below recent actual traffic for recent_window_s;
+2. workers needed per step (sizing.py): Erlang loss at the blocking target for busy steps;
+   in lulls, one worker only if it pays for itself (break-even) or by the speculative rule;
 3. lead: a worker commanded at t is ready at t + cold start, so the target at t is the
-   largest need in [t, t + cold start];
-4. the speculative worker through lulls, the floor, a hold, recent actual traffic;
-5. hysteresis: a lower target only after the need has stayed lower for scale_in_delay;
-6. caps: max workers;
-7. the step function compressed to commands, each with its reason.
+   largest need over [t, t + cold start];
+4. hysteresis: the target at t is the largest need over [t - scale_in_delay, t + lead], the
+   planner's own earlier needs (Observed.need_history) included, so it does not flap;
+5. floor, min_workers, a hold; caps: max workers, a worker-hour budget;
+6. the step function compressed to commands, each with its reason.
+
+Time inside is float seconds from `now`; datetimes only at the edges.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import datetime, timedelta
 
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
+from .sizing import workers_for_rate, workers_for_value
 
-
-def workers_for_rate(rate_per_min: float, capacity: CapacityModel) -> int:
-    """Workers to serve `rate_per_min` arrivals: offered load (Little's law) over concurrency,
-    rounded up, and at least one worker whenever a request is expected."""
-    if rate_per_min <= 0:
-        return 0
-    busy_slots = rate_per_min / 60.0 * capacity.service_time_s
-    return max(1, math.ceil(busy_slots / capacity.concurrency - 1e-9))
+__all__ = ["plan_endpoint", "workers_for_rate", "speculative_pays", "step_needs"]
 
 
 def speculative_pays(expected_requests_per_hour: float, policy: PolicySettings) -> bool:
-    """Hold a speculative worker in a lull only if the requests it would catch pay for it."""
+    """The simple rule: hold a speculative worker in a lull unless fewer than
+    speculative_min_requests_per_hour are expected."""
     return policy.speculative and expected_requests_per_hour >= policy.speculative_min_requests_per_hour
+
+
+def smoothed(values, window_steps: int) -> list[float]:
+    """Centered moving average over +- window_steps (edges average what they have)."""
+    vals = [max(0.0, float(v)) for v in values]
+    if window_steps <= 0:
+        return vals
+    prefix = [0.0]
+    for v in vals:
+        prefix.append(prefix[-1] + v)
+    n = len(vals)
+    out = []
+    for i in range(n):
+        lo, hi = max(0, i - window_steps), min(n, i + window_steps + 1)
+        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
+    return out
+
+
+def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
+               policy: PolicySettings) -> tuple[list[int], list[str]]:
+    """Workers needed in each step for arrival `rates` (per minute), and why."""
+    needs, whys = [], []
+    value = policy.cold_start_value_s
+    for rate in rates:
+        if value is not None:
+            # Break-even for every worker: each one is held only while the cold starts it is
+            # expected to avoid are worth its worker-seconds (worker 1 is the speculative one).
+            need = workers_for_value(rate, capacity, value)
+            why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
+            if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
+                need, why = 0, "lull, speculative off"  # under one arrival expected in the step
+        else:
+            need = workers_for_rate(rate, capacity, policy.blocking)
+            why = "forecast"
+            if need == 0 and speculative_pays(rate * 60.0, policy):
+                need, why = 1, "speculative"
+        needs.append(need)
+        whys.append(why)
+    return needs, whys
 
 
 def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityModel,
                   policy: PolicySettings, now: datetime, observed: Observed | None = None,
                   hold: Hold | None = None) -> EndpointPlan:
-    band = forecast.series(policy.quantile_column)
     n = len(forecast)
     if n == 0:
         return EndpointPlan(endpoint, now, ())
-    step = forecast.step_s
-    need = [workers_for_rate(v, capacity) for v in band]
-    lead_steps = max(0, math.ceil(capacity.cold_start_s / step))
-    # Need within the lead window: what must be warm (or warming) at step i.
-    ahead = [max(need[i:i + lead_steps + 1]) for i in range(n)]
-    hourly = [v * 60.0 for v in forecast.mean]
-    recent_need = workers_for_rate(observed.requests_per_minute_recent, capacity) if observed else 0
+    observed = observed or Observed()
+    step = float(forecast.step_s)
+    lead = float(capacity.cold_start_s)
+    delay = max(0.0, float(policy.scale_in_delay_s))
+    t0 = (forecast.start - now).total_seconds()  # step i covers [t0 + i step, t0 + (i+1) step)
+    end = t0 + n * step
 
-    targets: list[int] = []
+    band = forecast.series(policy.quantile_column)
+    rates = smoothed(band, int(round(policy.smoothing_s / step)))
+    recent = observed.requests_per_minute_recent
+    if recent > 0:
+        # Never scale in on a forecast alone while actual traffic is higher.
+        rates = [max(r, recent) if t0 + i * step < policy.recent_window_s else r
+                 for i, r in enumerate(rates)]
+    needs, whys = step_needs(rates, step, capacity, policy)
+
+    floor = max(policy.floor, capacity.min_workers)
+    history = [((at - now).total_seconds(), v) for at, v in observed.need_history]
+
+    def index(t: float) -> int:
+        return math.floor((t - t0) / step + 1e-9)
+
+    def target(t: float) -> tuple[int, int | None, str]:
+        """Largest need over [t - delay, t + lead] (step index that sets it, or None)."""
+        lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
+        best, at, why = 0, None, "forecast"
+        for j in range(hi, lo - 1, -1):  # latest first: the step that still binds
+            if needs[j] > best:
+                best, at = needs[j], j
+        if at is not None:
+            # A step already over binds only through hysteresis; one ahead, through the lead.
+            why = "scale_in_delay" if t0 + (at + 1) * step <= t + 1e-9 else whys[at]
+        for h, v in history:
+            if h >= t - delay and v > best:
+                best, at, why = v, None, "scale_in_delay"
+        return best, at, why
+
+    # Where the target can change: a rise a lead before each step, a drop a delay after it,
+    # the expiry of remembered needs and of a hold.
+    times = {0.0}
+    for i in range(n + 1):
+        times.add(t0 + i * step - lead)
+        times.add(t0 + i * step + delay)
+    times.update(h + delay for h, _ in history)
+    if hold is not None:
+        times.add((hold.until - now).total_seconds())
+    points = sorted(t for t in times if 0.0 <= t < end)
+
+    values: list[int] = []
     reasons: list[dict] = []
-    held = 0
-    held_until = -1
-    delay_steps = max(0, math.ceil(policy.scale_in_delay_s / step))
-    for i in range(n):
-        t = forecast.at(i)
-        target = ahead[i]
-        why = "forecast"
-        if target == 0 and speculative_pays(hourly[i], policy):
-            target, why = 1, "speculative"
-        if policy.floor > target:
-            target, why = policy.floor, "floor"
-        if capacity.min_workers > target:
-            target, why = capacity.min_workers, "min_workers"
-        if hold is not None and t < hold.until and hold.workers > target:
-            target, why = hold.workers, "hold"
-        if i == 0 and recent_need > target:
-            # Never scale in on a forecast alone when actual traffic is higher right now.
-            target, why = recent_need, "recent_traffic"
-        # Hysteresis: keep the last higher target for scale_in_delay after the need drops.
-        if target >= held:
-            held, held_until = target, i + delay_steps
-        elif i < held_until:
-            target, why = held, "scale_in_delay"
-        else:
-            held, held_until = target, i + delay_steps
-        capped = min(target, capacity.max_workers)
-        if capped < target:
-            why = f"{why}, capped at max_workers"
-        targets.append(capped)
+    for t in points:
+        value, at, why = target(t)
+        if floor > value:
+            value, why = floor, ("floor" if policy.floor >= capacity.min_workers else "min_workers")
+        if hold is not None and t < (hold.until - now).total_seconds() and hold.workers > value:
+            value, why = hold.workers, "hold"
+        if value > capacity.max_workers:
+            value, why = capacity.max_workers, f"{why}, capped at max_workers"
+        j = at if at is not None else min(max(index(t), 0), n - 1)
+        values.append(value)
         reasons.append({
             "why": why,
-            "forecast_rpm": round(float(band[i]), 4),
+            "forecast_rpm": round(float(band[j]), 4),
+            "planned_rpm": round(rates[j], 4),
             "quantile": policy.quantile_column,
             "model": forecast.model,
-            "need_at": (t + timedelta(seconds=capacity.cold_start_s)).isoformat(),
-            "lead_s": capacity.cold_start_s,
-            "peak_need_in_lead": ahead[i],
-            "floor": max(policy.floor, capacity.min_workers),
+            "need_at": (now + timedelta(seconds=max(t0 + j * step, t))).isoformat(),
+            "lead_s": lead,
+            "need": needs[j],
+            "floor": floor,
             "cap": capacity.max_workers,
         })
+    values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)
 
     commands: list[Command] = []
-    for i, target in enumerate(targets):
-        if i == 0 or target != targets[i - 1]:
-            at = now if i == 0 else forecast.at(i)
-            commands.append(Command(at=max(at, now), warm_workers=target,
-                                    idle_timeout_s=policy.idle_timeout_s, reason=reasons[i]))
-    return EndpointPlan(endpoint, now, tuple(commands))
+    for t, value, reason in zip(points, values, reasons):
+        if commands and commands[-1].warm_workers == value:
+            continue
+        commands.append(Command(at=now + timedelta(seconds=t), warm_workers=value,
+                                idle_timeout_s=policy.idle_timeout_s, reason=reason))
+    need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
+    return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
+
+
+def _apply_budget(points, values, end, policy, capacity, hold, now, reasons) -> list[int]:
+    """Cap the plan so its worker-hours fit the daily budget pro rata over the horizon; the
+    floor, min_workers and a hold are kept even when they alone exceed it."""
+    budget = policy.budget_worker_hours_per_day
+    if budget is None or not points:
+        return values
+    durations = [b - a for a, b in zip(points, points[1:] + [end])]
+    allowance = budget * 3600.0 * (end - points[0]) / 86400.0
+    hard = [max(policy.floor, capacity.min_workers,
+                hold.workers if hold is not None and t < (hold.until - now).total_seconds() else 0)
+            for t in points]
+
+    def spend(level: int) -> float:
+        return sum(max(h, min(v, level)) * d for v, h, d in zip(values, hard, durations))
+
+    if spend(max(values)) <= allowance:
+        return values
+    levels = list(range(max(values) + 1))
+    # Largest level whose spend fits (spend is non-decreasing in the level).
+    k = bisect.bisect_right([spend(lv) for lv in levels], allowance) - 1
+    level = max(0, k)
+    out = []
+    for v, h, reason in zip(values, hard, reasons):
+        capped = max(h, min(v, level))
+        if capped < v:
+            reason["why"] = f"{reason['why']}, capped by budget"
+        out.append(capped)
+    return out

@@ -42,6 +42,28 @@ class PolicySettings:
     scale_in_delay_s: float = 600.0  # hysteresis: hold a higher target this long before lowering
     idle_timeout_s: float | None = None  # for providers that accept one
     budget_worker_hours_per_day: float | None = None
+    # Busy steps: the fewest workers whose Erlang loss (share of arrivals finding every slot
+    # busy, i.e. cold) is at most this. None sizes to the mean load only (Little's law).
+    blocking: float | None = 0.02
+    # Lulls: when set, a worker is held through a step only if the cold starts it is expected
+    # to avoid pay for it, an avoided cold start being worth this many worker-seconds
+    # (sizing.hold_pays). None keeps the simple rule of speculative_min_requests_per_hour.
+    cold_start_value_s: float | None = None
+    smoothing_s: float = 0.0  # average the forecast over +- this (sparse traffic is noisy per minute)
+    recent_window_s: float = 900.0  # how far ahead recent actual traffic floors the plan
+    floor_rule: str = "fixed"  # "fixed": use floor; "baseline": the tuner sizes floor to the baseline load
+    baseline_percentile: float = 10.0  # which low percentile of recent load is the baseline
+    target_cold_rate: float = 0.02  # what the tuner aims at
+
+    def __post_init__(self) -> None:
+        if self.floor < 0:
+            raise ValueError("floor cannot be negative")
+        if self.blocking is not None and not 0 < self.blocking < 1:
+            raise ValueError("blocking must be between 0 and 1")
+        if self.floor_rule not in ("fixed", "baseline"):
+            raise ValueError("floor_rule must be 'fixed' or 'baseline'")
+        if not 0 < self.target_cold_rate < 1:
+            raise ValueError("target_cold_rate must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,9 @@ class Observed:
 
     requests_per_minute_recent: float = 0.0  # e.g. max over the last few minutes
     cold_start_rate: float | None = None
+    # The planner's own earlier needs (time, workers) before hysteresis, newest last: a plan
+    # made every cycle keeps a higher need for scale_in_delay even though it started earlier.
+    need_history: tuple[tuple[datetime, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,7 @@ class EndpointPlan:
     endpoint: str
     issued_at: datetime
     commands: tuple[Command, ...]
+    need_now: int = 0  # the need at issued_at before hysteresis (feed back as need_history)
 
     def target_at(self, moment: datetime) -> int | None:
         """The commanded target in force at `moment` (None before the first command)."""

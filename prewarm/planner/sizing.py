@@ -1,0 +1,103 @@
+"""Demand -> workers, and the break-even of a speculative worker. Pure arithmetic.
+
+Two questions, one model: arrivals are Poisson at the forecast rate, a request holds one of a
+worker's `concurrency` slots for `service_time_s`.
+
+* How many workers for a busy step? The number of requests in service is Poisson with mean
+  A = rate x service time (M/G/inf), and the share of arrivals that find every slot busy is
+  Erlang's loss formula B(slots, A). A request that finds no free slot is a cold request (the
+  platform starts a worker for it), so we take the fewest workers whose loss is at most the
+  blocking target. This covers "arrivals during service"; arrivals during a start-up are
+  covered because the pool is commanded a lead time ahead (see core).
+* Is a worker worth holding through a lull of length L? The first arrival in the lull would be
+  cold without it; P(at least one arrival) = 1 - exp(-rate x L). Hold when that probability
+  times the value of an avoided cold start pays for L seconds of a worker.
+"""
+from __future__ import annotations
+
+import math
+
+from .model import CapacityModel
+
+
+def erlang_b(servers: int, load: float) -> float:
+    """Erlang loss: share of Poisson arrivals that find all `servers` busy at offered `load`."""
+    if load <= 0:
+        return 0.0
+    b = 1.0  # B(0, A) = 1; recurrence B(n) = A B(n-1) / (n + A B(n-1)) is numerically stable
+    for n in range(1, servers + 1):
+        b = load * b / (n + load * b)
+    return b
+
+
+def offered_load(rate_per_min: float, capacity: CapacityModel) -> float:
+    """Mean number of requests in service (Little's law): arrivals per second x service time."""
+    return max(0.0, rate_per_min) / 60.0 * capacity.service_time_s
+
+
+def workers_for_rate(rate_per_min: float, capacity: CapacityModel,
+                     blocking: float | None = None, limit: int = 10_000) -> int:
+    """Fewest workers for `rate_per_min`: with `blocking`, the fewest whose Erlang loss is at
+    most `blocking`; without, the offered load over concurrency rounded up (the mean only).
+    At least one whenever a request is expected. Non-decreasing in the rate."""
+    if rate_per_min <= 0:
+        return 0
+    load = offered_load(rate_per_min, capacity)
+    mean_workers = max(1, math.ceil(load / capacity.concurrency - 1e-9))
+    if blocking is None:
+        return mean_workers
+    if blocking <= 0:
+        raise ValueError("blocking target must be positive")
+    # Erlang loss falls with every slot; start from the mean (loss there is well above any
+    # sensible target) and add workers until the loss is low enough.
+    workers = mean_workers
+    b = erlang_b(workers * capacity.concurrency, load)
+    while b > blocking and workers < limit:
+        workers += 1
+        for n in range((workers - 1) * capacity.concurrency + 1, workers * capacity.concurrency + 1):
+            b = load * b / (n + load * b)
+    return workers
+
+
+def p_any_arrival(rate_per_min: float, window_s: float) -> float:
+    """P(at least one Poisson arrival in `window_s` at `rate_per_min`)."""
+    if rate_per_min <= 0 or window_s <= 0:
+        return 0.0
+    return -math.expm1(-rate_per_min / 60.0 * window_s)
+
+
+def hold_pays(rate_per_min: float, window_s: float, cold_start_value_s: float) -> bool:
+    """Does a warm worker held for `window_s` pay for itself? It avoids (about) one cold start
+    when at least one request arrives in the window; that is worth `cold_start_value_s`
+    worker-seconds; holding costs `window_s` worker-seconds."""
+    return p_any_arrival(rate_per_min, window_s) * cold_start_value_s >= window_s
+
+
+def break_even_rate_per_hour(cold_start_value_s: float) -> float:
+    """The rate below which a worker held through a lull costs more than the cold starts it
+    avoids (small-window limit of hold_pays): one avoided cold start per value seconds."""
+    return math.inf if cold_start_value_s <= 0 else 3600.0 / cold_start_value_s
+
+
+def workers_for_value(rate_per_min: float, capacity: CapacityModel, cold_start_value_s: float,
+                      limit: int = 10_000) -> int:
+    """Cost-optimal workers when an avoided cold start is worth `cold_start_value_s`
+    worker-seconds: add worker N while the cold starts it avoids per second, rate x
+    (B((N-1)c) - B(Nc)), times the value pay for its one worker-second per second. Worker 1 is
+    the speculative worker through a lull (there B(0) = 1: every arrival would be cold).
+    Non-decreasing in the rate: rate x (B(n-1) - B(n)) is Erlang's improvement function over the
+    service time, which grows with the load."""
+    if rate_per_min <= 0 or cold_start_value_s <= 0:
+        return 0
+    per_s = rate_per_min / 60.0
+    load = per_s * capacity.service_time_s
+    c = capacity.concurrency
+    workers, b, n = 0, 1.0, 0
+    while workers < limit:
+        b_next = b
+        for k in range(n + 1, n + c + 1):
+            b_next = load * b_next / (k + load * b_next)
+        if per_s * (b - b_next) * cold_start_value_s < 1.0:
+            break
+        workers, b, n = workers + 1, b_next, n + c
+    return workers
