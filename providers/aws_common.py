@@ -73,7 +73,8 @@ def classify(exc: BaseException) -> tuple[bool, str, str] | None:
         err = exc.response.get("Error", {}) or {}
         code = str(err.get("Code") or "Unknown")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = str(err.get("Message") or err.get("message") or exc)
+        # Bounded: some services echo request details in messages; keep logs short and plain.
+        message = str(err.get("Message") or err.get("message") or exc)[:300]
         retryable = code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500
         return retryable, code, message
     if isinstance(exc, _CONNECTION_ERRORS):

@@ -118,9 +118,13 @@ class Schedule(ABC):
         clamped = dropped = 0
         previous: int | None = None
         for at, workers in ordered:
+            if at <= now:
+                continue
             bounded = min(self.provider.bounded(workers), ceiling)
             clamped += bounded != workers
-            if at > now and bounded != previous:
+            # Collapse among future commands only: the first one is written even if it
+            # repeats the value in force, in case that value never reached AWS.
+            if bounded != previous:
                 if len(out) >= MAX_ACTIONS:
                     dropped += 1
                 else:

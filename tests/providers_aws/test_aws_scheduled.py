@@ -185,3 +185,11 @@ def test_asg_schedule_uses_group_scheduled_actions(make_provider, front, moto_cl
     provider.apply(1)
     grp = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_group])["AutoScalingGroups"][0]
     assert (grp["MinSize"], grp["DesiredCapacity"]) == (1, 1)
+
+
+def test_first_future_action_written_even_if_it_repeats_the_value_in_force(scheduled_ecs,
+                                                                            moto_client):
+    provider, rid, dim = scheduled_ecs
+    provider.apply_schedule([(at(-5), 3), (at(5), 3), (at(15), 3)], now=NOW)
+    assert list(aas_actions(moto_client, rid, dim).values()) == [
+        ("at(2031-03-01T12:05:00)", {"MinCapacity": 3})]
