@@ -9,4 +9,5 @@ SHORT_HELP = {
     "run": "Run the daemon, with Prometheus metrics and /healthz.",
     "demo": "Run the embedded default end to end: generated traffic, SQLite, real local workers.",
     "providers": "List installed providers, their config keys and capabilities.",
+    "backtest": "Replay a trace against a policy; cold starts, worker-hours, static frontier.",
 }

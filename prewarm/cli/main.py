@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "once": "prewarm.cli.run_cmds:once",
     "run": "prewarm.cli.run_cmds:run",
     "providers": "prewarm.cli.providers_cmd:providers",
+    "backtest": "prewarm.cli.backtest_cmd:backtest",
     "demo": "prewarm.cli.demo_cmd:demo",
 }
 
