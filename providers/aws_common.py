@@ -92,7 +92,8 @@ _sessions_lock = threading.Lock()
 
 def make_client(service: str, config: AwsConfig) -> Any:
     # One session per profile for the process: a session loads the service models and
-    # resolves credentials once (~0.3 s each), which would otherwise repeat per endpoint.
+    # resolves credentials once (measured ~170 ms for session+client vs ~5 ms for a client
+    # of a shared session), which would otherwise repeat per endpoint.
     with _sessions_lock:
         session = _sessions.get(config.profile)
         if session is None:
