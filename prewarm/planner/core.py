@@ -102,7 +102,8 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     def target(t: float) -> tuple[int, int | None, str]:
         """Largest need over [t - delay, t + lead] (step index that sets it, or None)."""
         lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
-        best, at, why = 0, None, "forecast"
+        here = index(t)
+        best, at, why = 0, None, whys[here] if 0 <= here < n else "forecast"
         for j in range(hi, lo - 1, -1):  # latest first: the step that still binds
             if needs[j] > best:
                 best, at = needs[j], j
@@ -110,7 +111,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             # A step already over binds only through hysteresis; one ahead, through the lead.
             why = "scale_in_delay" if t0 + (at + 1) * step <= t + 1e-9 else whys[at]
         for h, v in history:
-            if h >= t - delay and v > best:
+            if h > t - delay and v > best:
                 best, at, why = v, None, "scale_in_delay"
         return best, at, why
 
