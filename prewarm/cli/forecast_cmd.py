@@ -15,9 +15,9 @@ from .output import emit_json, json_option, table
 @click.pass_context
 def forecast(ctx, endpoint, horizon, at, as_json) -> None:
     """Show the demand forecast for ENDPOINT, in requests per minute per step."""
-    from ..demand import demand_records, forecast_demand
     from datetime import timedelta
-    from ..cycle import read_history
+
+    from ..cycle import _forecast, demand_records, read_history
 
     rt = runtime(ctx)
     try:
@@ -29,15 +29,14 @@ def forecast(ctx, endpoint, horizon, at, as_json) -> None:
         if not rows:
             raise click.ClickException(f"no history for {endpoint!r} before {now:%Y-%m-%dT%H:%M}Z; "
                                        f"ingest some with `prewarm ingest`")
-        demand = forecast_demand({ep.name: rows}, now=cutoff, model=f.model, step_s=f.step_s,
-                                 horizon_s=horizon, history_s=f.history_s, season_s=f.season_s,
-                                 levels=f.levels)[ep.name]
+        fc = _forecast(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
+        demand = fc[ep.name].demand
     finally:
         rt.close()
-    records = [r for r in demand_records(demand) if r["ds"] >= now - timedelta(seconds=f.step_s)]
+    records = [r for r in demand_records(demand) if now - timedelta(seconds=demand.step_s) < r["ds"] < now + timedelta(seconds=horizon)]
     if as_json:
         emit_json(records)
         return
-    click.echo(f"{endpoint}: {demand.model}, step {f.step_s}s, requests per minute")
+    click.echo(f"{endpoint}: {demand.model}, model step {fc[ep.name].step_s}s, requests per minute")
     cols = ["mean", *[b for b in demand.bands]]
     table([[r["ds"], *[r[c] for c in cols]] for r in records], ["ds", *cols])

@@ -86,7 +86,11 @@ plans = sa.Table(
     sa.Column("horizon_end", UTCDateTime, nullable=False),
     sa.Column("model", sa.String(128), nullable=True),
     sa.Column("current", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The need at issue time before hysteresis; fed back to the next plans so a drop in
+    # demand waits out the scale-in delay across cycles, not only within one plan.
+    sa.Column("need_now", sa.Integer, nullable=True),
     sa.Index("ix_plans_endpoint_current", "endpoint_id", "current"),
+    sa.Index("ix_plans_endpoint_issued", "endpoint_id", "issued_at"),
 )
 
 plan_commands = sa.Table(

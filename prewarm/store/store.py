@@ -243,7 +243,7 @@ class Store:
 
     # -- plans -----------------------------------------------------------------------------
     def save_plan(self, endpoint: str, issued_at: datetime, horizon_end: datetime, model: str | None,
-                  commands: Sequence[Mapping[str, Any]]) -> int:
+                  commands: Sequence[Mapping[str, Any]], need_now: int | None = None) -> int:
         """Replace the endpoint's current plan in one transaction: pending commands of the old
         plan become 'superseded', the new plan becomes current. A crash leaves either the old
         plan or the new one, never half of each."""
@@ -256,7 +256,8 @@ class Store:
                           .values(status="superseded"))
                 c.execute(t.plans.update().where(p.id.in_(old)).values(current=False))
             plan_id = c.execute(t.plans.insert().values(endpoint_id=eid, issued_at=issued_at,
-                                                        horizon_end=horizon_end, model=model, current=True)
+                                                        horizon_end=horizon_end, model=model, current=True,
+                                                        need_now=need_now)
                                 ).inserted_primary_key[0]
             if commands:
                 c.execute(t.plan_commands.insert(), [{
@@ -279,6 +280,18 @@ class Store:
             return [{"id": r.id, "at": r.at, "warm_workers": r.warm_workers, "idle_timeout_s": r.idle_timeout_s,
                      "reason": json.loads(r.reason), "status": r.status, "applied_at": r.applied_at,
                      "issued_at": r.issued_at} for r in rows]
+
+    def recent_needs(self, endpoint: str, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
+        """(issued_at, need_now) of the plans issued in [since, until), oldest first."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        p = t.plans.c
+        with self.begin() as c:
+            rows = c.execute(sa.select(p.issued_at, p.need_now).where(
+                p.endpoint_id == eid, p.issued_at >= since, p.issued_at < until, p.need_now.is_not(None))
+                .order_by(p.issued_at))
+            return [(r[0], int(r[1])) for r in rows]
 
     def plan_as_of(self, endpoint: str, at: datetime) -> list[dict[str, Any]]:
         """The plan that was current at `at` (the latest issued at or before it)."""
