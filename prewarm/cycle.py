@@ -6,18 +6,16 @@ passed in. Fail warm: an error at any stage keeps the last plan and never lowers
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from .coldstart import lead_seconds
 from .config import EndpointSettings, Settings
-from .errors import StoreError
 from .planner.core import plan_endpoint
 from .planner.model import CapacityModel, EndpointPlan, Hold, Observed, PolicySettings
 from .providers import registry as provider_registry
-from .providers.base import EndpointRef, Provider, ProviderError, retry_call
+from .providers.base import EndpointRef, Provider
 from .store import Store
 
 log = logging.getLogger("prewarm.cycle")
@@ -190,110 +188,17 @@ def _from(demand, now: datetime):
 
 def due_command(plan_rows: list[dict], now: datetime) -> dict | None:
     """The command in force at `now`: the last one at or before it."""
-    current = None
-    for row in plan_rows:
-        if row["at"] <= now:
-            current = row
-        else:
-            break
-    return current
+    from .apply import due_command as due
+    return due(plan_rows, now)
 
 
 def apply_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
-              retry_deadline_s: float = 30.0) -> list[ActionOutcome]:
-    """Bring each provider to the target in force now. Level-triggered and idempotent.
-
-    Fail warm: when the plan is stale (no successful plan for 3 cycles) or the provider's
-    current state cannot be read, a target lower than the current one is not applied.
-    """
-    out: list[ActionOutcome] = []
-    stale_after = timedelta(seconds=3 * rt.settings.daemon.cycle_interval_s)
-    for ep in rt.endpoints(names):
-        try:
-            rows = rt.store.current_plan(ep.name)
-        except StoreError as exc:
-            rt._error("store", ep.name)
-            log.error("cannot read the plan for %s, leaving capacity as it is: %s", ep.name, exc)
-            out.append(ActionOutcome(ep.name, -1, None, "skipped", error=str(exc)))
-            continue
-        cmd = due_command(rows, now)
-        if cmd is None:
-            continue
-        target = EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers).clamp(cmd["warm_workers"])
-        if rt.metrics is not None:
-            rt.metrics.planned.labels(ep.name).set(target)
-            rt.metrics.plan_age.labels(ep.name).set((now - cmd["issued_at"]).total_seconds())
-        out.append(_converge(rt, ep, cmd, target, now, stale=now - cmd["issued_at"] > stale_after,
-                             retry_deadline_s=retry_deadline_s))
-    return out
-
-
-def _converge(rt: Runtime, ep: EndpointSettings, cmd: dict, target: int, now: datetime, *, stale: bool,
-              retry_deadline_s: float) -> ActionOutcome:
-    provider = None
-    try:
-        provider = rt.provider(ep)
-        state = _timed(rt, provider, "read", provider.read)
-        current = state.desired
-        if rt.metrics is not None:
-            rt.metrics.actual.labels(ep.name).set(state.ready)
-            rt.metrics.desired.labels(ep.name).set(state.desired)
-    except ProviderError as exc:
-        rt._error("provider", ep.name)
-        log.warning("reading %s failed (%s); only a scale-out would be applied", ep.name, exc)
-        current = None
-    if current == target and (cmd.get("idle_timeout_s") is None or state.idle_timeout_s == cmd["idle_timeout_s"]):
-        if cmd["status"] == "pending":
-            rt.store.mark_command(cmd["id"], "applied", now)
-        return ActionOutcome(ep.name, target, current, "unchanged", cmd["reason"])
-    if current is None:
-        # Unknown state: only a scale-out beyond the last applied target is safe to send.
-        last = rt.store.last_applied_target(ep.name)
-        if last is not None and target <= last:
-            log.warning("not applying %d to %s: provider state unknown (fail warm)", target, ep.name)
-            return ActionOutcome(ep.name, target, None, "skipped", cmd["reason"], error="provider state unknown")
-    elif target < current and stale:
-        log.warning("not lowering %s from %d to %d: the plan is stale (fail warm)", ep.name, current, target)
-        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="plan is stale")
-    kind = provider.kind if provider else ep.provider["kind"]
-    requested = {"target": target, "idle_timeout_s": cmd.get("idle_timeout_s"), "previous": current}
-    started = time.monotonic()
-    try:
-        result = retry_call(lambda: _timed(rt, provider, "apply",
-                                           lambda: provider.apply(target, cmd.get("idle_timeout_s"))),
-                            deadline_s=retry_deadline_s,
-                            on_retry=lambda e, n, d: log.warning("%s: retry %d in %.1fs: %s", ep.name, n, d, e))
-    except ProviderError as exc:
-        rt._error("provider", ep.name)
-        _record(rt, ep, kind, requested, cmd, "error", now, started, error=str(exc), retryable=exc.retryable)
-        log.error("applying %d to %s failed: %s", target, ep.name, exc)
-        return ActionOutcome(ep.name, target, current, "error", cmd["reason"], error=str(exc))
-    res = "ok" if result.changed else "unchanged"
-    _record(rt, ep, kind, requested, cmd, res, now, started)
-    rt.store.mark_command(cmd["id"], "applied", now)
-    log.info("%s: warm workers %s -> %d (%s)", ep.name, result.previous, target, cmd["reason"].get("why"))
-    return ActionOutcome(ep.name, target, result.previous, res, cmd["reason"])
-
-
-def _timed(rt: Runtime, provider: Provider, verb: str, fn):
-    started = time.monotonic()
-    try:
-        return fn()
-    finally:
-        if rt.metrics is not None:
-            rt.metrics.provider_latency.labels(provider.kind, verb).observe(time.monotonic() - started)
-
-
-def _record(rt: Runtime, ep: EndpointSettings, kind: str, requested: dict, cmd: dict, result: str,
-            now: datetime, started: float, error: str | None = None, retryable: bool | None = None) -> None:
-    if rt.metrics is not None:
-        rt.metrics.actions.labels(kind, result).inc()
-    try:
-        rt.store.record_action(ep.name, ts=now, provider=kind, verb="apply", requested=requested,
-                               reason=cmd.get("reason"), result=result, error=error, retryable=retryable,
-                               duration_ms=(time.monotonic() - started) * 1000, command_id=cmd.get("id"))
-    except StoreError as exc:
-        log.error("audit log write failed for %s: %s", ep.name, exc)
+              retry_deadline_s: float = 30.0, cancel=None, may_act=None) -> list[ActionOutcome]:
+    """Bring each provider to the target in force now. Level-triggered, idempotent, fail warm:
+    see prewarm/apply.py (cached plan when the database is down, no lowering on a stale plan
+    or an unreadable provider, backoff on throttling, holds as a floor)."""
+    from .apply import apply_all
+    return apply_all(rt, now, names, retry_deadline_s=retry_deadline_s, cancel=cancel, may_act=may_act)
 
 
 def run_once(rt: Runtime, now: datetime, names: Iterable[str] | None = None) -> tuple[dict, list]:

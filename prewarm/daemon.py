@@ -1,16 +1,27 @@
 """The daemon: APScheduler 3.x running cycles, reconciles and one date job per planned change.
 
-Only the leader runs the scheduler (APScheduler 3.x job stores must never be shared between
-schedulers); jobs live in a memory job store and are rebuilt from the database's plan, which
-is the source of truth. Coalescing and misfire grace are set on purpose:
+Only the leader runs a scheduler (APScheduler 3.x job stores must never be shared between
+schedulers: two processes on one store ran every job twice). Its jobs live in a memory job
+store and are rebuilt from the database's plan, the source of truth, on start and after every
+cycle and reconcile. Job settings, on purpose:
 
-- cycle and reconcile jobs coalesce (a backlog of missed runs collapses into one run) with a
-  misfire grace of one interval: a late run is still useful, a run older than that is not.
-- a planned change fires if it is up to `misfire_grace` late; the reconcile pass covers
-  anything later, because apply is level-triggered: it converges to the target in force now.
-  A warm-up missed while the daemon was down is therefore applied at start (the target in
-  force now includes it), and a stale scale-down is never replayed: only the current target
-  is ever applied.
+- `cycle` (forecast + plan, every cycle_interval) and `reconcile` (every reconcile_interval):
+  coalesce=True (a backlog of missed runs collapses into one), max_instances=1 (a slow run is
+  never doubled), misfire_grace_time = one interval (a run later than that is skipped: the
+  next one is due anyway).
+- `change:<endpoint>:<time>`, one date job per planned change in the next hour, at the
+  command's time (the need time minus the lead, as the planner wrote it):
+  misfire_grace_time=None (a late warm-up still runs, however late), and it converges to the
+  target in force at max(now, its time), so it never fires "early" into the previous target.
+- start (and every takeover): converge to the stored plan at once. Apply is level-triggered,
+  so a warm-up missed while the daemon was down is applied at start if it is still in force
+  (its need is still ahead), and a scale-down that came due while down is not replayed: the
+  plan is stale then, and a stale plan never lowers capacity (fail warm) until a fresh cycle
+  has planned again.
+
+Signals: SIGTERM/SIGINT stop (the provider call in flight finishes, no new call or retry
+starts), SIGHUP reloads the config (a bad one is refused, the old one kept). systemd's notify
+protocol: READY=1 once leading or standing by, WATCHDOG=1 while healthy, STOPPING=1.
 """
 from __future__ import annotations
 
@@ -27,6 +38,8 @@ from .config import Settings
 from .cycle import Runtime, apply_due, plan_cycle
 
 log = logging.getLogger("prewarm.daemon")
+CHANGE_HORIZON = timedelta(hours=1)  # date jobs are kept for changes this far ahead
+CYCLE_SLACK_S = 600.0  # a cycle may legitimately take this long on a large fleet
 
 
 def sd_notify(message: str) -> bool:
@@ -50,9 +63,22 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def background_scheduler():
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    return BackgroundScheduler(timezone=timezone.utc, executors={"default": ThreadPoolExecutor(8)},
+                               job_defaults={"coalesce": True, "max_instances": 1})
+
+
 class Daemon:
+    """`scheduler_factory` builds the scheduler when leading (default: APScheduler's
+    BackgroundScheduler); tests and benchmarks pass daemon_sim.SimulatedScheduler, with its
+    clock as `clock`, to run the same jobs deterministically on simulated time."""
+
     def __init__(self, settings: Settings, *, metrics=None, lock=None,
-                 reload: Callable[[], Settings] | None = None, clock: Callable[[], datetime] = _utcnow) -> None:
+                 reload: Callable[[], Settings] | None = None, clock: Callable[[], datetime] = _utcnow,
+                 scheduler_factory: Callable[[], object] | None = None, store=None) -> None:
         from .metrics import Heartbeat
 
         self.settings = settings
@@ -60,53 +86,102 @@ class Daemon:
         self.lock = lock
         self.reload_settings = reload
         self.clock = clock
+        self.scheduler_factory = scheduler_factory or background_scheduler
+        self.inline = scheduler_factory is not None  # simulated: run cycle work on the caller's thread
+        self.store = store  # a store to use instead of opening settings.store.url (tests)
         self.rt: Runtime | None = None
         self.scheduler = None
         self.stop_event = threading.Event()
-        self.heartbeat = Heartbeat(stale_after=max(3 * settings.daemon.cycle_interval_s, 60.0))
+        self.cancel = threading.Event()  # set when this leadership term ends
+        self.heartbeat = Heartbeat()
         self.leading = False
-        self._lock = threading.RLock()  # one cycle/apply at a time
+        self._lease_until = 0.0
+        self._change_jobs: set[str] = set()
+        self._jobs_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._stepping = threading.Lock()
+
+    # -- timing derived from the settings ---------------------------------------------------
+    @property
+    def poll_s(self) -> float:
+        return max(0.2, self.settings.daemon.leader_takeover_s / 5)
+
+    @property
+    def lease_s(self) -> float:
+        return self.settings.daemon.leader_takeover_s / 3
+
+    @property
+    def retry_deadline_s(self) -> float:
+        # A throttled apply backs off within one reconcile interval; the next pass retries.
+        return min(30.0, max(2.0, self.settings.daemon.reconcile_interval_s))
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> int:
+        """Lead or stand by until stopped. Raises leader.AlreadyRunning on SQLite."""
         self._install_signals()
-        sd_notify("READY=1\nSTATUS=starting")
-        takeover = self.settings.daemon.leader_takeover_s
-        poll = max(0.5, takeover / 3)
+        ready = False
+        self.heartbeat.expect("loop", max(10.0, 5 * self.poll_s))
         try:
             while not self.stop_event.is_set():
-                self.heartbeat.beat()
-                self._watchdog()
-                if not self.leading:
-                    if self.lock is None or self.lock.try_acquire():
-                        self._lead()
-                    else:
-                        sd_notify("STATUS=standby")
-                        if self.metrics:
-                            self.metrics.leader.set(0)
-                elif self.lock is not None and not self.lock.still_held():
-                    log.error("leadership lost; standing by")
-                    self._step_down()
-                self.stop_event.wait(poll)
+                self._tick()
+                if not ready:
+                    sd_notify("READY=1\nSTATUS=" + ("leading" if self.leading else "standby"))
+                    ready = True
+                if self.healthy()[0]:
+                    sd_notify("WATCHDOG=1")
+                self.stop_event.wait(self.poll_s)
         finally:
             sd_notify("STOPPING=1")
+            log.info("stopping")
             self._step_down()
             if self.lock is not None:
                 self.lock.release()
         return 0
 
+    def _tick(self) -> None:
+        self.heartbeat.beat("loop")
+        if not self.leading:
+            if self.lock is None or self.lock.try_acquire():
+                self._renew_lease()
+                try:
+                    self._lead()
+                except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry next tick
+                    log.error("cannot lead yet: %s", exc)
+                    self._step_down()
+                    if self.lock is not None:
+                        self.lock.release()
+            elif self.metrics:
+                self.metrics.leader.set(0)
+        elif self.lock is not None:
+            if self.lock.still_held():
+                self._renew_lease()
+            else:
+                log.error("leadership lost; standing by")
+                self._step_down()
+
     def stop(self) -> None:
         self.stop_event.set()
+        self.cancel.set()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, name="reload",
+                                                                 daemon=True).start())
 
-    def _watchdog(self) -> None:
-        sd_notify("WATCHDOG=1")
+    def healthy(self) -> tuple[bool, str]:
+        ok, why = self.heartbeat.check()
+        role = "leader" if self.leading else "standby"
+        return ok, f"{role}; {why}"
+
+    def _renew_lease(self) -> None:
+        self._lease_until = time.monotonic() + self.lease_s
+
+    def may_act(self) -> bool:
+        """Asked before every provider write: leading, and the lock confirmed recently."""
+        return self.leading and (self.lock is None or time.monotonic() < self._lease_until)
 
     def reload(self) -> bool:
         """SIGHUP: load the config again; a bad new config is refused and the old one kept."""
@@ -117,107 +192,172 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - keep running on the old config
             log.error("config reload refused, keeping the old config: %s", exc)
             return False
-        with self._lock:
+        with self._reload_lock:
+            if new.store.url != self.settings.store.url:
+                log.warning("store.url changed: it takes effect at the next restart")
             self.settings = new
-            if self.rt is not None:
-                self.rt.settings = new
-                for p in self.rt.providers.values():
-                    p.close()
-                self.rt.providers.clear()
-        log.info("config reloaded")
-        if self.leading:
-            self._schedule_recurring()
+            rt = self.rt
+            if rt is not None:
+                from .apply import state
+                rt.settings = new
+                old, rt.providers = rt.providers, {}
+                for name, provider in old.items():
+                    with state(rt).lock(name):  # let a call in flight finish before closing
+                        provider.close()
+            if self.leading and self.scheduler is not None:
+                self._schedule_recurring()
+        log.info("config reloaded from %s", new.source or "defaults")
         return True
 
     # -- leading --------------------------------------------------------------------------
     def _lead(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         log.info("leading")
+        self.cancel = threading.Event()
+        self.rt = Runtime(self.settings, store=self.store, metrics=self.metrics)
         self.leading = True
         if self.metrics:
             self.metrics.leader.set(1)
         sd_notify("STATUS=leading")
-        self.rt = Runtime(self.settings, metrics=self.metrics)
-        self.scheduler = BackgroundScheduler(
-            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(4)},
-            job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler = self.scheduler_factory()
         self.scheduler.start()
         self._schedule_recurring()
         # Rebuild from the database: converge to what the stored plan wants now (a warm-up
-        # missed while down fires now), schedule its future changes, then plan afresh.
-        self.scheduler.add_job(self._start_up, id="startup", next_run_time=self.clock())
+        # missed while down fires now), schedule its changes, then plan afresh.
+        self.scheduler.add_job(self._start_up, "date", run_date=self.clock(), id="startup",
+                               misfire_grace_time=None)
 
     def _step_down(self) -> None:
-        self.leading = False
-        if self.metrics:
-            self.metrics.leader.set(0)
-        if self.scheduler is not None:
-            # wait=True: an in-flight provider call finishes before we stop.
-            self.scheduler.shutdown(wait=True)
-            self.scheduler = None
-        if self.rt is not None:
-            self.rt.close()
-            self.rt = None
+        with self._stepping:
+            was = self.leading
+            self.leading = False
+            self.cancel.set()
+            if self.metrics:
+                self.metrics.leader.set(0)
+            if self.scheduler is not None:
+                # wait=True: a provider call in flight finishes; apply starts no new one (cancel).
+                self.scheduler.shutdown(wait=True)
+                self.scheduler = None
+            self._change_jobs.clear()
+            for name in ("reconcile", "cycle"):
+                self.heartbeat.forget(name)
+            if self.rt is not None:
+                if self.store is None:
+                    self.rt.close()
+                else:  # the caller owns the store it passed in
+                    for provider in self.rt.providers.values():
+                        provider.close()
+                self.rt = None
+            if was:
+                log.info("no longer leading")
 
     def _schedule_recurring(self) -> None:
         d = self.settings.daemon
+        now = self.clock()
         self.scheduler.add_job(self.cycle, "interval", seconds=d.cycle_interval_s, id="cycle",
-                               replace_existing=True, misfire_grace_time=int(d.cycle_interval_s),
-                               next_run_time=self.clock() + timedelta(seconds=d.cycle_interval_s))
+                               replace_existing=True, misfire_grace_time=max(1, int(d.cycle_interval_s)),
+                               next_run_time=now + timedelta(seconds=d.cycle_interval_s))
         self.scheduler.add_job(self.reconcile, "interval", seconds=d.reconcile_interval_s, id="reconcile",
-                               replace_existing=True, misfire_grace_time=int(d.reconcile_interval_s))
+                               replace_existing=True, misfire_grace_time=max(1, int(d.reconcile_interval_s)),
+                               next_run_time=now + timedelta(seconds=d.reconcile_interval_s))
+        self.heartbeat.expect("reconcile", 3 * d.reconcile_interval_s + self.retry_deadline_s + 2)
+        self.heartbeat.expect("cycle", 3 * d.cycle_interval_s + CYCLE_SLACK_S)
 
     def _start_up(self) -> None:
         self.reconcile()
-        self._schedule_changes()
         self.cycle()
 
     # -- jobs -----------------------------------------------------------------------------
     def cycle(self) -> None:
+        """Forecast and plan every endpoint, then converge. The forecast runs on a worker
+        thread that a stop abandons (a forecast cannot be interrupted; nothing is applied
+        from it after a stop)."""
         started = time.monotonic()
+        rt = self.rt
+        if rt is None:
+            return
         now = self.clock()
-        with self._lock:
-            if self.rt is None:
-                return
-            outcomes = plan_cycle(self.rt, now)
+        outcomes = self._abandonable(lambda: plan_cycle(rt, now))
+        if outcomes is None:
+            return
         ok = all(o.error is None for o in outcomes.values())
         if self.metrics:
             self.metrics.cycle_duration.observe(time.monotonic() - started)
             if ok:
                 self.metrics.last_success.set(time.time())
-        self.heartbeat.beat()
-        self._schedule_changes()
+        self.heartbeat.beat("cycle")
         self.reconcile()
 
-    def reconcile(self, endpoint: str | None = None) -> None:
-        with self._lock:
-            if self.rt is None:
-                return
-            apply_due(self.rt, self.clock(), [endpoint] if endpoint else None)
-        self.heartbeat.beat()
+    def _abandonable(self, fn):
+        if self.inline:
+            return fn()
+        box: dict = {}
+        done = threading.Event()
 
-    def _schedule_changes(self) -> None:
-        """One date job per future planned change, replacing the previous set."""
-        if self.scheduler is None or self.rt is None:
+        def work():
+            try:
+                box["value"] = fn()
+            except Exception as exc:  # noqa: BLE001 - reported below, on the job's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="cycle-work", daemon=True).start()
+        cancel = self.cancel
+        while not done.wait(0.1):
+            if cancel.is_set():
+                log.warning("stopping: the cycle in progress is abandoned")
+                return None
+        if "error" in box:
+            log.error("cycle failed: %s", box["error"], exc_info=box["error"])
+            return None
+        return box["value"]
+
+    def reconcile(self, endpoint: str | None = None, at: datetime | None = None) -> None:
+        """Converge to the target in force now (level-triggered). A change job passes its
+        time: it converges to max(now, at), never to the target before it."""
+        rt = self.rt
+        if rt is None or self.cancel.is_set():
             return
         now = self.clock()
-        horizon = now + timedelta(seconds=2 * self.settings.daemon.cycle_interval_s)
-        wanted = {}
-        for ep in self.rt.endpoints():
-            try:
-                rows = self.rt.store.current_plan(ep.name)
-            except Exception as exc:  # noqa: BLE001 - fail warm: keep the jobs we have
-                log.error("cannot read the plan of %s: %s", ep.name, exc)
-                return
-            for row in rows:
+        if at is not None and at > now:
+            now = at
+        names = None
+        if endpoint is not None:
+            if endpoint not in {ep.name for ep in rt.settings.endpoints}:
+                return  # removed by a reload
+            names = [endpoint]
+        apply_due(rt, now, names, retry_deadline_s=self.retry_deadline_s, cancel=self.cancel,
+                  may_act=self.may_act)
+        if endpoint is None:
+            self.heartbeat.beat("reconcile")
+            self._schedule_changes()
+
+    def _schedule_changes(self) -> None:
+        """One date job per planned change in the next hour, from the plans apply has just
+        read (apply keeps the last plan read when the database is down)."""
+        from .apply import state
+
+        scheduler, rt = self.scheduler, self.rt
+        if scheduler is None or rt is None:
+            return
+        now = self.clock()
+        horizon = now + CHANGE_HORIZON
+        wanted: dict[str, tuple[str, datetime]] = {}
+        plans = state(rt).plans
+        for ep in rt.settings.endpoints:
+            for row in plans.get(ep.name) or ():
                 if now < row["at"] <= horizon:
-                    wanted[f"change:{ep.name}:{row['id']}"] = (ep.name, row["at"])
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith("change:") and job.id not in wanted:
-                job.remove()
-        for job_id, (name, at) in wanted.items():
-            if self.scheduler.get_job(job_id) is None:
-                self.scheduler.add_job(self.reconcile, "date", run_date=at, args=[name], id=job_id,
-                                       misfire_grace_time=30)
+                    wanted[f"change:{ep.name}:{row['at'].isoformat()}"] = (ep.name, row["at"])
+        with self._jobs_lock:
+            if self.scheduler is not scheduler:
+                return
+            for job_id in self._change_jobs - set(wanted):
+                try:
+                    scheduler.remove_job(job_id)
+                except LookupError:  # JobLookupError: it has run
+                    pass
+            for job_id in set(wanted) - self._change_jobs:
+                name, at = wanted[job_id]
+                scheduler.add_job(self.reconcile, "date", run_date=at, args=[name, at], id=job_id,
+                                  replace_existing=True, misfire_grace_time=None)
+            self._change_jobs = set(wanted)

@@ -41,21 +41,37 @@ def _key(name: str) -> int:
 
 
 class PostgresLock:
-    def __init__(self, url: str, name: str = LOCK_NAME, keepalive_s: int = 5) -> None:
+    """Session-held advisory lock. Keepalives both ways, scaled to the takeover time:
+
+    - the server probes this connection (tcp_keepalives_*, tcp_user_timeout set for this
+      session only), so a leader whose host dies or is cut off loses the lock after about
+      takeover/2, and a standby polling every takeover/5 takes over within the takeover time;
+    - the client probes too, so a leader cut off learns it, and until it does the daemon
+      stops acting once its lease (takeover/3 after the last good check) runs out: the old
+      leader stops before the server can hand the lock to another.
+    """
+
+    def __init__(self, url: str, name: str = LOCK_NAME, takeover_s: float = 15.0) -> None:
         self.url = make_url(url)
         self.key = _key(name)
-        self.keepalive_s = keepalive_s
+        self.takeover_s = takeover_s
         self.conn = None
         self.held = False
 
     def _connect(self):
         import psycopg
         u = self.url
+        dead_after = max(2.0, self.takeover_s / 2)  # no answer for this long: the session is dead
+        idle = max(1, int(dead_after / 3))
+        interval = max(1, int(dead_after / 6))
+        server = (f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+                  f"-c tcp_keepalives_count=2 -c tcp_user_timeout={int(dead_after * 1000)}")
         return psycopg.connect(
             host=u.host or "localhost", port=u.port or 5432, user=u.username, password=u.password,
-            dbname=u.database, autocommit=True, connect_timeout=5, application_name="prewarm-leader",
-            keepalives=1, keepalives_idle=self.keepalive_s, keepalives_interval=max(1, self.keepalive_s // 2),
-            keepalives_count=2, tcp_user_timeout=self.keepalive_s * 3000)
+            dbname=u.database, autocommit=True, connect_timeout=max(2, int(dead_after)),
+            application_name="prewarm-leader", options=server,
+            keepalives=1, keepalives_idle=idle, keepalives_interval=interval, keepalives_count=2,
+            tcp_user_timeout=int(dead_after * 1000))
 
     def try_acquire(self) -> bool:
         try:
@@ -190,11 +206,11 @@ class FileLock:
             self.fh = None
 
 
-def for_url(url: str) -> LeaderLock:
+def for_url(url: str, takeover_s: float = 15.0) -> LeaderLock:
     u = make_url(url)
     backend = u.get_backend_name()
     if backend == "postgresql":
-        return PostgresLock(url)
+        return PostgresLock(url, takeover_s=takeover_s)
     if backend in ("mysql", "mariadb"):
         return MySQLLock(url)
     if backend == "sqlite":

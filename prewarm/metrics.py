@@ -80,18 +80,39 @@ class MetricsServer:
 
 
 class Heartbeat:
-    """The loop beats; /healthz fails when the last beat is older than `stale_after` s."""
+    """Named beats, each with its own limit; /healthz fails when any expected beat is older
+    than its limit. The daemon's jobs beat (reconcile, cycle), not the loop that serves
+    /healthz, so a stuck job is seen even while the process answers."""
 
-    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stale_after = stale_after
+    def __init__(self, stale_after: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.last = clock()
+        self.limits: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self._lock = threading.Lock()
+        if stale_after is not None:
+            self.expect("loop", stale_after)
 
-    def beat(self) -> None:
-        self.last = self.clock()
+    def expect(self, name: str, limit_s: float) -> None:
+        """From now on, `name` must beat at least every `limit_s` seconds."""
+        with self._lock:
+            self.limits[name] = limit_s
+            self.last.setdefault(name, self.clock())
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self.limits.pop(name, None)
+            self.last.pop(name, None)
+
+    def beat(self, name: str = "loop") -> None:
+        with self._lock:
+            self.last[name] = self.clock()
 
     def check(self) -> tuple[bool, str]:
-        age = self.clock() - self.last
-        if age > self.stale_after:
-            return False, f"loop stuck: last beat {age:.0f}s ago (limit {self.stale_after:.0f}s)"
-        return True, f"ok: last beat {age:.0f}s ago"
+        now = self.clock()
+        with self._lock:
+            ages = {name: now - self.last.get(name, now) for name in self.limits}
+            stuck = [f"{name}: last beat {age:.0f}s ago (limit {self.limits[name]:.0f}s)"
+                     for name, age in sorted(ages.items()) if age > self.limits[name]]
+        if stuck:
+            return False, "loop stuck: " + "; ".join(stuck)
+        return True, "ok: " + ", ".join(f"{n} {a:.0f}s ago" for n, a in sorted(ages.items()))

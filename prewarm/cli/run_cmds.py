@@ -57,7 +57,7 @@ def run(ctx, metrics_addr) -> None:
     settings = ctx.obj.settings
     metrics = Metrics(CollectorRegistry())
     obj = ctx.obj
-    daemon = Daemon(settings, metrics=metrics, lock=for_url(settings.store.url),
+    daemon = Daemon(settings, metrics=metrics, lock=for_url(settings.store.url, settings.daemon.leader_takeover_s),
                     reload=lambda: config_mod.load(obj.config_path, db_url=obj.db_url))
     server = None
     if settings.metrics.enabled or metrics_addr:

@@ -1,0 +1,301 @@
+"""Apply: bring each provider to the target in force now. Level-triggered and idempotent.
+
+Called by `prewarm once` and by every daemon job (reconcile, the date job of a planned
+change). Fail warm, everywhere:
+
+- database unreachable: the plan and hold last read are used (kept in memory per runtime),
+  and as the plan may be out of date, only a raise is applied; audit records that cannot be
+  written wait in memory and are written once the database answers again;
+- plan stale (no successful plan for 3 cycles): a target below the current one is not applied;
+- provider state unreadable: only a raise above what the provider was last told is sent;
+- provider throttling: retried with jittered backoff until a deadline, then left for the next
+  pass; as apply is declarative (a target, not a delta), a retry never sends a change twice.
+
+A hold (`prewarm hold`) is a floor here too, so a reconcile never undoes it before the planner
+has seen it. One apply at a time per endpoint: a date job and a reconcile pass never race.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+
+from .errors import StoreError
+from .providers.base import EndpointRef, ProviderError, retry_call
+
+log = logging.getLogger("prewarm.apply")
+STORE_ERRORS = (StoreError, sa.exc.SQLAlchemyError)
+MAX_PENDING_AUDIT = 10_000
+
+
+class Cancelled(Exception):
+    """The daemon is stopping: no further retry is started (the call in flight finishes)."""
+
+
+@dataclass
+class ApplyState:
+    """What apply keeps between passes, per runtime: last plan and hold read, audit records
+    not yet written, last target told to each provider, one lock per endpoint."""
+
+    plans: dict[str, list[dict]] = field(default_factory=dict)
+    holds: dict[str, tuple | None] = field(default_factory=dict)
+    told: dict[str, int] = field(default_factory=dict)
+    pending_audit: deque = field(default_factory=lambda: deque(maxlen=MAX_PENDING_AUDIT))
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, name: str) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(name, threading.Lock())
+
+
+def state(rt) -> ApplyState:
+    # Kept on the runtime so `once` and the daemon share one code path without a global.
+    with _STATE_GUARD:
+        if not hasattr(rt, "apply_state"):
+            rt.apply_state = ApplyState()
+        return rt.apply_state
+
+
+_STATE_GUARD = threading.Lock()
+
+
+def fields(endpoint: str, **more: Any) -> dict:
+    """`extra=` for log calls: structured fields for --log-format json."""
+    return {"fields": {"endpoint": endpoint, **more}}
+
+
+def due_command(plan_rows: list[dict], now: datetime) -> dict | None:
+    """The command in force at `now`: the last one at or before it."""
+    current = None
+    for row in plan_rows:
+        if row["at"] <= now:
+            current = row
+        else:
+            break
+    return current
+
+
+def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_deadline_s: float = 30.0,
+              cancel: threading.Event | None = None, may_act: Callable[[], bool] | None = None) -> list:
+    """Converge every endpoint (or `names`) to its target in force at `now`.
+
+    `cancel` stops between endpoints and between retries; `may_act` is asked before each
+    provider write (the daemon answers whether it still leads)."""
+    flush_audit(rt)
+    out = []
+    for ep in rt.endpoints(names):
+        if cancel is not None and cancel.is_set():
+            break
+        with state(rt).lock(ep.name):
+            try:
+                outcome = apply_endpoint(rt, ep, now, retry_deadline_s=retry_deadline_s, cancel=cancel,
+                                         may_act=may_act)
+            except Exception as exc:  # noqa: BLE001 - one endpoint's fault must not stop the others
+                from .cycle import ActionOutcome
+                rt._error("apply", ep.name)
+                log.exception("applying %s failed: %s", ep.name, exc, extra=fields(ep.name))
+                outcome = ActionOutcome(ep.name, -1, None, "error", error=f"{type(exc).__name__}: {exc}")
+        if outcome is not None:
+            out.append(outcome)
+    return out
+
+
+def apply_endpoint(rt, ep, now: datetime, *, retry_deadline_s: float = 30.0,
+                   cancel: threading.Event | None = None, may_act: Callable[[], bool] | None = None):
+    from .cycle import ActionOutcome
+
+    st = state(rt)
+    rows, hold, db_ok = _read_plan(rt, ep, now)
+    if rows is None:
+        return ActionOutcome(ep.name, -1, None, "skipped", error="plan unreadable and none cached")
+    cmd = due_command(rows, now)
+    if cmd is None and hold is None:
+        return None
+    ref = EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers)
+    cmd = dict(cmd) if cmd is not None else {"id": None, "warm_workers": 0, "idle_timeout_s": None,
+                                            "reason": {}, "status": "applied", "issued_at": now}
+    cmd["reason"] = dict(cmd.get("reason") or {})
+    target = ref.clamp(cmd["warm_workers"])
+    if hold is not None and ref.clamp(hold[0]) > target:
+        target = ref.clamp(hold[0])
+        cmd["reason"] = {**cmd["reason"], "why": "hold", "hold_until": hold[1].isoformat()}
+    if rt.metrics is not None:
+        rt.metrics.planned.labels(ep.name).set(target)
+        rt.metrics.plan_age.labels(ep.name).set((now - cmd["issued_at"]).total_seconds())
+    stale_after = timedelta(seconds=3 * rt.settings.daemon.cycle_interval_s)
+    stale = not db_ok or now - cmd["issued_at"] > stale_after
+    st_reason = "database unreachable, using the last plan read" if not db_ok else "plan is stale"
+    return _converge(rt, ep, cmd, target, now, stale=stale, stale_reason=st_reason,
+                     retry_deadline_s=retry_deadline_s, cancel=cancel, may_act=may_act)
+
+
+def _read_plan(rt, ep, now: datetime) -> tuple[list[dict] | None, tuple | None, bool]:
+    """(plan rows, active hold, read from the database?). Falls back to the last read."""
+    st = state(rt)
+    try:
+        rows = rt.store.current_plan(ep.name)
+        hold = rt.store.active_hold(ep.name, now)
+    except STORE_ERRORS as exc:
+        rt._error("store", ep.name)
+        cached = st.plans.get(ep.name)
+        hold = st.holds.get(ep.name)
+        hold = hold if hold is not None and hold[1] > now else None
+        log.error("cannot read the plan of %s (%s); %s", ep.name, _short(exc),
+                  "using the last plan read, raises only" if cached is not None else "leaving capacity as it is",
+                  extra=fields(ep.name, stage="store"))
+        return cached, hold, False
+    st.plans[ep.name] = rows
+    st.holds[ep.name] = hold
+    return rows, hold, True
+
+
+def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, stale_reason: str,
+              retry_deadline_s: float, cancel: threading.Event | None, may_act: Callable[[], bool] | None):
+    from .cycle import ActionOutcome
+
+    st = state(rt)
+    provider, state_now, current = None, None, None
+    try:
+        provider = rt.provider(ep)
+        state_now = _timed(rt, provider, "read", provider.read)
+        current = state_now.desired
+        if rt.metrics is not None:
+            rt.metrics.actual.labels(ep.name).set(state_now.ready)
+            rt.metrics.desired.labels(ep.name).set(state_now.desired)
+    except ProviderError as exc:
+        rt._error("provider", ep.name)
+        log.warning("reading %s failed (%s); only a raise would be applied", ep.name, exc,
+                    extra=fields(ep.name, stage="provider"))
+    idle = cmd.get("idle_timeout_s")
+    if current == target and (idle is None or state_now.idle_timeout_s == idle):
+        st.told[ep.name] = target
+        if cmd.get("status") == "pending" and cmd.get("id") is not None:
+            _mark(rt, ep, cmd, now)
+        return ActionOutcome(ep.name, target, current, "unchanged", cmd["reason"])
+    if current is None:
+        # Unknown state: only a raise above what the provider was last told is safe.
+        last = _last_told(rt, ep)
+        if last is None or target <= last:
+            log.warning("not applying %d to %s: provider state unknown (fail warm)", target, ep.name,
+                        extra=fields(ep.name, target=target, last_told=last))
+            return ActionOutcome(ep.name, target, None, "skipped", cmd["reason"], error="provider state unknown")
+    elif target < current and stale:
+        log.warning("not lowering %s from %d to %d: %s (fail warm)", ep.name, current, target, stale_reason,
+                    extra=fields(ep.name, target=target, current=current))
+        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error=stale_reason)
+    if may_act is not None and not may_act():
+        log.error("not applying %d to %s: leadership not confirmed", target, ep.name, extra=fields(ep.name))
+        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="not leader")
+    kind = provider.kind if provider is not None else ep.provider["kind"]
+    if provider is None:
+        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="no provider")
+    requested = {"target": target, "idle_timeout_s": idle, "previous": current}
+    started = time.monotonic()
+
+    def sleep(delay: float) -> None:
+        if cancel is not None and cancel.wait(delay):
+            raise Cancelled()
+        if cancel is None:
+            time.sleep(delay)
+
+    try:
+        result = retry_call(lambda: _timed(rt, provider, "apply", lambda: provider.apply(target, idle)),
+                            deadline_s=retry_deadline_s, sleep=sleep,
+                            on_retry=lambda e, n, d: log.warning("%s: retry %d in %.1fs: %s", ep.name, n, d, e,
+                                                                 extra=fields(ep.name, attempt=n)))
+    except Cancelled:
+        record(rt, ep.name, kind, requested, cmd, "cancelled", now, started, error="stopping: not retried")
+        return ActionOutcome(ep.name, target, current, "cancelled", cmd["reason"], error="stopping")
+    except ProviderError as exc:
+        rt._error("provider", ep.name)
+        record(rt, ep.name, kind, requested, cmd, "error", now, started, error=str(exc), retryable=exc.retryable)
+        log.error("applying %d to %s failed: %s", target, ep.name, exc,
+                  extra=fields(ep.name, target=target, error=str(exc)))
+        return ActionOutcome(ep.name, target, current, "error", cmd["reason"], error=str(exc))
+    st.told[ep.name] = target
+    res = "ok" if result.changed else "unchanged"
+    record(rt, ep.name, kind, requested, cmd, res, now, started)
+    if cmd.get("id") is not None:
+        _mark(rt, ep, cmd, now)
+    log.info("%s: warm workers %s -> %d (%s)", ep.name, result.previous, target, cmd["reason"].get("why"),
+             extra=fields(ep.name, previous=result.previous, target=target, why=cmd["reason"].get("why"),
+                          result=res))
+    return ActionOutcome(ep.name, target, result.previous, res, cmd["reason"])
+
+
+def _last_told(rt, ep) -> int | None:
+    told = state(rt).told.get(ep.name)
+    if told is not None:
+        return told
+    try:
+        return rt.store.last_applied_target(ep.name)
+    except STORE_ERRORS:
+        return None
+
+
+def _mark(rt, ep, cmd: dict, now: datetime) -> None:
+    try:
+        rt.store.mark_command(cmd["id"], "applied", now)
+    except STORE_ERRORS as exc:  # the next pass finds the target in place and marks it
+        log.error("cannot mark the command of %s applied: %s", ep.name, _short(exc), extra=fields(ep.name))
+
+
+def _timed(rt, provider, verb: str, fn):
+    started = time.monotonic()
+    try:
+        return fn()
+    finally:
+        if rt.metrics is not None:
+            rt.metrics.provider_latency.labels(provider.kind, verb).observe(time.monotonic() - started)
+
+
+def record(rt, endpoint: str, kind: str, requested: dict, cmd: dict, result: str, now: datetime,
+           started: float, error: str | None = None, retryable: bool | None = None, verb: str = "apply") -> None:
+    """Write one audit record; if the database is down, keep it and write it later."""
+    if rt.metrics is not None:
+        rt.metrics.actions.labels(kind, result).inc()
+    entry = dict(ts=now, provider=kind, verb=verb, requested=requested, reason=cmd.get("reason"), result=result,
+                 error=error, retryable=retryable, duration_ms=(time.monotonic() - started) * 1000,
+                 command_id=cmd.get("id"))
+    st = state(rt)
+    if st.pending_audit:
+        flush_audit(rt)
+    if st.pending_audit or not _write_audit(rt, endpoint, entry):
+        st.pending_audit.append((endpoint, entry))
+
+
+def flush_audit(rt) -> int:
+    """Write audit records kept while the database was down, oldest first."""
+    st = state(rt)
+    written = 0
+    while st.pending_audit:
+        endpoint, entry = st.pending_audit[0]
+        if not _write_audit(rt, endpoint, entry, quiet=True):
+            break
+        st.pending_audit.popleft()
+        written += 1
+    if written:
+        log.info("wrote %d audit records kept while the database was unreachable", written)
+    return written
+
+
+def _write_audit(rt, endpoint: str, entry: dict, quiet: bool = False) -> bool:
+    try:
+        rt.store.record_action(endpoint, **entry)
+        return True
+    except STORE_ERRORS as exc:
+        if not quiet:
+            log.error("audit log write for %s failed, kept in memory: %s", endpoint, _short(exc),
+                      extra=fields(endpoint, stage="store"))
+        return False
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300]
