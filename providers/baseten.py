@@ -1,5 +1,6 @@
-"""Baseten deployments: the warm target is the autoscaling setting `min_replica`; the idle
-timeout maps to `scale_down_delay` (seconds an idle replica waits before removal).
+"""Baseten deployment: warm target = autoscaling `min_replica`, idle timeout = `scale_down_delay`.
+
+The idle timeout maps to `scale_down_delay` (seconds an idle replica waits before removal).
 
 Calls (Baseten management API, https://docs.baseten.co/reference/management-api):
 GET /models/{model_id}/deployments/{deployment} (status, active_replica_count,

@@ -1,5 +1,6 @@
-"""Hugging Face Inference Endpoints: the warm target is `compute.scaling.minReplica`; at zero
-the endpoint scales to zero after `scaleToZeroTimeout` minutes idle. A paused endpoint is
+"""Hugging Face Inference Endpoint: warm target = `minReplica`; paused endpoints are resumed.
+
+The warm target is `compute.scaling.minReplica`; at zero the endpoint scales to zero after `scaleToZeroTimeout` minutes idle. A paused endpoint is
 resumed when a target above zero is set (a paused endpoint ignores its minimum).
 
 Calls (Inference Endpoints API v2, https://api.endpoints.huggingface.cloud):

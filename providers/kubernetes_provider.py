@@ -1,4 +1,6 @@
-"""Kubernetes: the warm target is, by `target`,
+"""Kubernetes: scales a Deployment/StatefulSet, a KEDA ScaledObject or a Knative Service.
+
+The warm target is, by `target`,
 - deployment / statefulset: `spec.replicas` through the scale subresource (apps/v1);
 - keda: a ScaledObject's `spec.minReplicaCount` (keda.sh/v1alpha1), idle timeout = `cooldownPeriod`;
 - knative: a Service's `autoscaling.knative.dev/min-scale` revision-template annotation

@@ -1,5 +1,6 @@
-"""Modal: the warm target is a Function's autoscaler `min_containers`; the idle timeout is its
-`scaledown_window` (seconds, 2..3600).
+"""Modal Function: warm target = autoscaler `min_containers`, idle timeout = `scaledown_window`.
+
+The scaledown window is in seconds, 2..3600.
 
 Modal's control plane is gRPC, with no REST API for the autoscaler, so this provider uses the
 official `modal` client (extra `prewarm[modal]`, imported only when used):

@@ -1,5 +1,6 @@
-"""RunPod serverless endpoints: the warm target is `workersMin` (active workers), the idle
-timeout is `idleTimeout` (seconds), both set with the REST API's endpoint PATCH.
+"""RunPod serverless endpoint: warm target = `workersMin` (active workers), idle timeout = `idleTimeout`.
+
+Both are set with the REST API's endpoint PATCH.
 
 Calls (https://docs.runpod.io/api-reference): GET/PATCH {rest_url}/endpoints/{id} for the
 configuration; GET {serverless_url}/{id}/health for worker counts (ready = idle + running).

@@ -55,6 +55,7 @@ def test_deployment_through_kubeconfig_context(kube, kubeconfig):
                                 "kubeconfig": kubeconfig, "context": "fake"}, EndpointRef("chat", 0, 10))
     assert provider.read().desired == 1
     result = provider.apply(3)
+    changed_at = time.monotonic()
     assert (result.changed, result.previous, result.target) == (True, 1, 3)
     assert kube.workloads[("deployments", "chat")]["spec"]["replicas"] == 3
     patch = kube.calls("PATCH", "/scale")[0]
@@ -63,7 +64,8 @@ def test_deployment_through_kubeconfig_context(kube, kubeconfig):
     assert not provider.apply(3).changed
     assert len(kube.calls("PATCH")) == 1
     report = provider.wait_ready(3, timeout_s=5, poll_s=0.05)
-    assert report.ready and report.seconds >= 0.25 and report.state.ready == 3
+    assert report.ready and report.state.ready == 3
+    assert time.monotonic() - changed_at >= 0.2  # the fake warms workers in 0.3 s: it waited
     provider.close()
 
 
