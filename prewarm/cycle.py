@@ -5,6 +5,8 @@ passed in. Fail warm: an error at any stage keeps the last plan and never lowers
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -111,67 +113,104 @@ def observed(rows: list[tuple], now: datetime, rt: Runtime, ep: EndpointSettings
 
 def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
                save: bool = True, horizon_s: float | None = None) -> dict[str, EndpointOutcome]:
-    """Forecast and plan the endpoints; store forecasts and plans unless save=False."""
-    from .demand import demand_records, forecast_demand
-
+    """Forecast and plan the endpoints; store forecasts, model choices and plans unless
+    save=False. Endpoints sharing [forecast] settings are forecast in one batch."""
     outcomes: dict[str, EndpointOutcome] = {}
-    groups: dict[tuple, list[EndpointSettings]] = {}
+    groups: dict[Any, list[EndpointSettings]] = {}
     for ep in rt.endpoints(names):
-        f = rt.settings.forecast_for(ep)
-        groups.setdefault((f.model, f.step_s, f.horizon_s if horizon_s is None else horizon_s,
-                           f.history_s, f.season_s, f.levels), []).append(ep)
-
-    ingest_delay = timedelta(seconds=rt.settings.daemon.ingest_delay_s)
-    for (model, step_s, horizon, history_s, season_s, levels), eps in groups.items():
+        groups.setdefault(rt.settings.forecast_for(ep), []).append(ep)
+    cutoff = now - timedelta(seconds=rt.settings.daemon.ingest_delay_s)
+    for fsettings, eps in groups.items():
         histories: dict[str, list[tuple]] = {}
-        cutoff = now - ingest_delay
         for ep in eps:
             try:
-                histories[ep.name] = read_history(rt, ep, now - timedelta(seconds=history_s), cutoff)
+                histories[ep.name] = read_history(rt, ep, cutoff - timedelta(seconds=fsettings.history_s), cutoff)
             except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
                 rt._error("history", ep.name)
                 log.error("history for %s failed, keeping the last plan: %s", ep.name, exc)
                 outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="history")
+        horizon = fsettings.horizon_s if horizon_s is None else horizon_s
         try:
-            demands = forecast_demand({k: v for k, v in histories.items()}, now=cutoff, model=model,
-                                      step_s=step_s, horizon_s=horizon + ingest_delay.total_seconds(),
-                                      history_s=history_s, season_s=season_s, levels=levels)
-        except Exception as exc:  # noqa: BLE001
+            forecasts = _forecast(rt, histories, fsettings, cutoff, horizon + (now - cutoff).total_seconds(), save)
+        except Exception as exc:  # noqa: BLE001 - even the fallbacks failed: keep the last plans
             for name in histories:
                 rt._error("forecast", name)
                 outcomes[name] = EndpointOutcome(name, error=str(exc), stage="forecast")
             log.error("forecast failed for %s, keeping the last plans: %s", ", ".join(histories), exc)
             continue
         for ep in eps:
-            if ep.name in outcomes:
-                continue
-            demand = demands.get(ep.name)
-            if demand is None:
-                outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
-                log.warning("no history for %s yet; nothing planned", ep.name)
-                continue
-            demand = _from(demand, now)
-            try:
-                hold_row = rt.store.active_hold(ep.name, now)
-                hold = Hold(*hold_row) if hold_row else None
-                plan = plan_endpoint(ep.name, demand, capacity_model(ep), policy_settings(rt.settings, ep), now,
-                                     observed(histories[ep.name], cutoff, rt, ep), hold)
-                if save:
-                    rt.store.save_forecast(ep.name, now, demand.model, demand.step_s, demand_records(demand))
-                    rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), demand.model,
-                                       [{"at": c.at, "warm_workers": c.warm_workers,
-                                         "idle_timeout_s": c.idle_timeout_s, "reason": dict(c.reason)}
-                                        for c in plan.commands])
-                outcomes[ep.name] = EndpointOutcome(ep.name, plan=plan, model=demand.model)
-                if rt.metrics is not None and len(demand):
-                    rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
-                    for band, values in demand.bands.items():
-                        rt.metrics.forecast.labels(ep.name, band).set(values[0])
-            except Exception as exc:  # noqa: BLE001
-                rt._error("plan", ep.name)
-                log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
-                outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="plan")
+            if ep.name not in outcomes:
+                outcomes[ep.name] = _plan_one(rt, ep, forecasts.get(ep.name), histories[ep.name], now, cutoff,
+                                              horizon, save)
     return outcomes
+
+
+def _forecast(rt: Runtime, histories: dict[str, list[tuple]], fsettings, cutoff: datetime, horizon_s: float,
+              save: bool) -> dict:
+    """EndpointForecasts by name, reusing stored model choices and storing new ones."""
+    from .forecasting import forecast_endpoints, history_from_rows
+
+    rows = {name: r for name, r in histories.items() if r}
+    if not rows:
+        return {}
+    choices = {}
+    if fsettings.model == "auto":
+        from .forecasters.auto import ModelChoice
+        for name in rows:
+            stored = rt.store.latest_model_choice(name)
+            if stored:
+                choices[name] = ModelChoice.from_row(name, stored["model"], stored["step_s"], stored["chosen_at"],
+                                                     json.dumps(stored["scores"]))
+    run = forecast_endpoints(history_from_rows(rows), fsettings, now=cutoff, choices=choices, horizon_s=horizon_s)
+    for name, why in run.errors.items():
+        rt._error("forecast", name)
+        log.warning("forecast for %s fell back: %s", name, why)
+    if save:
+        for name, choice in run.new_choices.items():
+            rt.store.save_model_choice(name, choice.chosen_at, choice.model, choice.step_s,
+                                       json.loads(choice.scores_json()))
+    return run.forecasts
+
+
+def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: datetime, cutoff: datetime,
+              horizon: float, save: bool) -> EndpointOutcome:
+    if fc is None:
+        log.warning("no history for %s yet; nothing planned", ep.name)
+        return EndpointOutcome(ep.name, error="no history yet", stage="history")
+    demand = _from(fc.demand, now)
+    try:
+        hold_row = rt.store.active_hold(ep.name, now)
+        hold = Hold(*hold_row) if hold_row else None
+        policy = policy_settings(rt.settings, ep)
+        seen = observed(rows, cutoff, rt, ep)
+        needs = rt.store.recent_needs(ep.name, now - timedelta(seconds=policy.scale_in_delay_s), now)
+        seen = dataclasses.replace(seen, need_history=tuple(needs))
+        plan = plan_endpoint(ep.name, demand, capacity_model(ep), policy, now, seen, hold)
+        if save:
+            rt.store.save_forecast(ep.name, now, fc.model, demand.step_s, demand_records(demand))
+            rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), fc.model,
+                               [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,
+                                 "reason": {**dict(c.reason), "events": list(fc.events)} if fc.events
+                                 else dict(c.reason)} for c in plan.commands], need_now=plan.need_now)
+    except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
+        rt._error("plan", ep.name)
+        log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
+        return EndpointOutcome(ep.name, error=str(exc), stage="plan")
+    if rt.metrics is not None and len(demand):
+        rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
+        for band, values in demand.bands.items():
+            rt.metrics.forecast.labels(ep.name, band).set(values[0])
+    return EndpointOutcome(ep.name, plan=plan, model=fc.model)
+
+
+def demand_records(demand) -> list[dict]:
+    """One record per step: ds, mean and bands, in requests per minute (JSON and the store)."""
+    out = []
+    for i in range(len(demand)):
+        rec = {"ds": demand.at(i), "mean": demand.mean[i]}
+        rec.update({b: v[i] for b, v in demand.bands.items()})
+        out.append(rec)
+    return out
 
 
 def _from(demand, now: datetime):
