@@ -56,6 +56,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop every open one."""
         if self.listener is not None:
+            try:  # wakes the thread blocked in accept(); close() alone would not
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
         with self.lock:

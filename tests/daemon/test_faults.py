@@ -1,0 +1,147 @@
+"""Faults, injected one at a time into a daemon driven on simulated time: the provider's end
+state and the audit log (the `actions` table) say it failed warm."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from daemon_helpers import fresh_pg, seed_plan, utc, write_config
+from tcpproxy import TcpProxy
+from prewarm import config
+from prewarm.daemon import Daemon
+from prewarm.daemon_sim import SimulatedScheduler
+from prewarm.metrics import Metrics
+from prewarm.store import CountRow, Store
+
+T0 = utc(2026, 3, 2, 8)
+
+
+def sim_daemon(settings, store, metrics=None):
+    sim = SimulatedScheduler(T0)
+    daemon = Daemon(settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store, metrics=metrics)
+    daemon._lead()
+    return sim, daemon
+
+
+def at(minutes: float):
+    return T0 + timedelta(minutes=minutes)
+
+
+def ok_actions(store, endpoint="api"):
+    return [(a["ts"], a["requested"]["target"]) for a in store.actions(endpoint) if a["result"] == "ok"]
+
+
+def counter(metrics, name, **labels) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def settings_for(tmp_path, url, faulty, **daemon):
+    return config.load(write_config(tmp_path / "prewarm.toml", url,
+                                    [{"name": "api", "dir": faulty.dir, "max_workers": 10}], daemon=daemon))
+
+
+@pytest.mark.postgres
+def test_database_unreachable_keeps_the_last_plan_and_raises_only(tmp_path, pg_url, faulty):
+    url = fresh_pg(pg_url)
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    proxy = TcpProxy(u.host, u.port or 5432)
+    proxied = u.set(port=proxy.port).render_as_string(hide_password=False)
+    store = Store(proxied)
+    seed_plan(store, "api", T0, [(T0, 1), (at(10), 4), (at(40), 1)])
+    metrics = Metrics(CollectorRegistry())
+    settings = settings_for(tmp_path, proxied, faulty, cycle_interval="1h")
+    try:
+        sim, daemon = sim_daemon(settings, store, metrics)
+        sim.run_until(at(1))
+        assert faulty.target("api") == 1
+        proxy.cut()
+        sim.run_until(at(15))
+        assert faulty.target("api") == 4, "the warm-up in the last plan read is applied with the database down"
+        sim.run_until(at(45))
+        assert faulty.target("api") == 4, "a scale-down is not applied from a plan that may be out of date"
+        assert counter(metrics, "prewarm_errors_total", stage="store", endpoint="api") > 0
+        proxy.restore()
+        sim.run_until(at(46))
+        assert faulty.target("api") == 1, "with the database back, the plan in force applies"
+        assert not sim.errors
+        # The warm-up made while the database was down reached the audit log afterwards, at its time.
+        assert ok_actions(store) == [(T0, 1), (at(10), 4), (at(45.5), 1)]
+        assert [c["target"] for c in faulty.changes()] == [1, 4, 1]
+    finally:
+        proxy.close()
+        store.close()
+
+
+def test_forecast_failing_keeps_the_last_plan(tmp_path, sqlite_url, faulty, monkeypatch):
+    import prewarm.forecasting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("forecaster crashed (injected)")
+
+    monkeypatch.setattr(prewarm.forecasting, "forecast_endpoints", broken)
+    store = Store(sqlite_url)
+    with store.begin() as c:
+        store.insert_counts(c, store.endpoint_id("api"),
+                            [CountRow("api", T0 - timedelta(minutes=m), 10) for m in range(1, 120)])
+    seed_plan(store, "api", T0, [(T0, 1), (at(10), 3), (at(20), 0)])
+    metrics = Metrics(CollectorRegistry())
+    sim, daemon = sim_daemon(settings_for(tmp_path, sqlite_url, faulty, cycle_interval="1m"), store, metrics)
+    sim.run_until(at(25))
+    assert faulty.target("api") == 3, "the last plan's warm-up applies; its scale-down, now stale, does not"
+    assert ok_actions(store) == [(T0, 1), (at(10), 3)]
+    assert counter(metrics, "prewarm_errors_total", stage="forecast", endpoint="api") >= 20
+    assert metrics.registry.get_sample_value("prewarm_last_successful_cycle_timestamp_seconds") == 0
+    assert not sim.errors
+    store.close()
+
+
+def test_provider_read_failing_applies_raises_only(tmp_path, sqlite_url, faulty):
+    store = Store(sqlite_url)
+    seed_plan(store, "api", T0, [(T0, 2), (at(5), 5), (at(10), 1)])
+    metrics = Metrics(CollectorRegistry())
+    sim, daemon = sim_daemon(settings_for(tmp_path, sqlite_url, faulty, cycle_interval="1h"), store, metrics)
+    sim.run_until(at(1))
+    faulty.control(read_fail=True)
+    sim.run_until(at(6))
+    assert faulty.target("api") == 5, "a raise above what the provider was last told is safe without a read"
+    sim.run_until(at(12))
+    assert faulty.target("api") == 5, "a scale-down is not sent while the provider's state is unknown"
+    assert counter(metrics, "prewarm_errors_total", stage="provider", endpoint="api") > 0
+    faulty.control(read_fail=False)
+    sim.run_until(at(13))
+    assert faulty.target("api") == 1
+    assert ok_actions(store) == [(T0, 2), (at(5), 5), (at(12.5), 1)]
+    assert not sim.errors
+    store.close()
+
+
+def test_throttling_backs_off_without_dropping_or_doubling(tmp_path, sqlite_url, faulty):
+    store = Store(sqlite_url)
+    seed_plan(store, "api", T0, [(at(1), 3), (at(5), 6)])
+    sim, daemon = sim_daemon(settings_for(tmp_path, sqlite_url, faulty, cycle_interval="1h",
+                                          reconcile_interval="2s"), store)
+    # Throttled three times, then accepted, within one apply's retry deadline.
+    faulty.control(throttle=3)
+    sim.run_until(at(1))
+    attempts = faulty.calls("apply")
+    assert [c["result"] for c in attempts] == ["throttled"] * 3 + ["started", "done"]
+    gaps = [b["t"] - a["t"] for a, b in zip(attempts, attempts[1:4])]
+    assert all(g > 0 for g in gaps) and sum(gaps) > 0.05, f"no backoff between attempts: {gaps}"
+    assert faulty.target("api") == 3
+    # Throttled past the deadline: the apply is recorded as an error and tried again by the
+    # next pass, which sends it once.
+    faulty.control(throttle=10_000)
+    sim.run_until(at(5))
+    faulty.control(throttle=0)
+    sim.run_until(at(5) + timedelta(seconds=3))
+    assert faulty.target("api") == 6
+    assert [c["target"] for c in faulty.changes()] == [3, 6], "each change reached the provider exactly once"
+    results = [(a["requested"]["target"], a["result"], a["retryable"]) for a in store.actions("api")]
+    assert results[0] == (3, "ok", None)
+    assert results[1] == (6, "error", True)
+    assert results[-1] == (6, "ok", None) and [r for r in results if r[1] == "ok"] == [(3, "ok", None), (6, "ok", None)]
+    assert not sim.errors
+    store.close()

@@ -1,0 +1,141 @@
+"""`prewarm run` as a real process: systemd notifications, SIGTERM, SIGHUP, SIGKILL and a
+restart, and the SQLite single-daemon rule."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from daemon_helpers import seed_plan, spawn, wait_for, write_config
+from prewarm.store import Store
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def setup(tmp_path, faulty, url, **daemon):
+    cfg = write_config(tmp_path / "prewarm.toml", url, [{"name": "api", "dir": faulty.dir, "max_workers": 10}],
+                       daemon={"reconcile_interval": "1s", **daemon})
+    return cfg, Store(url)
+
+
+def log_text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def stop(proc, timeout=15) -> float:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def procs():
+    running = []
+    yield running
+    for p in running:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
+def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(tmp_path, faulty, sqlite_url, procs):
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(20)
+    cfg, store = setup(tmp_path, faulty, sqlite_url)
+    seed_plan(store, "api", now(), [(now() + timedelta(seconds=2), 3)])
+    faulty.control(apply_delay_s=3)
+    log = tmp_path / "daemon.log"
+    proc = spawn(cfg, "run", log=log, extra_env={"NOTIFY_SOCKET": sock_path})
+    procs.append(proc)
+    messages = []
+
+    def got(text):
+        while not any(text in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        return True
+
+    assert got("READY=1")
+    assert got("WATCHDOG=1")
+    wait_for(lambda: faulty.calls("apply", "started"), 20, what="the apply to start")
+    took = stop(proc)
+    assert proc.returncode == 0, log_text(log)
+    assert took < 10, f"SIGTERM took {took:.1f}s"
+    assert got("STOPPING=1")
+    assert [c["target"] for c in faulty.changes()] == [3], "the call in flight was finished, not cut"
+    assert faulty.target("api") == 3
+    assert [(a["requested"]["target"], a["result"]) for a in store.actions("api")] == [(3, "ok")]
+    store.close()
+
+
+def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, faulty, sqlite_url, procs):
+    cfg, store = setup(tmp_path, faulty, sqlite_url)
+    seed_plan(store, "api", now(), [(now(), 8)])
+    log = tmp_path / "daemon.log"
+    proc = spawn(cfg, "run", log=log)
+    procs.append(proc)
+    wait_for(lambda: faulty.target("api") == 8, 20, what="the first apply")
+    good = cfg.read_text()
+    cfg.write_text(good.replace("max_workers = 10", "max_workers = oops"))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reload refused" in log_text(log), 10, what="the refusal")
+    time.sleep(1.5)  # a reconcile on the old config: nothing changes
+    assert proc.poll() is None and faulty.target("api") == 8
+    cfg.write_text(good.replace("max_workers = 10", "max_workers = 5"))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: faulty.target("api") == 5, 10, what="the new max_workers to apply")
+    assert "config reloaded" in log_text(log)
+    stop(proc)
+    assert proc.returncode == 0
+    assert [(a["requested"]["target"], a["result"]) for a in store.actions("api")] == [(8, "ok"), (5, "ok")]
+    store.close()
+
+
+def test_sigkill_mid_apply_then_restart_loses_nothing_and_doubles_nothing(tmp_path, faulty, sqlite_url, procs):
+    cfg, store = setup(tmp_path, faulty, sqlite_url)
+    t = now()
+    seed_plan(store, "api", t, [(t, 1), (t + timedelta(seconds=4), 4)])
+    faulty.control(apply_delay_s=0)
+    log = tmp_path / "daemon.log"
+    first = spawn(cfg, "run", log=log)
+    procs.append(first)
+    wait_for(lambda: faulty.target("api") == 1, 20, what="the first apply")
+    faulty.control(apply_delay_s=30)  # the warm-up's call hangs: we kill the daemon inside it
+    wait_for(lambda: any(c["target"] == 4 for c in faulty.calls("apply", "started")), 20, what="the warm-up")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert faulty.target("api") == 1
+    faulty.control(apply_delay_s=0)
+    second = spawn(cfg, "run", log=log)
+    procs.append(second)
+    wait_for(lambda: faulty.target("api") == 4, 20, what="the warm-up after the restart")
+    time.sleep(2)  # a few reconcile passes: nothing is sent again
+    stop(second)
+    assert [c["target"] for c in faulty.changes()] == [1, 4], "the warm-up was applied once"
+    assert [(a["requested"]["target"], a["result"]) for a in store.actions("api")] == [(1, "ok"), (4, "ok")]
+    assert all(r["status"] == "applied" for r in store.current_plan("api"))
+    store.close()
+
+
+def test_a_second_daemon_on_one_sqlite_database_refuses(tmp_path, faulty, sqlite_url, procs):
+    cfg, store = setup(tmp_path, faulty, sqlite_url)
+    store.close()
+    first = spawn(cfg, "run", log=tmp_path / "first.log")
+    procs.append(first)
+    wait_for(lambda: "leading" in log_text(tmp_path / "first.log"), 20, what="the first daemon to lead")
+    second = spawn(cfg, "run", log=tmp_path / "second.log")
+    procs.append(second)
+    assert second.wait(20) == 1
+    message = log_text(tmp_path / "second.log")
+    assert "another prewarm daemon" in message and f"pid {first.pid}" in message
+    assert "SQLite supports one daemon" in message
+    assert first.poll() is None
+    stop(first)
