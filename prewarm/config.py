@@ -66,6 +66,9 @@ class DaemonSettings(_Strict):
     timezone: str = Field("UTC", description="zone of naive time stamps in ingested files")
     ingest_delay_s: float = Field(60.0, description="history newer than now - this is ignored")
     leader_takeover_s: float = Field(15.0, description="standby takes over within this")
+    forecast_snapshot_interval_s: float = Field(
+        3600.0, description="store a forecast this often per endpoint (for accuracy and explain)")
+    retention_s: float = Field(14 * 86400.0, description="drop forecasts and old plans older than this")
 
     @model_validator(mode="before")
     @classmethod
@@ -73,7 +76,9 @@ class DaemonSettings(_Strict):
         return _parse_duration_keys(data, {"cycle_interval": "cycle_interval_s",
                                            "reconcile_interval": "reconcile_interval_s",
                                            "ingest_delay": "ingest_delay_s",
-                                           "leader_takeover": "leader_takeover_s"})
+                                           "leader_takeover": "leader_takeover_s",
+                                           "forecast_snapshot_interval": "forecast_snapshot_interval_s",
+                                           "retention": "retention_s"})
 
     @field_validator("timezone")
     @classmethod

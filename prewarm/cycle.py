@@ -68,6 +68,7 @@ class Runtime:
         self.store = store or Store(settings.store.url, echo=settings.store.echo)
         self.metrics = metrics
         self.providers: dict[str, Provider] = {}
+        self.last_prune: datetime | None = None
 
     def provider(self, ep: EndpointSettings) -> Provider:
         if ep.name not in self.providers:
@@ -187,11 +188,11 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: dat
         seen = dataclasses.replace(seen, need_history=tuple(needs))
         plan = plan_endpoint(ep.name, demand, capacity_model(ep), policy, now, seen, hold)
         if save:
-            rt.store.save_forecast(ep.name, now, fc.model, demand.step_s, demand_records(demand))
             rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), fc.model,
                                [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,
                                  "reason": {**dict(c.reason), "events": list(fc.events)} if fc.events
                                  else dict(c.reason)} for c in plan.commands], need_now=plan.need_now)
+            _snapshot(rt, ep, fc.model, demand, now)
     except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
         rt._error("plan", ep.name)
         log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
@@ -201,6 +202,30 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: dat
         for band, values in demand.bands.items():
             rt.metrics.forecast.labels(ep.name, band).set(values[0])
     return EndpointOutcome(ep.name, plan=plan, model=fc.model)
+
+
+def _snapshot(rt: Runtime, ep: EndpointSettings, model: str, demand, now: datetime) -> None:
+    """Store the forecast every forecast_snapshot_interval (not every cycle: a 6-hour
+    per-minute forecast a minute is 500,000 rows a day per endpoint), then score the
+    snapshots whose horizon has passed."""
+    from .accuracy import score_pending
+
+    d = rt.settings.daemon
+    last = rt.store.last_forecast_time(ep.name)
+    if last is None or (now - last).total_seconds() >= d.forecast_snapshot_interval_s:
+        rt.store.save_forecast(ep.name, now, model, demand.step_s, demand_records(demand))
+    try:
+        score_pending(rt.store, ep.name, now=now - timedelta(seconds=d.ingest_delay_s),
+                      horizon_s=rt.settings.forecast_for(ep).horizon_s,
+                      quantile_column=rt.settings.planner_for(ep).quantile, metrics=rt.metrics)
+    except Exception as exc:  # noqa: BLE001 - scoring is bookkeeping; it must not stop planning
+        rt._error("accuracy", ep.name)
+        log.warning("scoring forecasts of %s failed: %s", ep.name, exc)
+    if rt.last_prune is None or (now - rt.last_prune).total_seconds() >= d.forecast_snapshot_interval_s:
+        rt.last_prune = now
+        pruned = rt.store.prune(now - timedelta(seconds=d.retention_s))
+        if any(pruned.values()):
+            log.info("pruned %s", pruned)
 
 
 def demand_records(demand) -> list[dict]:

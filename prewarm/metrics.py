@@ -36,6 +36,9 @@ class Metrics:
                                         registry=registry, buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300))
         self.last_success = Gauge("prewarm_last_successful_cycle_timestamp_seconds",
                                   "Unix time of the last cycle that planned every endpoint", registry=registry)
+        self.accuracy = Gauge("prewarm_forecast_accuracy",
+                              "Score of the last scored forecast: mase, pinball, coverage_80, coverage_95",
+                              ["endpoint", "score"], registry=registry)
         self.leader = Gauge("prewarm_leader", "1 on the daemon that leads, 0 on a standby", registry=registry)
         self.plan_age = Gauge("prewarm_plan_age_seconds", "Age of the plan in force", ["endpoint"],
                               registry=registry)

@@ -11,10 +11,18 @@ from .output import emit_json, json_option, table
 @click.argument("endpoint")
 @click.option("--horizon", type=DURATION, default="24h", show_default=True, help="How far ahead.")
 @click.option("--at", "at", type=TIME, help="Forecast as if it were this time, from history before it only.")
+@click.option("--accuracy", is_flag=True,
+              help="Show how past forecasts scored against what happened (MASE, pinball, coverage).")
 @json_option
 @click.pass_context
-def forecast(ctx, endpoint, horizon, at, as_json) -> None:
-    """Show the demand forecast for ENDPOINT, in requests per minute per step."""
+def forecast(ctx, endpoint, horizon, at, accuracy, as_json) -> None:
+    """Show the demand forecast for ENDPOINT, in requests per minute per step.
+
+    With --accuracy, show instead the scores of past forecasts, stored by the daemon (or
+    `prewarm once`) once what they predicted has happened.
+    """
+    if accuracy:
+        return _accuracy(ctx, endpoint, as_json)
     from datetime import timedelta
 
     from ..cycle import _forecast, demand_records, read_history
@@ -40,3 +48,23 @@ def forecast(ctx, endpoint, horizon, at, as_json) -> None:
     click.echo(f"{endpoint}: {demand.model}, model step {fc[ep.name].step_s}s, requests per minute")
     cols = ["mean", *[b for b in demand.bands]]
     table([[r["ds"], *[r[c] for c in cols]] for r in records], ["ds", *cols])
+
+
+def _accuracy(ctx, endpoint: str, as_json: bool) -> None:
+    from ..store import Store
+
+    settings = ctx.obj.settings
+    settings.endpoint(endpoint)
+    store = Store(settings.store.url)
+    try:
+        rows = store.accuracy(endpoint)
+    finally:
+        store.close()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"{endpoint}: no forecast scored yet (a stored forecast is scored once its horizon has passed)")
+        return
+    table([[r["issued_at"], r["model"], r["steps"], r["mase"], r["pinball"], r["coverage_80"], r["coverage_95"]]
+           for r in rows], ["issued", "model", "steps", "MASE", "pinball", "cover 80", "cover 95"])

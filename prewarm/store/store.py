@@ -237,10 +237,6 @@ class Store:
                 out.append(rec)
             return out
 
-    def prune_forecasts(self, before: datetime) -> int:
-        with self.begin() as c:
-            return c.execute(t.forecasts.delete().where(t.forecasts.c.issued_at < before)).rowcount
-
     # -- plans -----------------------------------------------------------------------------
     def save_plan(self, endpoint: str, issued_at: datetime, horizon_end: datetime, model: str | None,
                   commands: Sequence[Mapping[str, Any]], need_now: int | None = None) -> int:
@@ -423,6 +419,40 @@ class Store:
                                        fa.coverage_80, fa.coverage_95).where(fa.endpoint_id == eid)
                              .order_by(fa.issued_at.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
+
+    def unscored_forecasts(self, endpoint: str, issued_before: datetime, limit: int = 3) -> list[datetime]:
+        """Issue times of stored forecasts not scored yet, oldest first."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        f, fa = t.forecasts.c, t.forecast_accuracy.c
+        scored = sa.select(fa.issued_at).where(fa.endpoint_id == eid)
+        with self.begin() as c:
+            return [r[0] for r in c.execute(
+                sa.select(f.issued_at).where(f.endpoint_id == eid, f.issued_at < issued_before,
+                                             f.issued_at.not_in(scored))
+                .group_by(f.issued_at).order_by(f.issued_at).limit(limit))]
+
+    def last_forecast_time(self, endpoint: str) -> datetime | None:
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return None
+        with self.begin() as c:
+            return c.execute(sa.select(sa.func.max(t.forecasts.c.issued_at))
+                             .where(t.forecasts.c.endpoint_id == eid)).scalar()
+
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Drop forecasts, superseded plans and accuracy rows older than `before`. The audit
+        log is kept: it is the record of what was done."""
+        p = t.plans.c
+        with self.begin() as c:
+            out = {"forecasts": c.execute(t.forecasts.delete().where(t.forecasts.c.issued_at < before)).rowcount}
+            old = sa.select(p.id).where(p.issued_at < before, p.current.is_(False))
+            out["plan_commands"] = c.execute(t.plan_commands.delete().where(t.plan_commands.c.plan_id.in_(old))).rowcount
+            out["plans"] = c.execute(t.plans.delete().where(p.issued_at < before, p.current.is_(False))).rowcount
+            out["forecast_accuracy"] = c.execute(t.forecast_accuracy.delete().where(
+                t.forecast_accuracy.c.issued_at < before)).rowcount
+        return out
 
     def forecast_issues(self, endpoint: str, before: datetime, limit: int = 50) -> list[datetime]:
         eid = self.endpoint_id(endpoint, create=False)

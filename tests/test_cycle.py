@@ -1,0 +1,97 @@
+"""The cycle on the embedded default: plan, apply, snapshot, score, prune."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from prewarm import config
+from prewarm.cycle import Runtime, plan_cycle, run_once
+from prewarm.demo import generate
+from prewarm.ingest import ingest_file
+from prewarm.metrics import Metrics
+
+START = datetime(2026, 11, 23, tzinfo=timezone.utc)
+
+CONFIG = """
+[store]
+url = "{url}"
+[daemon]
+forecast_snapshot_interval = "1h"
+retention = "2d"
+[forecast]
+model = "seasonal-naive"
+history = "3d"
+horizon = "2h"
+[[endpoints]]
+name = "chat"
+[endpoints.capacity]
+concurrency = 4
+service_time = "20s"
+cold_start = "10m"
+max_workers = 6
+[endpoints.provider]
+kind = "dry-run"
+"""
+
+
+@pytest.fixture
+def rt(tmp_path):
+    path = tmp_path / "prewarm.toml"
+    path.write_text(CONFIG.format(url=f"sqlite:///{tmp_path / 'p.db'}"))
+    settings = config.load(path, env={})
+    runtime = Runtime(settings, metrics=Metrics(CollectorRegistry()))
+    traffic = tmp_path / "t.csv"
+    generate(traffic, START, days=4)
+    traffic.write_text(traffic.read_text().replace("demo-chat", "chat"))
+    ingest_file(runtime.store, traffic)
+    yield runtime
+    runtime.close()
+
+
+def test_cycles_snapshot_score_and_export_accuracy(rt):
+    day = START + timedelta(days=3)
+    for minute in range(0, 4 * 60, 15):
+        outcomes, actions = run_once(rt, day + timedelta(minutes=minute))
+        assert outcomes["chat"].error is None
+    # One snapshot an hour, not one per cycle.
+    issues = rt.store.forecast_issues("chat", day + timedelta(days=1))
+    assert len(issues) == 4
+    scored = rt.store.accuracy("chat")
+    # Snapshots at 00:00 and 01:00 have a 2 h horizon that has passed by 03:45.
+    assert {r["issued_at"] for r in scored} == {day, day + timedelta(hours=1)}
+    assert all(0 <= r["coverage_80"] <= 1 and r["pinball"] >= 0 and r["mase"] > 0 for r in scored)
+    value = rt.metrics.registry.get_sample_value("prewarm_forecast_accuracy", {"endpoint": "chat", "score": "coverage_80"})
+    assert value == pytest.approx(scored[0]["coverage_80"]) or value == pytest.approx(scored[1]["coverage_80"])
+    assert rt.metrics.registry.get_sample_value("prewarm_planned_warm_workers", {"endpoint": "chat"}) >= 1
+
+
+def test_prune_drops_old_forecasts_and_plans_but_keeps_the_audit_log(rt):
+    day = START + timedelta(days=3)
+    run_once(rt, day)
+    actions = len(rt.store.actions("chat"))
+    rt.last_prune = None
+    plan_cycle(rt, day + timedelta(days=3))  # retention is 2 days
+    assert rt.store.forecast_issues("chat", day + timedelta(days=1)) == []
+    assert rt.store.plan_as_of("chat", day + timedelta(hours=1)) == []
+    assert len(rt.store.actions("chat")) == actions and actions > 0
+
+
+def test_show_commands_store_nothing(rt):
+    out = plan_cycle(rt, START + timedelta(days=3, hours=12), save=False)
+    assert out["chat"].plan.commands
+    assert rt.store.current_plan("chat") == [] and rt.store.last_forecast_time("chat") is None
+
+
+def test_forecast_accuracy_command(rt, capsys):
+    import json
+
+    from prewarm.cli.main import main
+
+    day = START + timedelta(days=3)
+    for minute in range(0, 3 * 60 + 1, 30):
+        run_once(rt, day + timedelta(minutes=minute))
+    main(["--config", rt.settings.source, "forecast", "chat", "--accuracy", "--json"])  # returns: exit 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and rows[0]["model"].startswith("seasonal-naive") and rows[0]["steps"] > 60
