@@ -158,6 +158,7 @@ class CapacitySettings(_Strict):
     cold_start_dist: Optional[str] = Field(None, description="CSV of measured cold starts")
     cold_start_percentile: float = Field(90.0, gt=0, le=100,
                                          description="percentile of cold_start_dist used as lead")
+    cold_start_learn: bool = Field(False, description="use measured times to ready (after 5 scale-outs) as the lead")
     min_workers: int = Field(0, ge=0)
     max_workers: int = Field(10, ge=0)
     price_per_worker_hour: float = Field(1.0, ge=0, description="currency per worker-hour")

@@ -25,10 +25,17 @@ RECENT_WINDOW = timedelta(minutes=5)
 COLD_RATE_WINDOW = timedelta(hours=1)
 
 
-def capacity_model(ep: EndpointSettings) -> CapacityModel:
+def capacity_model(ep: EndpointSettings, measured: list[float] | None = None) -> CapacityModel:
+    """The endpoint's capacity model; with cold_start_learn, the lead is a percentile of the
+    measured times to ready once there are enough of them."""
+    from .readiness import learned_lead
+
     c = ep.capacity
+    lead = lead_seconds(c.cold_start_s, c.cold_start_dist, c.cold_start_percentile)
+    if c.cold_start_learn and measured:
+        lead = learned_lead(measured, c.cold_start_percentile) or lead
     return CapacityModel(concurrency=c.concurrency, service_time_s=c.service_time_s,
-                         cold_start_s=lead_seconds(c.cold_start_s, c.cold_start_dist, c.cold_start_percentile),
+                         cold_start_s=lead,
                          min_workers=c.min_workers, max_workers=c.max_workers,
                          price_per_worker_hour=c.price_per_worker_hour)
 
@@ -186,7 +193,8 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: dat
         seen = observed(rows, cutoff, rt, ep)
         needs = rt.store.recent_needs(ep.name, now - timedelta(seconds=policy.scale_in_delay_s), now)
         seen = dataclasses.replace(seen, need_history=tuple(needs))
-        plan = plan_endpoint(ep.name, demand, capacity_model(ep), policy, now, seen, hold)
+        measured = rt.store.ready_durations(ep.name) if ep.capacity.cold_start_learn else None
+        plan = plan_endpoint(ep.name, demand, capacity_model(ep, measured), policy, now, seen, hold)
         if save:
             rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), fc.model,
                                [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,

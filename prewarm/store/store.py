@@ -352,6 +352,17 @@ class Store:
                 .order_by(a.ts.desc(), a.id.desc()).limit(1)).first()
         return None if row is None else int(json.loads(row[0])["target"])
 
+    def ready_durations(self, endpoint: str, limit: int = 50) -> list[float]:
+        """Measured seconds from a scale-out to ready capacity, most recent first."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        a = t.actions.c
+        with self.begin() as c:
+            rows = c.execute(sa.select(a.duration_ms).where(a.endpoint_id == eid, a.verb == "ready", a.result == "ok")
+                             .order_by(a.ts.desc(), a.id.desc()).limit(limit))
+            return [r[0] / 1000.0 for r in rows if r[0] is not None]
+
     # -- holds -----------------------------------------------------------------------------
     def set_hold(self, endpoint: str, workers: int, until: datetime, now: datetime, note: str | None = None) -> None:
         with self.begin() as c:
