@@ -25,6 +25,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "providers": "prewarm.cli.providers_cmd:providers",
     "backtest": "prewarm.cli.backtest_cmd:backtest",
     "demo": "prewarm.cli.demo_cmd:demo",
+    "status": "prewarm.cli.status_cmds:status",
+    "explain": "prewarm.cli.status_cmds:explain",
+    "hold": "prewarm.cli.status_cmds:hold",
+    "release": "prewarm.cli.status_cmds:release",
 }
 
 

@@ -31,3 +31,14 @@ def faulty(tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'prewarm.db'}"
+
+
+@pytest.fixture
+def procs():
+    """`prewarm` processes a test started; any still running at the end is killed."""
+    running = []
+    yield running
+    for p in running:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)

@@ -36,16 +36,6 @@ def start_daemon(tmp_path, name, url, faulty):
     return proc, port
 
 
-@pytest.fixture
-def procs():
-    running = []
-    yield running
-    for p in running:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-
-
 def roles(daemons):
     return [leader_value(port) for _, port in daemons]
 

@@ -8,7 +8,6 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from daemon_helpers import seed_plan, spawn, wait_for, write_config
 from prewarm.store import Store
@@ -33,16 +32,6 @@ def stop(proc, timeout=15) -> float:
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout)
     return time.monotonic() - started
-
-
-@pytest.fixture
-def procs():
-    running = []
-    yield running
-    for p in running:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
 
 
 def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(tmp_path, faulty, sqlite_url, procs):

@@ -1,0 +1,251 @@
+"""`prewarm status`, `explain`, `hold` and `release`: what the daemon does and why, and a
+manual floor. All read the stored plan and forecast (the database is the source of truth);
+hold and release are recorded in the audit log like every action."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import click
+
+from .common import DURATION, TIME, runtime, utcnow
+from .output import emit_json, json_option, table
+
+
+def _read_provider(rt, ep) -> dict:
+    try:
+        s = rt.provider(ep).read()
+        return {"desired": s.desired, "ready": s.ready, "error": None}
+    except Exception as exc:  # noqa: BLE001 - status shows the error instead of failing
+        return {"desired": None, "ready": None, "error": str(exc)}
+
+
+def _target_at(rows: list[dict], hold, at: datetime) -> tuple[int | None, dict | None]:
+    from ..apply import due_command
+    cmd = due_command(rows, at)
+    target = cmd["warm_workers"] if cmd else None
+    if hold is not None and at < hold[1] and (target is None or hold[0] > target):
+        return hold[0], cmd
+    return target, cmd
+
+
+def _next_change(rows: list[dict], at: datetime, current: int | None) -> dict | None:
+    for row in rows:
+        if row["at"] > at and row["warm_workers"] != current:
+            return {"at": row["at"], "warm_workers": row["warm_workers"], "why": row["reason"].get("why")}
+    return None
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(ctx, as_json) -> None:
+    """Per endpoint: the target now, the next planned change, and the provider's state."""
+    rt = runtime(ctx)
+    now = utcnow()
+    doc = []
+    try:
+        for ep in rt.endpoints():
+            rows = rt.store.current_plan(ep.name)
+            hold = rt.store.active_hold(ep.name, now)
+            target, cmd = _target_at(rows, hold, now)
+            doc.append({
+                "endpoint": ep.name, "provider": ep.provider["kind"], "target": target,
+                "why": "hold" if hold and target == hold[0] and (not cmd or cmd["warm_workers"] < hold[0])
+                else (cmd["reason"].get("why") if cmd else None),
+                "plan_issued_at": rows[0]["issued_at"] if rows else None,
+                "next_change": _next_change(rows, now, target),
+                "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
+                "provider_state": _read_provider(rt, ep),
+            })
+    finally:
+        rt.close()
+    if as_json:
+        emit_json({"at": now, "endpoints": doc})
+        return
+    table([[d["endpoint"], d["provider"], d["target"], d["why"],
+            d["next_change"]["at"] if d["next_change"] else None,
+            d["next_change"]["warm_workers"] if d["next_change"] else None,
+            d["provider_state"]["desired"], d["provider_state"]["ready"],
+            f"{d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else None,
+            d["provider_state"]["error"]] for d in doc],
+          ["endpoint", "provider", "target", "why", "next change", "to", "desired", "ready", "hold", "error"])
+
+
+def _forecast_at(rows: list[dict], moment: datetime) -> dict | None:
+    for row in rows:
+        if row["ds"] <= moment < row["ds"] + timedelta(seconds=row["step_s"]):
+            return row
+    return None
+
+
+def explanation(store, name: str, at: datetime) -> dict:
+    """Why the target at `at` is what it is, from the plan and forecast stored then."""
+    from ..units import parse_timestamp
+
+    rows = store.plan_as_of(name, at)
+    hold = store.active_hold(name, at)
+    target, cmd = _target_at(rows, hold, at)
+    reason = dict(cmd["reason"]) if cmd else {}
+    need_at = parse_timestamp(reason["need_at"]) if reason.get("need_at") else at
+    forecast = store.latest_forecast(name, at)
+    step = _forecast_at(forecast, need_at) or _forecast_at(forecast, at)
+    history = store.history(name, at - timedelta(hours=1), at)
+    recent = [r for r in history if r[0] >= at - timedelta(minutes=5)]
+    actions = [a for a in store.actions(name, since=at - timedelta(days=1)) if a["ts"] <= at]
+    return {
+        "endpoint": name, "at": at, "target": target,
+        "why": "hold" if hold and target == hold[0] and (not cmd or cmd["warm_workers"] < hold[0])
+        else reason.get("why"),
+        "commanded_from": cmd["at"] if cmd else None,
+        "need_at": reason.get("need_at"), "lead_s": reason.get("lead_s"),
+        "need": reason.get("need"), "quantile": reason.get("quantile"),
+        "forecast_rpm": reason.get("forecast_rpm"), "planned_rpm": reason.get("planned_rpm"),
+        "floor": reason.get("floor"), "cap": reason.get("cap"), "model": reason.get("model"),
+        "forecast": None if step is None else {
+            "issued_at": step["issued_at"], "ds": step["ds"], "model": step["model"],
+            **{k: step[k] for k in step if k == "mean" or k.startswith(("lo-", "hi-"))}},
+        "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
+        "last_traffic": None if not history else {"ts": history[-1][0], "requests": history[-1][1],
+                                                  "max_last_5_min": max((r[1] for r in recent), default=None)},
+        "next_change": _next_change(rows, at, target),
+        "last_action": None if not actions else {k: actions[-1][k] for k in ("ts", "verb", "requested", "result",
+                                                                            "error")},
+        "reason": reason,
+    }
+
+
+@click.command()
+@click.argument("endpoint")
+@click.option("--at", "at", type=TIME, help="Explain the target at this time (default: now).")
+@json_option
+@click.pass_context
+def explain(ctx, endpoint, at, as_json) -> None:
+    """Why ENDPOINT's target is what it is: forecast value and quantile, lead, floor, caps,
+    last actual traffic, from the plan and forecast stored at that time."""
+    rt = runtime(ctx)
+    try:
+        rt.settings.endpoint(endpoint)
+        doc = explanation(rt.store, endpoint, at or utcnow())
+    finally:
+        rt.close()
+    if as_json:
+        emit_json(doc)
+        return
+    _print_explanation(doc)
+    if doc["target"] is None:
+        ctx.exit(1)
+
+
+def _print_explanation(d: dict) -> None:
+    when = f"{d['at']:%Y-%m-%d %H:%M:%S} UTC"
+    if d["target"] is None:
+        click.echo(f"{d['endpoint']}: no plan in force at {when}")
+        return
+    click.echo(f"{d['endpoint']} at {when}: {d['target']} warm workers ({d['why']})")
+    if d["commanded_from"]:
+        lead = f", lead {d['lead_s']:.0f} s (cold start)" if d["lead_s"] is not None else ""
+        click.echo(f"  commanded from {d['commanded_from']:%H:%M:%S}, needed by {d['need_at']}{lead}")
+    if d["forecast_rpm"] is not None:
+        click.echo(f"  demand {d['forecast_rpm']} req/min on {d['quantile']} (planned on {d['planned_rpm']}) "
+                   f"-> {d['need']} workers; model {d['model']}")
+    if d["forecast"]:
+        bands = ", ".join(f"{k} {v:.2f}" for k, v in d["forecast"].items()
+                          if k == "mean" or k.startswith(("lo-", "hi-")) and v is not None)
+        click.echo(f"  forecast issued {d['forecast']['issued_at']:%H:%M} for {d['forecast']['ds']:%H:%M}: {bands}")
+    click.echo(f"  floor {d['floor']}, cap (max_workers) {d['cap']}"
+               + (f", hold {d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else ""))
+    if d["last_traffic"]:
+        t = d["last_traffic"]
+        click.echo(f"  last actual traffic: {t['requests']} requests at {t['ts']:%H:%M} "
+                   f"(max {t['max_last_5_min']} over the last 5 min)")
+    if d["next_change"]:
+        n = d["next_change"]
+        click.echo(f"  next change: {n['warm_workers']} at {n['at']:%H:%M:%S} ({n['why']})")
+    if d["last_action"]:
+        a = d["last_action"]
+        click.echo(f"  last action: {a['verb']} {a['requested'].get('target')} at {a['ts']:%H:%M:%S}: {a['result']}"
+                   + (f" ({a['error']})" if a["error"] else ""))
+
+
+@click.command()
+@click.argument("endpoint")
+@click.argument("workers", type=click.IntRange(min=0))
+@click.option("--for", "duration", type=DURATION, default="1h", show_default=True,
+              help="How long the floor holds (the planner keeps it until then).")
+@click.option("--note", help="Why, for the audit log.")
+@json_option
+@click.pass_context
+def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
+    """Hold at least WORKERS warm on ENDPOINT: applied at once, kept as a floor until it expires."""
+    from ..apply import record, state
+    from ..providers.base import EndpointRef, retry_call
+
+    rt = runtime(ctx)
+    now = utcnow()
+    try:
+        ep = rt.settings.endpoint(endpoint)
+        until = now + timedelta(seconds=duration)
+        ref = EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers)
+        rt.store.set_hold(ep.name, workers, until, now, note)
+        planned, _ = _target_at(rt.store.current_plan(ep.name), None, now)
+        target = ref.clamp(max(workers, planned or 0))
+        provider = rt.provider(ep)
+        current = _read_provider(rt, ep)["desired"]
+        requested = {"target": target, "hold": workers, "until": until.isoformat(), "previous": current}
+        cmd = {"reason": {"why": "hold", "note": note, "by": "prewarm hold"}}
+        started = time.monotonic()
+        if current is not None and current >= target:
+            requested["target"] = current  # already at or above the floor: a floor never lowers
+            result, error = "unchanged", None
+        else:
+            try:
+                result = "ok" if retry_call(lambda: provider.apply(target), deadline_s=30).changed else "unchanged"
+                error = None
+            except Exception as exc:  # noqa: BLE001 - recorded, and the hold stays for the daemon
+                result, error = "error", str(exc)
+        record(rt, ep.name, provider.kind, requested, cmd, result, now, started, error=error, verb="hold")
+        pending = len(state(rt).pending_audit)
+    finally:
+        rt.close()
+    doc = {"endpoint": endpoint, "hold": workers, "until": until, "target": requested["target"],
+           "previous": current, "result": result, "error": error}
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(f"{endpoint}: holding at least {workers} warm until {until:%Y-%m-%d %H:%M} UTC; "
+                   f"provider target {requested['target']} ({result}{': ' + error if error else ''})")
+    if result == "error" or pending:
+        ctx.exit(1)
+
+
+@click.command()
+@click.argument("endpoint")
+@json_option
+@click.pass_context
+def release(ctx, endpoint, as_json) -> None:
+    """Remove ENDPOINT's hold. Capacity is not lowered here: the planner's next plan and the
+    daemon's reconcile bring it to the planned target, with the usual scale-in delay."""
+    from ..apply import record
+
+    rt = runtime(ctx)
+    now = utcnow()
+    try:
+        ep = rt.settings.endpoint(endpoint)
+        held = rt.store.active_hold(ep.name, now)
+        removed = rt.store.clear_hold(ep.name)
+        current = _read_provider(rt, ep)["desired"]
+        if current is None:
+            current = rt.store.last_applied_target(ep.name)
+        requested = {"target": current, "released": {"workers": held[0], "until": held[1].isoformat()}
+                     if held else None}
+        # "ok"/"unchanged" records count as what the provider was last told: only with a target.
+        result = ("ok" if removed else "unchanged") if current is not None else "recorded"
+        record(rt, ep.name, ep.provider["kind"], requested, {"reason": {"why": "release", "by": "prewarm release"}},
+               result, now, time.monotonic(), verb="release")
+    finally:
+        rt.close()
+    if as_json:
+        emit_json({"endpoint": endpoint, "released": bool(removed), "hold": requested["released"]})
+    else:
+        click.echo(f"{endpoint}: " + ("hold released" if removed else "no hold to release"))

@@ -1,0 +1,108 @@
+"""`prewarm status`, `explain`, `hold` and `release`, through the CLI, on a plan and forecast
+made by `prewarm once`."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from daemon_helpers import write_config
+from prewarm.cli.main import cli, main
+from prewarm.cycle import Runtime, apply_due
+from prewarm import config
+from prewarm.store import CountRow, Store
+
+FORECAST = '[forecast]\nmodel = "test-repeat-day"\nhistory = "25h"\nhorizon = "2h"\nstep = "5m"\nresolution = "fixed"\n'
+
+
+@pytest.fixture
+def env(tmp_path, sqlite_url, faulty):
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    store = Store(sqlite_url)
+    # A quiet endpoint with a peak an hour from now, yesterday: so today too.
+    rows = [CountRow("api", now - timedelta(minutes=m), 240 if 24 * 60 - 40 >= m >= 24 * 60 - 70 else 6)
+            for m in range(1, 26 * 60)]
+    with store.begin() as c:
+        store.insert_counts(c, store.endpoint_id("api"), rows)
+    store.close()
+    cfg = write_config(tmp_path / "prewarm.toml", sqlite_url,
+                       [{"name": "api", "dir": faulty.dir, "max_workers": 8, "cold_start_s": 120, "service_time_s": 2}],
+                       extra=FORECAST)
+
+    def run(*args, ok=True):
+        result = CliRunner().invoke(cli, ["--config", str(cfg), *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run("once")
+    return run, now, faulty, sqlite_url, cfg
+
+
+def test_status_shows_target_next_change_and_provider_state(env):
+    run, now, faulty, _, _ = env
+    doc = json.loads(run("status", "--json").output)
+    (ep,) = doc["endpoints"]
+    assert ep["endpoint"] == "api" and ep["provider"] == "faulty"
+    assert ep["target"] == faulty.target("api") == ep["provider_state"]["desired"] >= 1
+    nxt = ep["next_change"]
+    assert nxt is not None and nxt["warm_workers"] > ep["target"], "the peak's warm-up is the next change"
+    assert now < datetime.fromisoformat(nxt["at"].replace("Z", "+00:00")) < now + timedelta(hours=1)
+    text = run("status").output
+    assert "api" in text and "faulty" in text
+    faulty.control(read_fail=True)
+    doc = json.loads(run("status", "--json").output)
+    assert "read failed" in doc["endpoints"][0]["provider_state"]["error"]
+
+
+def test_explain_gives_forecast_quantile_lead_floor_caps_and_traffic(env, capsys):
+    run, now, faulty, _, cfg = env
+    doc = json.loads(run("status", "--json").output)
+    peak_at = doc["endpoints"][0]["next_change"]["at"]
+    ex = json.loads(run("explain", "api", "--at", peak_at, "--json").output)
+    assert ex["target"] == doc["endpoints"][0]["next_change"]["warm_workers"]
+    assert ex["quantile"] == "hi-80" and ex["lead_s"] == 120 and ex["forecast_rpm"] > 100
+    # The peak needs more workers than max_workers allows: explain says so.
+    assert ex["why"] == "forecast, capped at max_workers" and ex["target"] == ex["cap"] == 8 < ex["need"]
+    assert ex["floor"] == 0
+    assert ex["forecast"]["hi-80"] == pytest.approx(ex["forecast_rpm"], rel=0.01)
+    assert ex["forecast"]["mean"] < ex["forecast"]["hi-80"]
+    assert ex["last_traffic"]["requests"] == 6
+    text = run("explain", "api", "--at", peak_at).output
+    assert "warm workers (forecast, capped at max_workers)" in text and "hi-80" in text and "lead 120 s" in text
+    assert "cap (max_workers) 8" in text and "last actual traffic: 6 requests" in text
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(cfg), "explain", "nope"])
+    assert exit_.value.code == 2 and "unknown endpoint 'nope' (configured: api)" in capsys.readouterr().err
+
+
+def test_hold_applies_at_once_is_kept_by_planner_and_reconcile_and_release_is_audited(env):
+    run, now, faulty, url, cfg = env
+    before = faulty.target("api")
+    doc = json.loads(run("hold", "api", "6", "--for", "30m", "--note", "launch", "--json").output)
+    assert doc["result"] == "ok" and doc["target"] == 6
+    assert faulty.target("api") == 6, "applied through the provider at once"
+    # The daemon's reconcile keeps it (the stored plan was made before the hold) ...
+    settings = config.load(cfg)
+    rt = Runtime(settings)
+    try:
+        (outcome,) = apply_due(rt, datetime.now(timezone.utc))
+        assert outcome.target == 6 and outcome.reason["why"] == "hold"
+    finally:
+        rt.close()
+    # ... and so does the planner.
+    run("once")
+    store = Store(url)
+    plan = store.current_plan("api")
+    assert plan[0]["warm_workers"] == 6 and plan[0]["reason"]["why"] == "hold"
+    assert faulty.target("api") == 6
+    run("release", "api")
+    assert store.active_hold("api", datetime.now(timezone.utc)) is None
+    audit = [(a["verb"], a["result"], a["requested"].get("target")) for a in store.actions("api")]
+    assert ("hold", "ok", 6) in audit and audit[-1] == ("release", "ok", 6)
+    hold_row = next(a for a in store.actions("api") if a["verb"] == "hold")
+    assert hold_row["reason"]["note"] == "launch" and hold_row["requested"]["previous"] == before
+    assert "no hold to release" in run("release", "api").output
+    store.close()
