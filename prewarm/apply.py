@@ -46,6 +46,7 @@ class ApplyState:
     plans: dict[str, list[dict]] = field(default_factory=dict)
     holds: dict[str, tuple | None] = field(default_factory=dict)
     told: dict[str, int] = field(default_factory=dict)
+    applied_at: dict[str, datetime] = field(default_factory=dict)  # latest `now` applied per endpoint
     pending_audit: deque = field(default_factory=lambda: deque(maxlen=MAX_PENDING_AUDIT))
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -112,6 +113,10 @@ def apply_endpoint(rt, ep, now: datetime, *, retry_deadline_s: float = 30.0,
     from .cycle import ActionOutcome
 
     st = state(rt)
+    # Never converge to an earlier instant than one already applied: a reconcile pass that
+    # took `now` before a change job ran must not undo that change (and send it again).
+    now = max(now, st.applied_at.get(ep.name, now))
+    st.applied_at[ep.name] = now
     rows, hold, db_ok = _read_plan(rt, ep, now)
     if rows is None:
         return ActionOutcome(ep.name, -1, None, "skipped", error="plan unreadable and none cached")
