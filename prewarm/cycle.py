@@ -45,7 +45,63 @@ def policy_settings(settings: Settings, ep: EndpointSettings) -> PolicySettings:
     return PolicySettings(quantile_column=p.quantile, speculative=p.speculative,
                           speculative_min_requests_per_hour=p.speculative_min_requests_per_hour,
                           floor=p.floor, scale_in_delay_s=p.scale_in_delay_s, idle_timeout_s=p.idle_timeout_s,
-                          budget_worker_hours_per_day=p.budget_worker_hours_per_day)
+                          budget_worker_hours_per_day=p.budget_worker_hours_per_day, blocking=p.blocking,
+                          cold_start_value_s=p.cold_start_value_s, smoothing_s=p.smoothing_s,
+                          recent_window_s=p.recent_window_s, floor_rule=p.floor_rule,
+                          baseline_percentile=p.baseline_percentile, target_cold_rate=p.target_cold_rate)
+
+
+TUNED_KNOBS = ("quantile_column", "cold_start_value_s", "floor")
+TUNING_WINDOW = timedelta(days=1)
+
+
+def tuned_policy(rt: "Runtime", ep: EndpointSettings, base: PolicySettings, capacity: CapacityModel,
+                 rows: list[tuple], now: datetime, bands: tuple[str, ...], persist: bool = True) -> PolicySettings:
+    """The cold-start feedback loop: the observed cold-start rate since the knobs last moved
+    (at most a day) tunes them toward the target, at most once per tune_interval. Tuned knobs
+    are stored, so a restart keeps them; a change of the configured values resets them."""
+    from .planner.tuning import ObservedStats, tune
+
+    p = rt.settings.planner_for(ep)
+    if not p.auto_tune:
+        return base
+    configured = {k: getattr(base, k) for k in TUNED_KNOBS}
+    stored = rt.store.tuned_policy(ep.name)
+    policy, since = base, now - TUNING_WINDOW
+    if stored is not None and stored[1].get("configured") == configured:
+        updated_at, knobs = stored
+        policy = dataclasses.replace(base, **{k: knobs["tuned"][k] for k in TUNED_KNOBS})
+        since = max(since, updated_at)
+        if (now - updated_at).total_seconds() < p.tune_interval_s:
+            return policy
+    summary = rt.store.count_summary(ep.name, since, now) if ep.history is None else None
+    if not summary or summary["reported"] <= 0:
+        return policy  # no observed cold starts to tune on
+    stats = ObservedStats(requests=int(summary["reported"]), cold_requests=int(summary["cold_starts"]),
+                          baseline_rpm=_baseline_rpm(rows, since, now, base.baseline_percentile))
+    new = tune(policy, stats, capacity, bands)
+    if not persist:
+        return new
+    rt.store.save_tuned_policy(ep.name, now, {"configured": configured,
+                                              "tuned": {k: getattr(new, k) for k in TUNED_KNOBS},
+                                              "observed": {"requests": stats.requests, "cold": stats.cold_requests}})
+    if new != policy:
+        log.info("%s: tuned %s (observed %d cold of %d requests)", ep.name,
+                 {k: getattr(new, k) for k in TUNED_KNOBS}, stats.cold_requests, stats.requests)
+    return new
+
+
+def _baseline_rpm(rows: list[tuple], since: datetime, now: datetime, percentile: float) -> float:
+    """A low percentile of requests per minute over [since, now); minutes without a row are 0."""
+    import numpy as np
+
+    minutes = max(1, int((now - since).total_seconds() // 60))
+    values = np.zeros(minutes)
+    for row in rows:
+        i = int((row[0] - since).total_seconds() // 60)
+        if 0 <= i < minutes:
+            values[i] = row[1]
+    return float(np.percentile(values, percentile))
 
 
 @dataclass
@@ -189,12 +245,13 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: dat
     try:
         hold_row = rt.store.active_hold(ep.name, now)
         hold = Hold(*hold_row) if hold_row else None
-        policy = policy_settings(rt.settings, ep)
+        capacity = capacity_model(ep, rt.store.ready_durations(ep.name) if ep.capacity.cold_start_learn else None)
+        policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep), capacity, rows, cutoff,
+                              ("mean", *demand.bands), persist=save)
         seen = observed(rows, cutoff, rt, ep)
         needs = rt.store.recent_needs(ep.name, now - timedelta(seconds=policy.scale_in_delay_s), now)
         seen = dataclasses.replace(seen, need_history=tuple(needs))
-        measured = rt.store.ready_durations(ep.name) if ep.capacity.cold_start_learn else None
-        plan = plan_endpoint(ep.name, demand, capacity_model(ep, measured), policy, now, seen, hold)
+        plan = plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold)
         if save:
             rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), fc.model,
                                [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,

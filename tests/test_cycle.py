@@ -95,3 +95,34 @@ def test_forecast_accuracy_command(rt, capsys):
     main(["--config", rt.settings.source, "forecast", "chat", "--accuracy", "--json"])  # returns: exit 0
     rows = json.loads(capsys.readouterr().out)
     assert rows and rows[0]["model"].startswith("seasonal-naive") and rows[0]["steps"] > 60
+
+
+def test_cold_start_feedback_tunes_the_policy_and_persists(rt, tmp_path):
+    from prewarm.cycle import capacity_model, policy_settings
+    from prewarm.planner.tuning import initial_value_s
+
+    # The last day reports 10% of requests as cold: far above the 2% target.
+    day = START + timedelta(days=3)
+    rows = "\n".join(f"{(day - timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%SZ')},hot,20,2"
+                     for m in range(1, 600))
+    (tmp_path / "cold.csv").write_text("ts,endpoint,requests,cold_starts\n" + rows + "\n")
+    ingest_file(rt.store, tmp_path / "cold.csv")
+    settings = rt.settings.model_copy(update={"endpoints": (rt.settings.endpoints[0].model_copy(update={"name": "hot"}),)})
+    rt.settings = settings
+    ep = settings.endpoints[0]
+    start_value = initial_value_s(capacity_model(ep), 0.02)
+    plan_cycle(rt, day)
+    first = rt.store.tuned_policy("hot")
+    assert first is not None and first[1]["tuned"]["cold_start_value_s"] > start_value
+    # Up to the ingest cutoff (now - 1 min): the minute before it is not counted yet.
+    assert first[1]["observed"] == {"requests": 598 * 20, "cold": 598 * 2}
+    # Within tune_interval the knobs stay; a show-only plan stores nothing.
+    plan_cycle(rt, day + timedelta(minutes=5))
+    plan_cycle(rt, day + timedelta(minutes=90), save=False)
+    assert rt.store.tuned_policy("hot") == first
+    # A new configured value resets what was tuned from the old one.
+    ep2 = ep.model_copy(update={"planner": {"quantile": "hi-95"}})
+    rt.settings = settings.model_copy(update={"endpoints": (ep2,)})
+    plan_cycle(rt, day + timedelta(minutes=10))
+    assert rt.store.tuned_policy("hot")[1]["configured"]["quantile_column"] == "hi-95"
+    assert policy_settings(rt.settings, ep2).quantile_column == "hi-95"

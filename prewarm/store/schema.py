@@ -161,6 +161,14 @@ forecast_accuracy = sa.Table(
     sa.UniqueConstraint("endpoint_id", "issued_at", name="uq_forecast_accuracy_endpoint_issued"),
 )
 
+tuned_policies = sa.Table(
+    # Knobs the auto-tuner moved (quantile, cold-start value, floor), kept across restarts.
+    "tuned_policies", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("knobs", JSONText, nullable=False),
+)
+
 leader = sa.Table(
     # Leader lease for databases without advisory locks (SQLite refuses a second daemon).
     "leader", metadata,

@@ -363,6 +363,22 @@ class Store:
                              .order_by(a.ts.desc(), a.id.desc()).limit(limit))
             return [r[0] / 1000.0 for r in rows if r[0] is not None]
 
+    def tuned_policy(self, endpoint: str) -> tuple[datetime, dict[str, Any]] | None:
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return None
+        tp = t.tuned_policies.c
+        with self.begin() as c:
+            row = c.execute(sa.select(tp.updated_at, tp.knobs).where(tp.endpoint_id == eid)).first()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def save_tuned_policy(self, endpoint: str, updated_at: datetime, knobs: Mapping[str, Any]) -> None:
+        with self.begin() as c:
+            eid = self.endpoint_id(endpoint, conn=c)
+            c.execute(t.tuned_policies.delete().where(t.tuned_policies.c.endpoint_id == eid))
+            c.execute(t.tuned_policies.insert().values(endpoint_id=eid, updated_at=updated_at,
+                                                       knobs=json.dumps(dict(knobs))))
+
     # -- holds -----------------------------------------------------------------------------
     def set_hold(self, endpoint: str, workers: int, until: datetime, now: datetime, note: str | None = None) -> None:
         with self.begin() as c:
