@@ -101,6 +101,9 @@ def main() -> None:
            "p50_s": round(q[49], 4), "p99_s": round(q[98], 4), "max_s": round(late[-1], 4),
            "min_s": round(late[0], 4), "within_1s": sum(x <= 1.0 for x in late) / len(late),
            "endpoints": args.endpoints, "busy_endpoints": args.busy, "cpu_s": round(cpu, 1)}
+    doc["late_over_1s"] = sorted((round(planned[k].timestamp() - start.timestamp(), 2),
+                                  round(first[k] - planned[k].timestamp(), 2))
+                                 for k in first if first[k] - planned[k].timestamp() > 1.0)
     print(json.dumps(doc, indent=2))
 
 

@@ -115,3 +115,39 @@ def test_healthz_fails_while_the_loop_is_stuck(tmp_path, sqlite_url, faulty):
         runner.join(15)
         server.stop()
     assert not runner.is_alive()
+
+
+def test_json_logs_carry_endpoint_fields(tmp_path, sqlite_url, faulty):
+    import json
+    import logging
+
+    from prewarm.logs import JsonFormatter
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    store = Store(sqlite_url)
+    seed_plan(store, "api", T0, [(T0, 3)])
+    settings = config.load(write_config(tmp_path / "prewarm.toml", sqlite_url, [{"name": "api", "dir": faulty.dir}]))
+    sim = SimulatedScheduler(T0)
+    daemon = Daemon(settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store)
+    logger, keep = logging.getLogger("prewarm.apply"), Keep()
+    level = logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        daemon._lead()
+        sim.run_until(T0 + timedelta(seconds=1))
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    applied = [r for r in keep.records if "warm workers" in r.getMessage()]
+    assert applied
+    doc = json.loads(JsonFormatter().format(applied[0]))
+    assert doc["endpoint"] == "api" and doc["target"] == 3 and doc["result"] == "ok" and doc["level"] == "info"
+    store.close()
