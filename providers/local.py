@@ -51,7 +51,7 @@ class LocalProvider(Provider):
                 rec = json.loads(rec_file.read_text())
             except (OSError, ValueError):
                 continue
-            if _alive(rec["pid"]):
+            if _alive(rec["pid"], rec.get("start_ticks")):
                 rec["file"] = str(rec_file)
                 out.append(rec)
             else:
@@ -113,7 +113,7 @@ class LocalProvider(Provider):
              "--name", f"{self.endpoint.name}-{port}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        record = {"pid": proc.pid, "port": port, "started_at": time.time()}
+        record = {"pid": proc.pid, "port": port, "started_at": time.time(), "start_ticks": _start_ticks(proc.pid)}
         tmp = self.dir / f".worker-{port}.tmp"
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self.dir / f"worker-{port}.json")
@@ -125,14 +125,14 @@ class LocalProvider(Provider):
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 5
-        while _alive(rec["pid"]) and time.monotonic() < deadline:
+        while _alive(rec["pid"], rec.get("start_ticks")) and time.monotonic() < deadline:
             _reap(rec["pid"])
             time.sleep(0.05)
         Path(rec["file"]).unlink(missing_ok=True)
         return rec["pid"]
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, start_ticks: int | None = None) -> bool:
     _reap(pid)
     try:
         os.kill(pid, 0)
@@ -140,11 +140,19 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a recycled pid that is not one of our workers does not count
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"local_worker" in cmdline
+    # A recycled pid is not our worker: its start time differs from the one recorded at
+    # spawn. (Not the command line: between fork and exec it is still the parent's.)
+    ticks = _start_ticks(pid)
+    return start_ticks is None or ticks is None or ticks == start_ticks
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Process start time in clock ticks since boot (/proc/<pid>/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _reap(pid: int) -> None:

@@ -66,3 +66,11 @@ def test_readiness_is_measured_recorded_and_learned(provider, store):
     samples = measured + [1.0, 1.2, 0.9, 5.0]
     assert learned_lead(samples, 90) == 5.0
     assert capacity_model(ep, samples).cold_start_s == 5.0
+
+
+def test_a_recycled_pid_is_not_taken_for_a_worker(provider):
+    # A live process (this test) whose start time differs from the recorded one.
+    (provider.dir / "worker-1.json").write_text(json.dumps(
+        {"pid": os.getpid(), "port": 1, "started_at": 0, "start_ticks": 1}))
+    assert provider.read().desired == 0
+    assert not (provider.dir / "worker-1.json").exists()
