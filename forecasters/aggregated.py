@@ -32,39 +32,38 @@ class _Aggregated(StatsForecastForecaster):
             raise ValueError(f"{self.name}: aggregate_s={self.aggregate_s} is not a multiple of the step {step_s}s")
         return self.aggregate_s
 
-    def forecast(self, history, *, horizon: int, step_s: int, levels: Sequence[int] = (80, 95)):
+    def model_forecast(self, df, *, horizon: int, step_s: int, levels: Sequence[int], reserve: int = 0):
         coarse_s = self._coarse_s(step_s)
         if coarse_s == step_s:
-            return super().forecast(history, horizon=horizon, step_s=step_s, levels=levels)
-        history = history[["unique_id", "ds", "y"]]
-        coarse = aggregate(history, step_s, coarse_s)
-        last = history.groupby("unique_id")["ds"].max()
+            return super().model_forecast(df, horizon=horizon, step_s=step_s, levels=levels, reserve=reserve)
+        coarse = aggregate(df, step_s, coarse_s)
+        last = df.groupby("unique_id")["ds"].max()
         # The trailing partial hour was dropped: forecast it too, then keep what is ahead.
         lag_s = int((last - coarse.groupby("unique_id")["ds"].max()).max().total_seconds())
         h_coarse = math.ceil((lag_s + horizon * step_s) / coarse_s)
-        out = super().forecast(coarse, horizon=h_coarse, step_s=coarse_s, levels=levels)
-        fine = disaggregate(out, coarse_s, step_s, intra_profile(history, coarse_s, step_s))
+        out = super().model_forecast(coarse, horizon=h_coarse, step_s=coarse_s, levels=levels,
+                                     reserve=math.ceil(reserve * step_s / coarse_s))
+        fine = disaggregate(out, coarse_s, step_s, intra_profile(df, coarse_s, step_s))
         fine = fine[fine["ds"] > fine["unique_id"].map(last)]
         return fine.groupby("unique_id", sort=False).head(horizon).reset_index(drop=True)
 
-    def cross_validation(self, history, *, horizon: int, step_s: int, n_windows: int,
-                         levels: Sequence[int] = (80, 95)):
+    def point_cv(self, df, raw, *, horizon: int, step_s: int, n_windows: int, levels: Sequence[int]):
         """Windows at whole coarse steps: the caller aligns the history to end on one
         (`auto.align_history`) so that every model is scored on the same windows."""
         coarse_s = self._coarse_s(step_s)
         if coarse_s == step_s:
-            return super().cross_validation(history, horizon=horizon, step_s=step_s,
-                                            n_windows=n_windows, levels=levels)
+            return super().point_cv(df, raw, horizon=horizon, step_s=step_s, n_windows=n_windows,
+                                    levels=levels)
         k = coarse_s // step_s
-        coarse = aggregate(history, step_s, coarse_s)
-        out = super().cross_validation(coarse, horizon=math.ceil(horizon / k), step_s=coarse_s,
-                                       n_windows=n_windows, levels=levels)
+        coarse = aggregate(df, step_s, coarse_s)
+        out = super().point_cv(coarse, coarse, horizon=math.ceil(horizon / k), step_s=coarse_s,
+                               n_windows=n_windows, levels=levels)
         if out.empty:
             return out
         fine = disaggregate(out.drop(columns=["y", "imputed"], errors="ignore"), coarse_s, step_s,
-                            intra_profile(history, coarse_s, step_s))
+                            intra_profile(df, coarse_s, step_s))
         fine["cutoff"] = fine["cutoff"] + _seconds(coarse_s - step_s)
-        fine = fine.merge(history[[c for c in ("unique_id", "ds", "y", "imputed") if c in history]],
+        fine = fine.merge(raw[[c for c in ("unique_id", "ds", "y", "imputed") if c in raw]],
                           on=["unique_id", "ds"], how="inner")
         fine = fine[fine["ds"] <= fine["cutoff"] + _seconds(horizon * step_s)]
         cols = ["unique_id", "ds", "cutoff", "y", *(["imputed"] if "imputed" in fine else [])]

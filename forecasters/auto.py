@@ -2,15 +2,18 @@
 (statsforecast's own cross_validation, refit at every origin), scored on what the planner
 pays for: pinball loss at the planner's band (hi-80 = q0.9) and interval coverage.
 
-Rule: among candidates whose 80% and 95% coverage are within `coverage_tolerance` of
-nominal, the lowest pinball loss; when none is, the same within twice the tolerance; when
-none is even that, the best calibrated. A
-candidate with its own intervals whose coverage falls short is also tried with conformal
-intervals (statsforecast ConformalIntervals) before the choice is made.
+Every candidate's bands come from the level-scaled calibration layer (`calibration.py`),
+cross-fitted so that no window is scored on bands calibrated on it (seasonal naive:
+calibrated on its errors before the first window).
 
-The choice is plain data (`ModelChoice`) for the caller to store and reuse until it is
-older than the refit interval; choosing is the expensive part, forecasting with a known
-choice is cheap.
+Rule: the lowest pinball loss among the baseline (seasonal naive) and the candidates whose
+80% and 95% coverage are within `coverage_tolerance` of nominal. The baseline is always
+eligible, so the choice is never worse than seasonal naive on the windows it was chosen
+on, by construction.
+
+The choice is plain data (`ModelChoice`, with the chosen model's calibration) for the
+caller to store and reuse until it is older than the refit interval; choosing is the
+expensive part, forecasting with a known choice is cheap.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .accuracy import score
 from .base import Forecaster, ForecastError
+from .calibration import Calibration
 from .registry import create
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ class ModelChoice:
     chosen_at: datetime
     params: Mapping[str, Any] = field(default_factory=dict)
     scores: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # per candidate label
+    calibration: Mapping[str, float] | None = None  # calibration.Calibration row of the model
 
     def forecaster(self, **extra: Any) -> Forecaster:
         return create(self.model, **{**self.params, **extra})
@@ -50,14 +55,17 @@ class ModelChoice:
     def scores_json(self) -> str:
         clean = {k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in s.items()}
                  for k, s in self.scores.items()}
-        return json.dumps({"params": dict(self.params), "candidates": clean}, sort_keys=True)
+        data = {"params": dict(self.params), "candidates": clean}
+        if self.calibration:
+            data["calibration"] = dict(self.calibration)
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_row(cls, endpoint: str, model: str, step_s: int, chosen_at: datetime,
                  scores_json: str) -> "ModelChoice":
         data = json.loads(scores_json or "{}")
         return cls(endpoint, model, int(step_s), chosen_at, data.get("params", {}),
-                   data.get("candidates", {}))
+                   data.get("candidates", {}), data.get("calibration"))
 
 
 def label(model: str, params: Mapping[str, Any]) -> str:
@@ -77,22 +85,23 @@ def coverage_gap(row: Mapping[str, float], levels: Sequence[int]) -> float:
     return math.inf if any(math.isnan(g) for g in gaps) else max(gaps)
 
 
-def pick(scores: Mapping[str, Mapping[str, float]], levels: Sequence[int], tolerance: float) -> str | None:
+def pick(scores: Mapping[str, Mapping[str, float]], levels: Sequence[int], tolerance: float,
+         baseline: str = BASELINE) -> str | None:
+    """The lowest pinball among the calibrated candidates and the baseline (always
+    eligible: the choice is never worse than it on these windows). Without a usable
+    baseline score: the lowest pinball among the calibrated, else the best calibrated."""
     usable = {k: s for k, s in scores.items() if not math.isnan(s.get("pinball", math.nan))}
     if not usable:
         return None
     gap = {k: coverage_gap(s, levels) for k, s in usable.items()}
-    # Calibrated ones first; else nearly calibrated (within twice the tolerance); else the
-    # best calibrated of the lot. Intervals that lie cost more than a slightly worse mean.
-    for limit in (tolerance, 2 * tolerance):
-        pool = [k for k in usable if gap[k] <= limit]
-        if pool:
-            return min(pool, key=lambda k: (usable[k]["pinball"], gap[k]))
+    pool = [k for k in usable if gap[k] <= tolerance or k == baseline]
+    if pool:
+        return min(pool, key=lambda k: (usable[k]["pinball"], gap[k]))
     return min(usable, key=lambda k: (gap[k], usable[k]["pinball"]))
 
 
 def choose_models(history: "pd.DataFrame", *, step_s: int, horizon: int, now: datetime,
-                  candidates: Sequence[str] | None = None, n_windows: int = 4,
+                  candidates: Sequence[str] | None = None, n_windows: int = 8,
                   levels: Sequence[int] = (80, 95), quantile_column: str = "hi-80",
                   coverage_tolerance: float = 0.05, n_jobs: int = 1) -> dict[str, ModelChoice]:
     """Cross-validate candidates on every series of `history` (all at `step_s`) and return
@@ -104,48 +113,35 @@ def choose_models(history: "pd.DataFrame", *, step_s: int, horizon: int, now: da
     sparse = zero_share(data, step_s, step_s) > 0.5
     groups = {False: [u for u, s in sparse.items() if not s], True: [u for u, s in sparse.items() if s]}
     table: dict[str, dict[str, dict[str, float]]] = {}
-    params_of: dict[str, tuple[str, dict]] = {}
-
-    def evaluate(name: str, params: dict, ids: list[str]) -> None:
-        key = label(name, params)
-        params_of[key] = (name, params)
-        part = data[data["unique_id"].isin(ids)]
-        try:
-            cv = create(name, n_jobs=n_jobs, **params).cross_validation(
-                part, horizon=horizon, step_s=step_s, n_windows=n_windows, levels=levels)
-        except ForecastError:
-            return
-        season = 86400 // step_s if 86400 % step_s == 0 else 1
-        cutoff = cv.groupby("unique_id")["cutoff"].min() if len(cv) else None
-        insample = part[part["ds"] <= part["unique_id"].map(cutoff)] if cutoff is not None else None
-        for uid, row in score(cv, levels=levels, quantile_column=quantile_column,
-                              insample=insample, season=season).items():
-            table.setdefault(uid, {})[key] = row
+    calibrations: dict[str, dict[str, dict[str, float]]] = {}  # label -> uid -> row
 
     for is_sparse, ids in groups.items():
         if not ids:
             continue
-        names = candidates or (SPARSE_CANDIDATES if is_sparse else DENSE_CANDIDATES)
-        for name in names:
-            evaluate(name, {}, ids)
-        # Coverage short with the model's own intervals: try conformal ones as well.
-        retry: dict[str, list[str]] = {}
-        for uid in ids:
-            for key, row in table.get(uid, {}).items():
-                name, params = params_of[key]
-                model = create(name)
-                if getattr(model, "own_intervals", False) and not getattr(model, "conformal", True) \
-                        and coverage_gap(row, levels) > coverage_tolerance:
-                    retry.setdefault(name, []).append(uid)
-        for name, retry_ids in retry.items():
-            evaluate(name, {"conformal": True}, retry_ids)
+        part = data[data["unique_id"].isin(ids)]
+        for name in candidates or (SPARSE_CANDIDATES if is_sparse else DENSE_CANDIDATES):
+            model = create(name, n_jobs=n_jobs)
+            try:
+                cv = model.cross_validation(part, horizon=horizon, step_s=step_s, n_windows=n_windows,
+                                            levels=levels)
+            except ForecastError:
+                continue
+            season = 86400 // step_s if 86400 % step_s == 0 else 1
+            cutoff = cv.groupby("unique_id")["cutoff"].min() if len(cv) else None
+            insample = part[part["ds"] <= part["unique_id"].map(cutoff)] if cutoff is not None else None
+            for uid, row in score(cv, levels=levels, quantile_column=quantile_column,
+                                  insample=insample, season=season).items():
+                table.setdefault(uid, {})[name] = row
+            fitted = getattr(model, "last_calibration", None)
+            if fitted is not None and not getattr(model, "cheap_errors", False):
+                calibrations[name] = {u: fitted.to_dict(u) for u in map(str, cv["unique_id"].unique())}
 
     choices = {}
     for uid in history["unique_id"].unique():
         scores = table.get(uid, {})
-        best = pick(scores, levels, coverage_tolerance)
-        name, params = params_of[best] if best else (BASELINE, {})
-        choices[uid] = ModelChoice(str(uid), name, step_s, now, params, scores)
+        name = pick(scores, levels, coverage_tolerance) or BASELINE
+        choices[uid] = ModelChoice(str(uid), name, step_s, now, {}, scores,
+                                   calibrations.get(name, {}).get(str(uid)))
     return choices
 
 
@@ -161,7 +157,7 @@ class AutoForecaster(Forecaster):
 
     name = "auto"
 
-    def __init__(self, n_windows: int = 4, candidates: Sequence[str] | None = None, n_jobs: int = 1,
+    def __init__(self, n_windows: int = 8, candidates: Sequence[str] | None = None, n_jobs: int = 1,
                  **params: Any) -> None:
         super().__init__(n_windows=n_windows, **params)
         self.n_windows, self.candidates, self.n_jobs = n_windows, candidates, n_jobs
@@ -185,7 +181,10 @@ class AutoForecaster(Forecaster):
         parts = []
         for key, ids in by_model.items():
             choice = choices.get(ids[0])
-            model = choice.forecaster(n_jobs=self.n_jobs) if choice else create(BASELINE)
+            stored = {str(u): choices[u].calibration for u in ids
+                      if choices.get(u) is not None and choices[u].calibration}
+            extra = {"calibrated": Calibration.from_dicts(stored)} if stored else {}
+            model = choice.forecaster(n_jobs=self.n_jobs, **extra) if choice else create(BASELINE)
             out = model.forecast(history[history["unique_id"].isin(ids)], horizon=horizon,
                                  step_s=step_s, levels=levels)
             parts.append(out.assign(model=key))

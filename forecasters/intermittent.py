@@ -1,6 +1,7 @@
 """Intermittent-demand models for sparse series (most steps zero): CrostonSBA, ADIDA,
 IMAPA and TSB from statsforecast. They forecast a flat rate (size of a demand x its
-probability) and have no intervals of their own, so they always get conformal ones.
+probability) and have no intervals of their own: bands come from the calibration layer
+(conformal ones with `calibration = "model"`).
 They need no season, so they also serve short histories.
 """
 from __future__ import annotations

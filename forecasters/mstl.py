@@ -5,7 +5,8 @@ at 5 minutes and ~245 s at 1 minute (statsforecast 2.1.1, no numba). The `*_jump
 arguments evaluate them every n points and interpolate between: about a tenth of each
 smoother's span keeps the decomposition the same to the eye and costs well under a second.
 Its own intervals come from the trend model only and cover too little (68-72% at 95% on a
-test day), so `mstl` uses conformal intervals by default (`conformal = false` to opt out).
+test day), so `mstl` gets the level-scaled calibration layer like every model
+(`calibration.py`); `conformal = true` gives statsforecast's conformal intervals instead.
 """
 from __future__ import annotations
 
@@ -24,9 +25,6 @@ def stl_jumps(season_steps: tuple[int, ...]) -> dict[str, int]:
 class MSTLForecaster(StatsForecastForecaster):
     name = "mstl"
     seasons_s = (DAY_S, WEEK_S)
-
-    def __init__(self, conformal: bool = True, **params) -> None:
-        super().__init__(conformal=conformal, **params)
 
     def build(self, season_steps, *, step_s, horizon):
         from statsforecast.models import MSTL, AutoETS

@@ -18,6 +18,9 @@ from .base import Forecaster, ForecastError, interval_columns, tidy
 from .preprocess import DAY_S, WEEK_S, winsorise
 
 if TYPE_CHECKING:
+    from .calibration import Calibration
+
+if TYPE_CHECKING:
     import pandas as pd
 
 CV_COLUMNS = ("unique_id", "ds", "cutoff", "y")
@@ -31,11 +34,22 @@ class StatsForecastForecaster(Forecaster):
     #: cap outliers before fitting (seasonal models copy the past)
     robust: bool = True
 
-    def __init__(self, *, conformal: bool = False, conformal_windows: int = 5, n_jobs: int = 1,
-                 backend: str = "local", **params: Any) -> None:
-        super().__init__(**params, **({"conformal": True} if conformal else {}))
-        self.conformal = conformal or not self.own_intervals
+    def __init__(self, *, conformal: bool = False, conformal_windows: int = 5,
+                 calibration: str = "level", calibration_windows: int = 8, n_jobs: int = 1,
+                 backend: str = "local", calibrated: "Calibration | None" = None, **params: Any) -> None:
+        if calibration not in ("level", "model"):
+            raise ValueError(f"{self.name}: calibration must be 'level' or 'model', got {calibration!r}")
+        extra = {"conformal": True} if conformal else {}
+        extra.update({"calibration": calibration} if calibration != "level" else {})
+        super().__init__(**params, **extra)
+        #: bands from the level-scaled calibration layer (`calibration.py`); otherwise the
+        #: model's own intervals, conformal ones where it has none or when asked to
+        self.layer = calibration == "level" and not conformal
+        self.conformal = not self.layer and (conformal or not self.own_intervals)
         self.conformal_windows = int(conformal_windows)
+        self.calibration_windows = int(calibration_windows)
+        self.calibrated = calibrated  # stored with a model choice; computed when absent
+        self.last_calibration: Calibration | None = None
         self.n_jobs = n_jobs
         self.backend = backend
 
@@ -68,14 +82,15 @@ class StatsForecastForecaster(Forecaster):
         for key, ids in groups.items():
             yield key, ids, int(sizes[ids].min())
 
-    def _model_for(self, key: tuple[int, ...], *, step_s: int, horizon: int, n_min: int):
+    def _model_for(self, key: tuple[int, ...], *, step_s: int, horizon: int, n_min: int,
+                   with_intervals: bool = True):
         from statsforecast.models import HistoricAverage, SeasonalNaive
 
         short = not key and bool(self.seasons_s)
         model = HistoricAverage() if short else self.build(key, step_s=step_s, horizon=horizon)
         if short:
             model.alias = "short-history"
-        elif self.conformal and getattr(model, "prediction_intervals", None) is None:
+        elif with_intervals and self.conformal and getattr(model, "prediction_intervals", None) is None:
             model.prediction_intervals = self.intervals(horizon, n_min)
             if model.prediction_intervals is None and not self.own_intervals:
                 model, short = HistoricAverage(), True  # too short to calibrate: plain average
@@ -94,20 +109,71 @@ class StatsForecastForecaster(Forecaster):
         return winsorise(df) if self.robust else df
 
     def forecast(self, history, *, horizon: int, step_s: int, levels: Sequence[int] = (80, 95)):
+        df = self.prepare(history)
+        if not self.layer:
+            return tidy(self.model_forecast(df, horizon=horizon, step_s=step_s, levels=levels), levels)
+        # The model gets the seasons its calibration windows could see (a weekly season
+        # fitted on 14 days but calibrated on 12-day windows without it would be scored
+        # on errors it does not make).
+        reserve = self.calibration_windows_for(df, horizon) * horizon
+        point = self.model_forecast(df, horizon=horizon, step_s=step_s, levels=(), reserve=reserve)
+        return tidy(self.calibrate(point, df, history, horizon=horizon, step_s=step_s, levels=levels), levels)
+
+    def model_forecast(self, df, *, horizon: int, step_s: int, levels: Sequence[int], reserve: int = 0):
+        """statsforecast's forecast of the prepared history: mean, and the model's own (or
+        conformal) bands at `levels` (none when empty). Seasons are chosen as if the
+        history were `reserve` steps shorter."""
         import pandas as pd
         from statsforecast import StatsForecast
 
-        df = self.prepare(history)
         parts = []
-        for key, ids, n_min in self._groups(df, step_s):
-            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min)
+        for key, ids, n_min in self._groups(df, step_s, reserve=reserve):
+            n_min += reserve
+            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min,
+                                              with_intervals=bool(levels))
             sf = StatsForecast(models=[model], freq=f"{step_s}s", n_jobs=self.n_jobs,
                                fallback_model=fallback)
             part = df[df["unique_id"].isin(ids)]
             with quiet():
                 out = rename_model_columns(run_forecast(sf, part, horizon, levels, self.backend), model.alias)
             parts.append(self._patch_nans(out, part, fallback, horizon, step_s, levels))
-        return tidy(pd.concat(parts, ignore_index=True), levels)
+        return pd.concat(parts, ignore_index=True)
+
+    # --- the calibration layer -----------------------------------------------------------
+    def calibrate(self, point, df, raw, *, horizon: int, step_s: int, levels: Sequence[int]):
+        """Bands on a point forecast from the level-scaled calibration (`calibration.py`):
+        a stored one for the series it covers, else fitted here from `errors`."""
+        from . import calibration as cal
+
+        profile = cal.LevelProfile.from_history(df, step_s)
+        ids = [str(u) for u in point["unique_id"].unique()]
+        known = self.calibrated if self.calibrated is not None else cal.Calibration.from_dicts({})
+        todo = [u for u in ids if not known.covers([u], levels)]
+        if todo:
+            part = df[df["unique_id"].astype(str).isin(todo)]
+            errors = self.errors(part, raw.loc[part.index], horizon=horizon, step_s=step_s)
+            fitted = cal.fit(errors, profile, levels) if len(errors) else cal.Calibration.from_dicts({})
+            known = known.merged(cal.with_default(fitted, todo, levels))
+        self.last_calibration = known
+        return cal.apply(point, known, profile, levels)
+
+    def calibration_windows_for(self, df, horizon: int) -> int:
+        """Rolling-origin windows the calibration uses on this history (0: none)."""
+        if getattr(self, "cheap_errors", False):
+            return 0
+        shortest = int(df.groupby("unique_id", sort=False)["y"].size().min())
+        windows = min(self.calibration_windows, shortest // horizon - 1)
+        return windows if windows >= 2 else 0
+
+    def errors(self, df, raw, *, horizon: int, step_s: int) -> "pd.DataFrame":
+        """Forecast errors to calibrate on (unique_id, ds, y, mean): the model's own
+        rolling-origin forecasts over `calibration_windows` windows of the horizon."""
+        import pandas as pd
+
+        windows = self.calibration_windows_for(df, horizon)
+        if windows < 2:  # too short: `calibration.with_default` bands
+            return pd.DataFrame(columns=[*CV_COLUMNS, "mean"])
+        return self.point_cv(df, raw, horizon=horizon, step_s=step_s, n_windows=windows, levels=())
 
     def _patch_nans(self, out, part, fallback, horizon, step_s, levels):
         """A model that returns NaN instead of raising (too short for its season, a
@@ -120,7 +186,7 @@ class StatsForecastForecaster(Forecaster):
         sf = StatsForecast(models=[fallback], freq=f"{step_s}s", n_jobs=1)
         with quiet():
             redo = rename_model_columns(
-                sf.forecast(df=part[part["unique_id"].isin(bad)], h=horizon, level=list(levels)),
+                sf.forecast(df=part[part["unique_id"].isin(bad)], h=horizon, level=list(levels) or None),
                 fallback.alias)
         return pd_concat([out[~out["unique_id"].isin(bad)], redo])
 
@@ -128,30 +194,59 @@ class StatsForecastForecaster(Forecaster):
                          levels: Sequence[int] = (80, 95)) -> "pd.DataFrame":
         """Rolling origin (statsforecast's cross_validation, refit at every window):
         unique_id, ds, cutoff, y (the raw actuals, not the capped ones), mean, bands.
-        Series too short for n_windows windows plus one season of training are left out."""
+        Series too short for n_windows windows plus one season of training are left out.
+        With the calibration layer no window is scored on bands calibrated on it:
+        `cv_bands` says how. `last_calibration` is then the one to store with a choice."""
+        df = self.prepare(history)
+        if not self.layer:
+            out = self.point_cv(df, history, horizon=horizon, step_s=step_s, n_windows=n_windows,
+                                levels=levels)
+            return tidy(out, levels, keep=_keep(out))
+        out = self.point_cv(df, history, horizon=horizon, step_s=step_s, n_windows=n_windows, levels=())
+        if out.empty:
+            return tidy(out, levels, keep=_keep(out))
+        return tidy(self.cv_bands(out, df, history, horizon=horizon, step_s=step_s, levels=levels),
+                    levels, keep=_keep(out))
+
+    def cv_bands(self, cv, df, raw, *, horizon: int, step_s: int, levels: Sequence[int]):
+        """Cross-fitted: each half of the windows gets bands calibrated on the other half."""
+        from . import calibration as cal
+
+        first = cv.groupby("unique_id")["cutoff"].min()
+        before = df[df["ds"] <= df["unique_id"].map(first)]
+        profile = cal.LevelProfile.from_history(before, step_s)
+        ids = [str(u) for u in cv["unique_id"].unique()]
+        self.last_calibration = cal.with_default(cal.fit(cv, profile, levels), ids, levels)
+        return cal.cross_fitted(cv, profile, levels)
+
+    def point_cv(self, df, raw, *, horizon: int, step_s: int, n_windows: int,
+                 levels: Sequence[int]) -> "pd.DataFrame":
+        """statsforecast's cross_validation of the prepared history, joined to the raw
+        actuals: unique_id, ds, cutoff, y, [imputed], mean, [bands]."""
         import pandas as pd
         from statsforecast import StatsForecast
 
-        df = self.prepare(history)
-        reserve = n_windows * horizon
         parts = []
-        for key, ids, n_min in self._groups(df, step_s, reserve=reserve):
+        for key, ids, n_min in self._groups(df, step_s, reserve=n_windows * horizon):
             if n_min < max(horizon, 2):
                 continue
-            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min)
+            model, fallback = self._model_for(key, step_s=step_s, horizon=horizon, n_min=n_min,
+                                              with_intervals=bool(levels))
             sf = StatsForecast(models=[model], freq=f"{step_s}s", n_jobs=self.n_jobs,
                                fallback_model=fallback)
             with quiet():
-                out = sf.cross_validation(df=df[df["unique_id"].isin(ids)], h=horizon,
-                                          n_windows=n_windows, step_size=horizon, level=list(levels))
+                out = sf.cross_validation(df=df[df["unique_id"].isin(ids)], h=horizon, n_windows=n_windows,
+                                          step_size=horizon, level=list(levels) or None)
             parts.append(rename_model_columns(out, model.alias))
         if not parts:
-            return pd.DataFrame(columns=[*CV_COLUMNS, "mean"])
+            return pd.DataFrame(columns=[*CV_COLUMNS, "mean", *interval_columns(levels)])
         out = pd.concat(parts, ignore_index=True).drop(columns=["y"])
-        out = out.merge(history[[c for c in ("unique_id", "ds", "y", "imputed") if c in history]],
-                        on=["unique_id", "ds"], how="left")
-        keep = ["cutoff", "y", *(["imputed"] if "imputed" in out else [])]
-        return tidy(out, levels, keep=keep)
+        return out.merge(raw[[c for c in ("unique_id", "ds", "y", "imputed") if c in raw]],
+                         on=["unique_id", "ds"], how="left")
+
+
+def _keep(cv: "pd.DataFrame") -> list[str]:
+    return ["cutoff", "y", *(["imputed"] if "imputed" in cv else [])]
 
 
 def pd_concat(frames):
@@ -174,14 +269,14 @@ def run_forecast(sf, df: "pd.DataFrame", horizon: int, levels: Sequence[int], ba
     """Local, or on a Dask cluster through statsforecast's fugue backend (the client must
     already be connected: `prewarm.forecasting.dask_client`)."""
     if backend == "local":
-        return sf.forecast(df=df, h=horizon, level=list(levels))
+        return sf.forecast(df=df, h=horizon, level=list(levels) or None)
     if backend == "dask":
         import dask.dataframe as dd
         from distributed import default_client
 
         workers = max(1, len(default_client().scheduler_info()["workers"]))
         ddf = dd.from_pandas(df.sort_values(["unique_id", "ds"]), npartitions=max(1, 2 * workers))
-        out = sf.forecast(df=ddf, h=horizon, level=list(levels))
+        out = sf.forecast(df=ddf, h=horizon, level=list(levels) or None)
         out = out.compute() if hasattr(out, "compute") else out
         return out.sort_values(["unique_id", "ds"], ignore_index=True)
     raise ForecastError(f"unknown backend {backend!r} (expected 'local' or 'dask')", model=sf.models[0].alias)

@@ -17,7 +17,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .forecast_events import apply_events
 from .planner.model import DemandForecast
@@ -75,12 +75,17 @@ def history_from_csv(path: str, default_tz: str = "UTC") -> "pd.DataFrame":
     missing = {"ts", "endpoint", "requests"} - set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)} (expected ts,endpoint,requests)")
-    ts = pd.to_datetime(raw["ts"], utc=False, format="ISO8601")
-    if getattr(ts.dt, "tz", None) is None:
-        try:
-            ts = pd.to_datetime(raw["ts"], utc=True, format="ISO8601")
-        except ValueError:
-            ts = ts.dt.tz_localize(default_tz)
+    stamps = raw["ts"].astype(str)
+    # One parse: aware stamps (Z or an offset) straight to UTC; naive ones in default_tz.
+    aware = stamps.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    if aware.all():
+        ts = pd.to_datetime(stamps, utc=True, format="ISO8601")
+    elif not aware.any():
+        ts = pd.to_datetime(stamps, format="ISO8601").dt.tz_localize(default_tz)
+    else:
+        ts = pd.Series(pd.NaT, index=stamps.index, dtype="datetime64[ns, UTC]")
+        ts[aware] = pd.to_datetime(stamps[aware], utc=True, format="ISO8601")
+        ts[~aware] = pd.to_datetime(stamps[~aware], format="ISO8601").dt.tz_localize(default_tz).dt.tz_convert("UTC")
     ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     return pd.DataFrame({"unique_id": raw["endpoint"].astype(str), "ds": ts,
                          "y": raw["requests"].astype(float)})
@@ -108,59 +113,83 @@ def to_demand(frame: "pd.DataFrame", step_s: int, *, out_step_s: int = 60,
     return out
 
 
-def prepare_history(history: "pd.DataFrame", now: datetime, settings: "ForecastSettings") -> "pd.DataFrame":
-    """History strictly before `now` (and within history_s), dense at one minute, gaps and
-    outages imputed (`prewarm.forecasters.preprocess.fill_gaps`)."""
+def prepare_history(history: "pd.DataFrame", now: datetime, settings: "ForecastSettings",
+                    base_step_s: int = BASE_STEP_S) -> "pd.DataFrame":
+    """History strictly before `now` (and within history_s), dense at base_step_s (one
+    minute), gaps and outages imputed (`prewarm.forecasters.preprocess.fill_gaps`)."""
     import pandas as pd
 
     from .forecasters.preprocess import fill_gaps
 
-    end = pd.Timestamp(floor_time(now, BASE_STEP_S).replace(tzinfo=None))
+    end = pd.Timestamp(floor_time(now, base_step_s).replace(tzinfo=None))
     start = end - pd.Timedelta(seconds=settings.history_s)
     window = history[(history["ds"] >= start) & (history["ds"] < end)]
-    return fill_gaps(window, BASE_STEP_S, how=settings.gap_fill, end=end)
+    return fill_gaps(window, base_step_s, how=settings.gap_fill, end=end)
 
 
 def forecast_endpoints(history: "pd.DataFrame", settings: "ForecastSettings", *, now: datetime,
                        choices: Mapping[str, "ModelChoice"] | None = None,
-                       horizon_s: float | None = None) -> ForecastRun:
+                       horizon_s: float | None = None,
+                       model_params: Mapping[str, Any] | None = None,
+                       base_step_s: int = BASE_STEP_S) -> ForecastRun:
     """Forecast every endpoint in `history` (unique_id, ds naive UTC, y per minute) from
     data strictly before `now`, with one [forecast] settings (group endpoints by their
     merged settings and call once per group). For model 'auto', `choices` are reused while
-    fresher than refit_interval_s; new ones are returned in `run.new_choices` to store."""
+    fresher than refit_interval_s; new ones are returned in `run.new_choices` to store.
+    `model_params` go to a named model's constructor (e.g. calibration="model" for
+    statsforecast's own intervals). `base_step_s`: the step of `history` (one minute from
+    the store; coarser for pre-aggregated history, e.g. 300)."""
     from .forecasters.resolution import aggregate, choose_step
 
     now = to_utc(now)
     run = ForecastRun()
-    dense = prepare_history(history, now, settings)
+    dense = prepare_history(history, now, settings, base_step_s)
     if dense.empty:
         return run
     if settings.resolution == "auto":
-        floor = settings.step_s
+        floor = max(settings.step_s, base_step_s)
         steps = [s for s in (60, 300, 900) if s >= floor] or [floor]
-        step_of = choose_step(dense, BASE_STEP_S, steps=steps)
+        step_of = choose_step(dense, base_step_s, steps=steps)
     else:
-        step_of = {uid: settings.step_s for uid in dense["unique_id"].unique()}
+        step_of = {uid: max(settings.step_s, base_step_s) for uid in dense["unique_id"].unique()}
     for uid, choice in (choices or {}).items():
         if settings.model == "auto" and uid in step_of and not choice.is_stale(now, settings.refit_interval_s):
             step_of[uid] = choice.step_s
     horizon_s = settings.horizon_s if horizon_s is None else horizon_s
     for step_s in sorted(set(step_of.values())):
         ids = [u for u, s in step_of.items() if s == step_s]
-        part = aggregate(dense[dense["unique_id"].isin(ids)], BASE_STEP_S, step_s)
+        part = aggregate(dense[dense["unique_id"].isin(ids)], base_step_s, step_s)
         # The forecast starts at the current (partial) step, so that it covers `now`.
         horizon = max(1, math.ceil((horizon_s + now.timestamp() % step_s) / step_s))
-        frame, models = _forecast_batch(part, settings, step_s, horizon, now, choices or {}, run)
+        frame, models = _forecast_batch(part, settings, step_s, horizon, now, choices or {}, run,
+                                        model_params or {})
         frame, applied = apply_events(frame, settings.events, step_s)
         demand = to_demand(frame, step_s, model=models)
+        frames = dict(tuple(frame.groupby("unique_id", sort=False)))
         for uid, d in demand.items():
             run.forecasts[uid] = EndpointForecast(uid, d, models.get(uid, ""), step_s,
-                                                  tuple(applied.get(uid, ())),
-                                                  frame[frame["unique_id"] == uid])
+                                                  tuple(applied.get(uid, ())), frames.get(uid))
     return run
 
 
-def _forecast_batch(part, settings, step_s, horizon, now, choices, run):
+def forecast_in_batches(load_history: "Callable[[Sequence[str]], pd.DataFrame]", endpoints: Sequence[str],
+                        settings: "ForecastSettings", *, now: datetime, batch_size: int = 500,
+                        choices: Mapping[str, "ModelChoice"] | None = None,
+                        horizon_s: float | None = None, **kwargs: Any) -> "Iterator[ForecastRun]":
+    """`forecast_endpoints` for a fleet with bounded memory: `load_history(ids)` reads the
+    history of `batch_size` endpoints at a time (from the store), and each batch's run is
+    yielded for the caller to plan and store before the next one is read. Memory then
+    grows with the batch, not the fleet (14 days of 500 endpoints at one minute is ~10 M
+    rows, ~0.3 GB while it is forecast); the model's n_jobs workers get a batch each."""
+    for start in range(0, len(endpoints), batch_size):
+        ids = list(endpoints[start:start + batch_size])
+        history = load_history(ids)
+        mine = {u: choices[u] for u in ids if choices and u in choices}
+        yield forecast_endpoints(history, settings, now=now, choices=mine, horizon_s=horizon_s, **kwargs)
+        del history
+
+
+def _forecast_batch(part, settings, step_s, horizon, now, choices, run, model_params):
     """(frame, model name per unique_id); seasonal naive, then a flat forecast, on failure."""
     import pandas as pd
 
@@ -186,8 +215,8 @@ def _forecast_batch(part, settings, step_s, horizon, now, choices, run):
                                                        choices=fresh), history, settings, step_s, horizon)
             models = {u: label(c.model, c.params) for u, c in fresh.items()}
         else:
-            params = {"backend": settings.backend, "n_jobs": settings.n_jobs}
-            if settings.model.startswith("seasonal-naive"):
+            params = {"backend": settings.backend, "n_jobs": settings.n_jobs, **model_params}
+            if settings.model == "seasonal-naive":  # -weekly has its own (a week)
                 params["season_s"] = int(settings.season_s)
             forecaster = registry.create(settings.model, **params)
             frame = _in_zone(lambda h, n: forecaster.forecast(h, horizon=n, step_s=step_s, levels=levels),
