@@ -232,6 +232,10 @@ def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, sta
     log.info("%s: warm workers %s -> %d (%s)", ep.name, result.previous, target, cmd["reason"].get("why"),
              extra=fields(ep.name, previous=result.previous, target=target, why=cmd["reason"].get("why"),
                           result=res))
+    if result.changed and target > (result.previous or 0) and getattr(rt, "watch_readiness", False):
+        # Learn this endpoint's real time to ready (readiness.py): the lead of later plans.
+        from .readiness import watch
+        watch(rt, ep, provider, target, now, timeout_s=max(600.0, 3 * ep.capacity.cold_start_s))
     return ActionOutcome(ep.name, target, result.previous, res, cmd["reason"])
 
 

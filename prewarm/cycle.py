@@ -132,6 +132,9 @@ class Runtime:
         self.metrics = metrics
         self.providers: dict[str, Provider] = {}
         self.last_prune: datetime | None = None
+        # The daemon measures each scale-out's time to ready in the background; a one-shot
+        # `prewarm once` exits before that could finish, so it does not.
+        self.watch_readiness = False
 
     def provider(self, ep: EndpointSettings) -> Provider:
         if ep.name not in self.providers:

@@ -214,6 +214,7 @@ class Daemon:
         log.info("leading")
         self.cancel = threading.Event()
         self.rt = Runtime(self.settings, store=self.store, metrics=self.metrics)
+        self.rt.watch_readiness = True
         self.leading = True
         if self.metrics:
             self.metrics.leader.set(1)

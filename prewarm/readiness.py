@@ -1,7 +1,7 @@
 """Learning real cold-start durations.
 
 After a scale-out, a watcher polls the provider until the new capacity is ready
-(`Provider.wait_ready`) and records how long it took in the audit log (verb `ready`). With
+(`Provider.wait_ready`) and records how long it took (table `readiness`). With
 `cold_start_learn = true`, an endpoint's lead becomes a percentile of those measurements
 once there are enough of them, instead of the configured `cold_start`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 log = logging.getLogger("prewarm.readiness")
 MIN_SAMPLES = 5
@@ -36,9 +36,8 @@ def watch(rt, ep, provider, target: int, started_at: datetime, timeout_s: float,
         if report.state is not None and report.state.detail.get("ready_observable") is False:
             return  # the provider cannot tell when capacity is ready (Replicate)
         try:
-            rt.store.record_action(ep.name, ts=started_at + timedelta(seconds=report.seconds), provider=provider.kind,
-                                   verb="ready", requested={"target": target}, result="ok" if report.ready else "timeout",
-                                   duration_ms=report.seconds * 1000.0)
+            rt.store.record_readiness(ep.name, started_at=started_at, target=target, seconds=report.seconds,
+                                      ready=report.ready)
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: recording readiness failed: %s", ep.name, exc)
             return

@@ -169,6 +169,18 @@ tuned_policies = sa.Table(
     sa.Column("knobs", JSONText, nullable=False),
 )
 
+readiness = sa.Table(
+    # Measured times from a scale-out to ready capacity: the endpoint's real cold starts.
+    "readiness", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("target", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("ready", sa.Boolean, nullable=False),  # False: gave up after `seconds`
+    sa.Index("ix_readiness_endpoint_started", "endpoint_id", "started_at"),
+)
+
 leader = sa.Table(
     # Leader lease for databases without advisory locks (SQLite refuses a second daemon).
     "leader", metadata,

@@ -352,16 +352,23 @@ class Store:
                 .order_by(a.ts.desc(), a.id.desc()).limit(1)).first()
         return None if row is None else int(json.loads(row[0])["target"])
 
+    def record_readiness(self, endpoint: str, *, started_at: datetime, target: int, seconds: float,
+                         ready: bool) -> None:
+        with self.begin() as c:
+            eid = self.endpoint_id(endpoint, conn=c)
+            c.execute(t.readiness.insert().values(endpoint_id=eid, started_at=started_at, target=target,
+                                                  seconds=seconds, ready=ready))
+
     def ready_durations(self, endpoint: str, limit: int = 50) -> list[float]:
         """Measured seconds from a scale-out to ready capacity, most recent first."""
         eid = self.endpoint_id(endpoint, create=False)
         if eid is None:
             return []
-        a = t.actions.c
+        r = t.readiness.c
         with self.begin() as c:
-            rows = c.execute(sa.select(a.duration_ms).where(a.endpoint_id == eid, a.verb == "ready", a.result == "ok")
-                             .order_by(a.ts.desc(), a.id.desc()).limit(limit))
-            return [r[0] / 1000.0 for r in rows if r[0] is not None]
+            rows = c.execute(sa.select(r.seconds).where(r.endpoint_id == eid, r.ready.is_(True))
+                             .order_by(r.started_at.desc(), r.id.desc()).limit(limit))
+            return [row[0] for row in rows]
 
     def tuned_policy(self, endpoint: str) -> tuple[datetime, dict[str, Any]] | None:
         eid = self.endpoint_id(endpoint, create=False)
