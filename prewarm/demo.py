@@ -125,7 +125,7 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print, hours: float 
                 if act.result != "ok":
                     continue
                 changes += 1
-                echo(_describe(moment, act, provider))
+                echo(_describe(moment, act, provider, ep.capacity))
                 current = act.target
         t += step
     provider.stop_all()
@@ -135,11 +135,18 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print, hours: float 
     return {"changes": changes, "final": current}
 
 
-def _describe(moment: datetime, act, provider) -> str:
+def _describe(moment: datetime, act, provider, capacity) -> str:
     r = act.reason
     why = r.get("why", "")
     head = f"{moment:%H:%M} {act.endpoint}: {act.previous} -> {act.target} warm workers"
-    if why.startswith("forecast"):
+    # A lull: the forecast keeps well under one worker busy, so the one worker held is the
+    # speculative one, there so the next request does not wait for a cold start.
+    busy = r.get("forecast_rpm", 0) / 60 * capacity.service_time_s / capacity.concurrency
+    lull = act.target == 1 and busy < 0.5
+    if why.startswith("forecast") and lull:
+        text = (f"{head}: lull (forecast {r.get('forecast_rpm', 0):.2f} req/min at {r.get('quantile')}); one speculative "
+                f"worker held so the next request does not wait a {r.get('lead_s', 0) / 60:.0f}-min cold start")
+    elif why.startswith("forecast"):
         need = r.get("need_at", "")[11:16]
         text = (f"{head}: forecast {r.get('forecast_rpm', 0):.1f} req/min ({r.get('quantile')}) needs "
                 f"{r.get('need')} by {need}, started {r.get('lead_s', 0) / 60:.0f} min ahead (cold start)")
