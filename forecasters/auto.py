@@ -13,7 +13,8 @@ on, by construction.
 
 The choice is plain data (`ModelChoice`, with the chosen model's calibration) for the
 caller to store and reuse until it is older than the refit interval; choosing is the
-expensive part, forecasting with a known choice is cheap.
+expensive part, forecasting with a known choice is cheap (the bands are re-calibrated at
+each forecast unless `AutoForecaster(reuse_calibration=True)`).
 """
 from __future__ import annotations
 
@@ -158,9 +159,14 @@ class AutoForecaster(Forecaster):
     name = "auto"
 
     def __init__(self, n_windows: int = 8, candidates: Sequence[str] | None = None, n_jobs: int = 1,
-                 **params: Any) -> None:
+                 reuse_calibration: bool = False, **params: Any) -> None:
         super().__init__(n_windows=n_windows, **params)
         self.n_windows, self.candidates, self.n_jobs = n_windows, candidates, n_jobs
+        #: False: every forecast re-calibrates on the latest errors (measured on NASA's last
+        #: week: 80/95% coverage 0.774/0.944 against 0.749/0.926 with the calibration stored
+        #: at the daily choice). True saves the calibration's CV fits of expensive models
+        #: at each refresh, for fleets short of CPU.
+        self.reuse_calibration = reuse_calibration
         self.last_choices: dict[str, ModelChoice] = {}
 
     def forecast(self, history, *, horizon: int, step_s: int, levels: Sequence[int] = (80, 95),
@@ -183,7 +189,7 @@ class AutoForecaster(Forecaster):
             choice = choices.get(ids[0])
             stored = {str(u): choices[u].calibration for u in ids
                       if choices.get(u) is not None and choices[u].calibration}
-            extra = {"calibrated": Calibration.from_dicts(stored)} if stored else {}
+            extra = {"calibrated": Calibration.from_dicts(stored)} if stored and self.reuse_calibration else {}
             model = choice.forecaster(n_jobs=self.n_jobs, **extra) if choice else create(BASELINE)
             out = model.forecast(history[history["unique_id"].isin(ids)], horizon=horizon,
                                  step_s=step_s, levels=levels)

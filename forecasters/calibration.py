@@ -191,7 +191,9 @@ def apply(frame: "pd.DataFrame", calibration: Calibration, profile: LevelProfile
     for c in interval_columns(levels):
         band = np.maximum(mean + z[c].to_numpy(float) * width, 0.0)
         # Requests per step are whole numbers: a quantile of a count is one. 0.4 as a lower
-        # bound would exclude the quiet step (0) that is the likeliest outcome at a low rate.
+        # bound would exclude the quiet step (0) that is the likeliest outcome at a low rate;
+        # the upper bound rounds up (warm side). Measured on the Alibaba week, rounding hi
+        # to the nearest instead: 80% coverage 0.74-0.84 instead of 0.75-0.87.
         out[c] = np.floor(band + 1e-9) if c.startswith("lo-") else np.ceil(band - 1e-9)
     return out
 

@@ -14,6 +14,7 @@ import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Sequence
 
+from . import fastimport
 from .base import Forecaster, ForecastError, interval_columns, tidy
 from .preprocess import DAY_S, WEEK_S, winsorise
 
@@ -37,6 +38,7 @@ class StatsForecastForecaster(Forecaster):
     def __init__(self, *, conformal: bool = False, conformal_windows: int = 5,
                  calibration: str = "level", calibration_windows: int = 8, n_jobs: int = 1,
                  backend: str = "local", calibrated: "Calibration | None" = None, **params: Any) -> None:
+        fastimport.prime()  # before statsforecast is first imported: ~0.5 s less at start
         if calibration not in ("level", "model"):
             raise ValueError(f"{self.name}: calibration must be 'level' or 'model', got {calibration!r}")
         extra = {"conformal": True} if conformal else {}

@@ -95,7 +95,10 @@ def test_stored_calibration_is_used_and_round_trips(alibaba):
     choice = ModelChoice.from_row("M0002", "tsb", 900, now,
                                   ModelChoice("M0002", "tsb", 900, now, calibration=wide).scores_json())
     assert choice.calibration == pytest.approx(wide)
-    out = AutoForecaster().forecast(history, horizon=8, step_s=900, choices={"M0002": choice})
+    fresh = AutoForecaster().forecast(history, horizon=8, step_s=900, choices={"M0002": choice})
+    assert fresh["hi-95"].tolist() == base["hi-95"].tolist()  # re-calibrated by default
+    out = AutoForecaster(reuse_calibration=True).forecast(history, horizon=8, step_s=900,
+                                                          choices={"M0002": choice})
     assert out["mean"].tolist() == pytest.approx(base["mean"].tolist())
     assert (out["hi-95"] - out["mean"]).sum() > 2 * (base["hi-95"] - base["mean"]).sum()
 
