@@ -133,7 +133,9 @@ class PredictivePolicy:
         self.delay = ingest_delay_s
         horizon = capacity.cold_start_s + 2 * settings.cycle_s + settings.step_s
         self.plan_horizon_s = horizon
-        self.forecasts = Forecasts(trace, forecaster, settings, ingest_delay_s, horizon)
+        # The forecast reaches a smoothing window past the plan horizon, so the average at the
+        # horizon sees the steps after it (a forecast cut short would read as a lull).
+        self.forecasts = Forecasts(trace, forecaster, settings, ingest_delay_s, horizon + policy.smoothing_s)
         self.need_history: deque[tuple[datetime, int]] = deque()
         self.next_tune = -math.inf
         self.last_change = -math.inf

@@ -93,9 +93,10 @@ def capacity_for(trace: Trace, cfg: BacktestConfig) -> CapacityModel:
 def predictive_policy(capacity: CapacityModel, cfg: BacktestConfig) -> PolicySettings:
     if cfg.policy is not None:
         return cfg.policy
-    return PolicySettings(quantile_column="mean", smoothing_s=1800.0, scale_in_delay_s=1800.0,
+    return PolicySettings(quantile_column="mean", smoothing_s=3600.0, scale_in_delay_s=1800.0,
                           cold_start_value_s=initial_value_s(capacity, cfg.target_cold_rate),
-                          target_cold_rate=cfg.target_cold_rate, recent_window_s=600.0)
+                          target_cold_rate=cfg.target_cold_rate, recent_window_s=600.0,
+                          idle_timeout_rule="forecast", burst_value_share=0.6)
 
 
 def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
@@ -144,8 +145,8 @@ def run(trace: Trace, spec: str, cfg: BacktestConfig,
         schedule = None
         forecaster = cfg.forecaster
         if forecaster is None:
-            from ..forecasters.seasonal_naive import SeasonalNaiveForecaster
-            forecaster = SeasonalNaiveForecaster(season_s=cfg.predictive.season_s)
+            from .seasonal_mean import SeasonalMeanForecaster
+            forecaster = SeasonalMeanForecaster(season_s=cfg.predictive.season_s)
         policy_obj = PredictivePolicy(trace, forecaster, capacity, predictive_policy(capacity, cfg),
                                       cfg.predictive, cfg.ingest_delay_s, on_progress=progress)
     sim = Simulator(cfg.worker, ColdStart(cfg.cold_start.fixed_s, cfg.cold_start.samples_s, cfg.seed),

@@ -58,6 +58,10 @@ def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
             # Break-even for every worker: each one is held only while the cold starts it is
             # expected to avoid are worth its worker-seconds (worker 1 is the speculative one).
             need = workers_for_value(rate, capacity, value)
+            if need > 1 and policy.burst_value_share < 1.0:
+                # Workers beyond the first are credited only a share of the value: with a long
+                # busy-hours idle timeout, workers a burst starts stay for the next burst anyway.
+                need = max(1, workers_for_value(rate, capacity, value * policy.burst_value_share))
             why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
             if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
                 need, why = 0, "lull, speculative off"  # under one arrival expected in the step
@@ -99,6 +103,17 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     def index(t: float) -> int:
         return math.floor((t - t0) / step + 1e-9)
 
+    busy_timeout = policy.busy_idle_timeout_s() if policy.idle_timeout_rule == "forecast" else None
+
+    def idle_timeout(t: float) -> float | None:
+        """Forecast rule: the busy timeout while a step in [t - delay, t + lead] needs a worker
+        (the same window as the target), the lull timeout otherwise."""
+        if busy_timeout is None:
+            return policy.idle_timeout_s
+        lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
+        busy = any(needs[j] > 0 for j in range(lo, hi + 1))
+        return busy_timeout if busy else policy.idle_timeout_s
+
     def target(t: float) -> tuple[int, int | None, str]:
         """Largest need over [t - delay, t + lead] (step index that sets it, or None)."""
         lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
@@ -127,9 +142,11 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     points = sorted(t for t in times if 0.0 <= t < end)
 
     values: list[int] = []
+    timeouts: list[float | None] = []
     reasons: list[dict] = []
     for t in points:
         value, at, why = target(t)
+        timeouts.append(idle_timeout(t))
         if floor > value:
             value, why = floor, ("floor" if policy.floor >= capacity.min_workers else "min_workers")
         if hold is not None and t < (hold.until - now).total_seconds() and hold.workers > value:
@@ -149,15 +166,16 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "need": needs[j],
             "floor": floor,
             "cap": capacity.max_workers,
+            "idle_timeout_rule": policy.idle_timeout_rule,
         })
     values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)
 
     commands: list[Command] = []
-    for t, value, reason in zip(points, values, reasons):
-        if commands and commands[-1].warm_workers == value:
+    for t, value, timeout, reason in zip(points, values, timeouts, reasons):
+        if commands and (commands[-1].warm_workers, commands[-1].idle_timeout_s) == (value, timeout):
             continue
         commands.append(Command(at=now + timedelta(seconds=t), warm_workers=value,
-                                idle_timeout_s=policy.idle_timeout_s, reason=reason))
+                                idle_timeout_s=timeout, reason=reason))
     need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
     return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
 

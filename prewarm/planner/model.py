@@ -54,6 +54,19 @@ class PolicySettings:
     floor_rule: str = "fixed"  # "fixed": use floor; "baseline": the tuner sizes floor to the baseline load
     baseline_percentile: float = 10.0  # which low percentile of recent load is the baseline
     target_cold_rate: float = 0.02  # what the tuner aims at
+    # Idle timeout of on-demand workers, for providers that accept one. "fixed": idle_timeout_s
+    # throughout. "forecast": while the forecast says a held worker pays for itself (busy
+    # hours), idle_timeout_busy_s, so workers started by a burst stay for the next one; in a
+    # forecast lull idle_timeout_s (None: the provider's own), so they go at once.
+    idle_timeout_rule: str = "fixed"
+    # None: the value of an avoided cold start (cold_start_value_s), the ski-rental
+    # break-even, capped at idle_timeout_max_s.
+    idle_timeout_busy_s: float | None = None
+    idle_timeout_max_s: float = 4 * 3600.0
+    # Share of cold_start_value_s credited to warm workers beyond the first (value-based
+    # sizing). Below 1 when a long busy-hours idle timeout already keeps burst workers: the
+    # planner then holds the first worker through busy hours and leaves bursts to keep-alive.
+    burst_value_share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.floor < 0:
@@ -64,6 +77,23 @@ class PolicySettings:
             raise ValueError("floor_rule must be 'fixed' or 'baseline'")
         if not 0 < self.target_cold_rate < 1:
             raise ValueError("target_cold_rate must be between 0 and 1")
+        if self.idle_timeout_rule not in ("fixed", "forecast"):
+            raise ValueError("idle_timeout_rule must be 'fixed' or 'forecast'")
+        for name in ("idle_timeout_s", "idle_timeout_busy_s"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} cannot be negative")
+        if not 0 < self.burst_value_share <= 1:
+            raise ValueError("burst_value_share must be in (0, 1]")
+        if self.idle_timeout_max_s <= 0:
+            raise ValueError("idle_timeout_max_s must be positive")
+
+    def busy_idle_timeout_s(self) -> float:
+        """The idle timeout the forecast rule uses in busy hours."""
+        busy = self.idle_timeout_busy_s
+        if busy is None:
+            busy = self.cold_start_value_s if self.cold_start_value_s is not None else self.idle_timeout_max_s
+        return min(busy, self.idle_timeout_max_s)
 
 
 @dataclass(frozen=True)
