@@ -100,11 +100,7 @@ def _parse_counts(path, header, reader, endpoint, default_tz, ts_column, progres
         raise InputError(f"{path}: no endpoint column; give --endpoint NAME")
     rows: list[tuple[int, CountRow]] = []
     bad: list[BadRow] = []
-    for line, rec in enumerate(reader, start=2):
-        if progress and line % 5000 == 0:
-            progress(5000)
-        if not rec or all(not x.strip() for x in rec):
-            continue
+    for line, rec in _records(reader, progress):
         try:
             if len(rec) != len(header):
                 raise ValueError(f"{len(rec)} fields, the header has {len(header)}")
@@ -129,11 +125,7 @@ def _parse_requests(path, header, reader, time_col, ep_col, endpoint, default_tz
     counts: dict[tuple[str, datetime], int] = defaultdict(int)
     first_line: dict[tuple[str, datetime], int] = {}
     bad: list[BadRow] = []
-    for line, rec in enumerate(reader, start=2):
-        if progress and line % 5000 == 0:
-            progress(5000)
-        if not rec or all(not x.strip() for x in rec):
-            continue
+    for line, rec in _records(reader, progress):
         try:
             ts = parse_timestamp(rec[ti], default_tz).replace(second=0, microsecond=0)
             name = rec[ei].strip() if ei is not None else endpoint
@@ -156,6 +148,15 @@ def _parse_requests(path, header, reader, time_col, ep_col, endpoint, default_tz
             rows.append((first_line.get((name, t), 0), CountRow(name, t, counts.get((name, t), 0))))
             t += timedelta(minutes=1)
     return rows, bad
+
+
+def _records(reader, progress: Callable[[int], None] | None):
+    """(line number, fields) of the non-blank data rows, reporting progress every 5000 lines."""
+    for line, rec in enumerate(reader, start=2):
+        if progress and line % 5000 == 0:
+            progress(5000)
+        if rec and any(x.strip() for x in rec):
+            yield line, rec
 
 
 def _count(text: str, column: str) -> int:
