@@ -61,58 +61,66 @@ def hybrid_histogram(start: float, end: float, arrivals: np.ndarray, service_s: 
                      bin_s: float = 60.0, range_s: float = 4 * 3600.0, head: float = 5.0,
                      tail: float = 99.0, margin: float = 0.10, min_samples: int = 10,
                      cv_threshold: float = 2.0) -> list[Cmd]:
-    """Shahrad et al., USENIX ATC'20 ("Serverless in the Wild"), per endpoint.
+    """Shahrad et al., USENIX ATC'20 ("Serverless in the Wild"), per endpoint (their app).
 
-    Idle times (end of one request to the next arrival) go in a histogram of 1-minute bins over
-    4 hours. After each request ends, the worker is unloaded and re-loaded at the pre-warm
-    window (5th percentile, 10% lower) and kept until the keep-alive window (99th percentile,
-    10% higher). Too few samples, or a flat histogram (bin-count CV below 2), or most idle
-    times out of range: fall back to a fixed 4-hour keep-alive, as the paper does (it
-    switches to ARIMA for the out-of-range case; we keep the fixed fallback there too).
+    Idle times (end of the last running request to the next arrival) go in a histogram of
+    1-minute bins over 4 hours. When the endpoint falls idle, the policy takes the pre-warm
+    window at the 5th percentile (10% lower) and the keep-alive window at the 99th percentile
+    (10% higher) minus the pre-warm window:
+    * pre-warm window 0: the endpoint's workers stay loaded for the keep-alive window (the
+      platform's idle timeout set to it), so a burst's workers are there for the next burst;
+    * otherwise: unload at once (idle timeout 0), load one worker at the end of the pre-warm
+      window and keep it for the keep-alive window, then unload.
+    Not representative (fewer than `min_samples` idle times, bin counts with a coefficient of
+    variation below 2, or most idle times beyond 4 h): the paper's conservative fallback, no
+    pre-warm and a keep-alive of the histogram's range (4 h). (The paper switches to ARIMA
+    when most idle times are out of range; we keep the fallback there too.)
     """
     nbins = int(range_s // bin_s)
     hist = np.zeros(nbins)
     oob = 0
     all_a = np.concatenate([history_arrivals, arrivals])
-    all_s = np.concatenate([history_service_s, service_s])
-    ends = all_a + all_s
+    ends = all_a + np.concatenate([history_service_s, service_s])
     first_eval = len(history_arrivals)
-    out: list[Cmd] = [Cmd(start, 0, 0.0, {"why": "hybrid-histogram start"})]
+    out: list[Cmd] = [Cmd(start, 0, range_s, {"why": "hybrid-histogram start (fallback until idle)"})]
     last_end = -math.inf
     for i in range(len(all_a)):
         a = all_a[i]
-        if last_end > -math.inf:
-            idle = a - last_end
-            if idle >= 0:
-                b = int(idle // bin_s)
-                if b < nbins:
-                    hist[b] += 1
-                else:
-                    oob += 1
+        if last_end > -math.inf and a >= last_end:
+            b = int((a - last_end) // bin_s)
+            if b < nbins:
+                hist[b] += 1
+            else:
+                oob += 1
         last_end = max(last_end, ends[i])
         if i < first_eval - 1:
             continue
         nxt = all_a[i + 1] if i + 1 < len(all_a) else end
-        if ends[i] < last_end or nxt <= last_end:
-            continue  # a later request is still running or arrives before this one ends
-        total = hist.sum()
-        cv = hist.std() / hist.mean() if total > 0 else 0.0
-        if total < min_samples or cv < cv_threshold or oob > total:
-            pre, keep = 0.0, range_s
-            why = "hybrid-histogram fallback (4 h keep-alive)"
-        else:
-            cdf = np.cumsum(hist) / total
-            pre = float(np.searchsorted(cdf, head / 100.0)) * bin_s * (1 - margin)
-            keep = float(np.searchsorted(cdf, tail / 100.0) + 1) * bin_s * (1 + margin) - pre
-            why = f"hybrid-histogram pre-warm {pre:.0f}s keep {keep:.0f}s"
+        if nxt <= last_end:
+            continue  # the endpoint is still busy when the next request arrives: not idle
+        pre, keep, why = idle_windows(hist, oob, bin_s, range_s, head, tail, margin, min_samples, cv_threshold)
         e = last_end
-        seq = [(e, 0, "unload")] if pre > 0 else [(e, 1, "keep-alive")]
-        if pre > 0:
-            seq.append((e + pre, 1, "pre-warm"))
-        seq.append((e + pre + keep, 0, "keep-alive over"))
-        for t, n, what in seq:
+        if pre <= 0:
+            seq = [(e, 0, keep, "keep-alive")]
+        else:
+            seq = [(e, 0, 0.0, "unload"), (e + pre, 1, keep, "pre-warm"), (e + pre + keep, 0, 0.0, "keep-alive over")]
+        for t, n, timeout, what in seq:
             if t >= nxt or t >= end:
                 break
             if t >= start:
-                out.append(Cmd(float(t), n, 0.0, {"why": f"{why}: {what}"}))
+                out.append(Cmd(float(t), n, timeout, {"why": f"{why}: {what}"}))
     return out
+
+
+def idle_windows(hist: np.ndarray, oob: int, bin_s: float, range_s: float, head: float, tail: float,
+                 margin: float, min_samples: int, cv_threshold: float) -> tuple[float, float, str]:
+    """(pre-warm window, keep-alive window, why) from the idle-time histogram."""
+    total = hist.sum()
+    cv = hist.std() / hist.mean() if total > 0 else 0.0
+    if total < min_samples or cv < cv_threshold or oob > total:
+        return 0.0, range_s, "hybrid-histogram fallback (4 h keep-alive)"
+    cdf = np.cumsum(hist) / total
+    # Percentiles at bin edges: the head bin's lower edge, the tail bin's upper edge.
+    pre = float(np.searchsorted(cdf, head / 100.0)) * bin_s * (1 - margin)
+    keep = float(np.searchsorted(cdf, tail / 100.0) + 1) * bin_s * (1 + margin) - pre
+    return pre, keep, f"hybrid-histogram pre-warm {pre:.0f}s keep {keep:.0f}s"

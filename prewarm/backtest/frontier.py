@@ -98,7 +98,7 @@ def compare(front: list[Point], result: Result) -> Comparison:
     if math.isinf(env_cold):
         cold_ratio = math.inf  # every static setting costs less: no comparison at these hours
     elif env_cold == 0:
-        cold_ratio = 0.0 if result.cold_rate == 0 else math.inf
+        cold_ratio = 1.0 if result.cold_rate == 0 else math.inf  # both at zero: a tie, not a win
     else:
         cold_ratio = result.cold_rate / env_cold
     return Comparison(hours_ratio, cold_ratio)

@@ -41,12 +41,10 @@ class SeasonalMeanForecaster(Forecaster):
             if k == 0:  # less than a season: the historic average
                 copies = np.full((1, horizon), y.mean() if n else 0.0)
             else:
-                # Step h ahead is y[n + h - d per] for d = 1..k, folded back a season while it
-                # would still be in the future (horizons longer than a season).
+                # Step h ahead is the mean of y[n + (h mod per) - d per] over the last k days
+                # (every future day of a long horizon repeats the same profile).
                 d = np.arange(1, k + 1)[:, None]
-                j = n + ahead[None, :] - d * per
-                j = np.where(j >= n, j - per * ((j - n) // per + 1), j)
-                copies = y[np.clip(j, 0, n - 1)]
+                copies = y[n + (ahead[None, :] % per) - d * per]
             mean = copies.mean(axis=0)
             out = {"unique_id": uid,
                    "ds": part["ds"].iloc[-1] + pd.to_timedelta((ahead + 1) * int(step_s), unit="s"),

@@ -104,6 +104,10 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
         return math.floor((t - t0) / step + 1e-9)
 
     busy_timeout = policy.busy_idle_timeout_s() if policy.idle_timeout_rule == "forecast" else None
+    # Keep-alive is the burst mechanism only for sparse traffic: fewer arrivals per cold start
+    # than one worker's slots. Denser traffic is sized by Erlang, and a long timeout there would
+    # keep every worker a ramp's cold requests started.
+    sparse = [r / 60.0 * max(lead, 1.0) <= capacity.concurrency for r in rates]
 
     def idle_timeout(t: float) -> float | None:
         """Forecast rule: the busy timeout while a step in [t - delay, t + lead] needs a worker
@@ -111,7 +115,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
         if busy_timeout is None:
             return policy.idle_timeout_s
         lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
-        busy = any(needs[j] > 0 for j in range(lo, hi + 1))
+        busy = any(needs[j] > 0 and sparse[j] for j in range(lo, hi + 1))
         return busy_timeout if busy else policy.idle_timeout_s
 
     def target(t: float) -> tuple[int, int | None, str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from prewarm.planner.core import plan_endpoint
@@ -74,3 +75,30 @@ def test_tuner_raises_the_value_above_target_and_keeps_it_below():
     assert noise.cold_start_value_s == 1000  # 1 in 20 is not evidence
     base = tune(PolicySettings(floor_rule="baseline"), ObservedStats(100, 0, baseline_rpm=30), cap)
     assert base.floor == workers_for_rate(30, cap)
+
+
+def test_forecast_idle_timeout_long_in_sparse_busy_hours_short_in_lulls():
+    cap = CapacityModel(service_time_s=30, cold_start_s=40)
+    pol = PolicySettings(quantile_column="mean", cold_start_value_s=6000, idle_timeout_rule="forecast",
+                         idle_timeout_s=60, scale_in_delay_s=0)
+    plan = plan_endpoint("e", fc([0.5] * 10 + [0.0] * 20), cap, pol, NOW)
+    assert plan.commands[0].idle_timeout_s == 6000 and plan.commands[0].reason["idle_timeout_rule"] == "forecast"
+    late = plan.commands[-1]
+    assert late.warm_workers == 0 and late.idle_timeout_s == 60
+    assert late.at == NOW + timedelta(minutes=10)  # the lull starts: burst workers go at once
+    # The busy timeout is capped, and is not used where traffic is dense (Erlang sizes it).
+    capped = replace(pol, cold_start_value_s=1e6, idle_timeout_max_s=3600)
+    assert plan_endpoint("e", fc([0.5] * 5), cap, capped, NOW).commands[0].idle_timeout_s == 3600
+    dense = plan_endpoint("e", fc([300.0] * 5), cap, pol, NOW)
+    assert dense.commands[0].idle_timeout_s == 60
+    fixed = plan_endpoint("e", fc([0.5] * 5), cap, replace(pol, idle_timeout_rule="fixed"), NOW)
+    assert {c.idle_timeout_s for c in fixed.commands} == {60}
+
+
+def test_burst_value_share_holds_fewer_workers_beyond_the_first():
+    cap = CapacityModel(service_time_s=40, cold_start_s=40)
+    full = PolicySettings(quantile_column="mean", cold_start_value_s=12000, scale_in_delay_s=0)
+    share = replace(full, burst_value_share=0.3)
+    assert plan_endpoint("e", fc([0.7] * 5), cap, full, NOW).commands[0].warm_workers == workers_for_value(0.7, cap, 12000) == 4
+    assert plan_endpoint("e", fc([0.7] * 5), cap, share, NOW).commands[0].warm_workers == workers_for_value(0.7, cap, 3600) == 3
+    assert plan_endpoint("e", fc([0.01] * 5), cap, share, NOW).commands[0].warm_workers == 1  # the first keeps its full value
