@@ -62,9 +62,13 @@ def _progress(label: str):
 @click.option("--ingest-delay", callback=_duration, default="60s", show_default=True)
 @click.option("--price", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Price per worker-hour.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sub-minute spreading and cold-start draws.")
+@click.option("--advise", is_flag=True,
+              help="Break-even advice: is persistent, hybrid or on-demand cheapest at --target-cold-rate?")
+@click.option("--persistent-price", type=click.FloatRange(min=0),
+              help="Price per always-on worker-hour for --advise (default: --price).")
 def backtest(trace, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,
-             as_json, plot, ingest_delay, price, seed):
+             as_json, plot, ingest_delay, price, seed, advise, persistent_price):
     """Replay TRACE (ts,endpoint,requests per minute, the Alibaba requests.csv, or an Azure LLM
     trace) against a policy, and report cold-start rate, worker-hours and cost."""
     from ..backtest import frontier as fr
@@ -96,6 +100,22 @@ def backtest(trace, policy_spec, frontier, start, end, cold_start, cold_start_di
                          worker=WorkerModel(worker_concurrency, platform_idle_timeout),
                          cold_start=cs, service_time_s=service_time, target_cold_rate=target_cold_rate,
                          ingest_delay_s=ingest_delay, price_per_worker_hour=price, seed=seed)
+
+    if advise:
+        from ..backtest import advisor
+
+        prices = advisor.Prices(on_demand_per_hour=price,
+                                persistent_per_hour=price if persistent_price is None else persistent_price)
+        advice = {name: advisor.advise(tr, cfg, prices, target_cold_rate) for name, tr in traces.items()}
+        if as_json:
+            click.echo(json.dumps({"window": {"from": report._iso(start), "to": report._iso(end)},
+                                   "prices": {"on_demand_per_hour": prices.on_demand_per_hour,
+                                              "persistent_per_hour": prices.persistent_per_hour},
+                                   "advice": {n: a.as_dict() for n, a in advice.items()}}, indent=2))
+        else:
+            for name, a in advice.items():
+                click.echo(advisor.render(name, a))
+        return
 
     results, frontiers, schedule_results = [], {}, []
     for name, tr in traces.items():
