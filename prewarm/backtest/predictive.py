@@ -168,10 +168,8 @@ class PredictivePolicy:
             self.need_history.popleft()
         observed = Observed(requests_per_minute_recent=self._recent_rate(t),
                             need_history=tuple(self.need_history))
-        policy = self.policy if self.policy.quantile_column in cols or self.policy.quantile_column == "mean" \
-            else replace(self.policy, quantile_column="mean")
-        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, replace(policy, smoothing_s=0.0),
-                             now, observed)
+        policy = self._planner_policy(tuple(cols))
+        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed)
         self.need_history.append((now, plan.need_now))
         i = min(len(forecast) - 1, max(0, int((t - start) // step) - first))
         self.forecast_trace.append((t, float(forecast.mean[i]), float(forecast.series(policy.quantile_column)[i])))
@@ -183,6 +181,16 @@ class PredictivePolicy:
             if at < until:
                 out.append(Cmd(max(at, t), c.warm_workers, c.idle_timeout_s, dict(c.reason)))
         return out
+
+    def _planner_policy(self, columns: tuple[str, ...]) -> PolicySettings:
+        """The policy as the planner gets it: the forecast already smoothed, the quantile one
+        the forecaster gave. Cached: it changes only when the tuner moves a knob."""
+        key = (self.policy, columns)
+        if getattr(self, "_policy_key", None) != key:
+            policy = self.policy if self.policy.quantile_column in columns or self.policy.quantile_column == "mean" \
+                else replace(self.policy, quantile_column="mean")
+            self._policy_key, self._policy = key, replace(policy, smoothing_s=0.0)
+        return self._policy
 
     def _recent_rate(self, t: float) -> float:
         """Requests per minute over the recent window, as the store would have it (cut at the

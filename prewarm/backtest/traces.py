@@ -39,7 +39,8 @@ class Trace:
     def per_step_counts(self, start: float, end: float, step_s: int) -> np.ndarray:
         """Dense request counts per step over [start, end)."""
         n = max(0, int(np.ceil((end - start) / step_s)))
-        idx = ((self.arrivals - start) // step_s).astype(np.int64)
+        lo, hi = np.searchsorted(self.arrivals, [start, start + n * step_s])
+        idx = ((self.arrivals[lo:hi] - start) // step_s).astype(np.int64)
         idx = idx[(idx >= 0) & (idx < n)]
         return np.bincount(idx, minlength=n).astype(float)
 

@@ -147,7 +147,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
 
     values: list[int] = []
     timeouts: list[float | None] = []
-    reasons: list[dict] = []
+    reasons: list[list] = []
     for t in points:
         value, at, why = target(t)
         timeouts.append(idle_timeout(t))
@@ -159,7 +159,11 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             value, why = capacity.max_workers, f"{why}, capped at max_workers"
         j = at if at is not None else min(max(index(t), 0), n - 1)
         values.append(value)
-        reasons.append({
+        reasons.append([why, j, t])  # made into a dict only where a command is issued
+    values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)
+
+    def reason(why: str, j: int, t: float) -> dict:
+        return {
             "why": why,
             "forecast_rpm": round(float(band[j]), 4),
             "planned_rpm": round(rates[j], 4),
@@ -171,15 +175,14 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "floor": floor,
             "cap": capacity.max_workers,
             "idle_timeout_rule": policy.idle_timeout_rule,
-        })
-    values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)
+        }
 
     commands: list[Command] = []
-    for t, value, timeout, reason in zip(points, values, timeouts, reasons):
+    for t, value, timeout, why in zip(points, values, timeouts, reasons):
         if commands and (commands[-1].warm_workers, commands[-1].idle_timeout_s) == (value, timeout):
             continue
         commands.append(Command(at=now + timedelta(seconds=t), warm_workers=value,
-                                idle_timeout_s=timeout, reason=reason))
+                                idle_timeout_s=timeout, reason=reason(*why)))
     need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
     return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
 
@@ -209,6 +212,6 @@ def _apply_budget(points, values, end, policy, capacity, hold, now, reasons) -> 
     for v, h, reason in zip(values, hard, reasons):
         capped = max(h, min(v, level))
         if capped < v:
-            reason["why"] = f"{reason['why']}, capped by budget"
+            reason[0] = f"{reason[0]}, capped by budget"
         out.append(capped)
     return out
