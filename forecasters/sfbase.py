@@ -5,8 +5,14 @@ grouped by the seasons their length supports (a season needs two full cycles of 
 a series with none gets HistoricAverage), and each group runs through one StatsForecast
 with `fallback_model` = SeasonalNaive (or HistoricAverage), so a model that fails on one
 series still leaves it a forecast. Columns come back as `mean, lo-80, hi-80, ...`.
-Models without intervals of their own, or asked to (`conformal=True`), get statsforecast's
-ConformalIntervals with `conformal_windows` windows of the forecast horizon.
+
+Bands: by default (`calibration="level"`) statsforecast gives the point forecast and the
+level-scaled calibration layer (`calibration.py`) the bands, from the model's own errors
+(`errors`: rolling-origin forecasts over `calibration_windows` windows; seasonal naive
+overrides it with its in-sample errors). With `calibration="model"` the model's own
+intervals are used; models without intervals of their own, or asked to
+(`conformal=True`), get statsforecast's ConformalIntervals with `conformal_windows`
+windows of the forecast horizon.
 """
 from __future__ import annotations
 
