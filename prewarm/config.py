@@ -88,7 +88,7 @@ class DaemonSettings(_Strict):
 
 
 class ForecastSettings(_Strict):
-    model: str = Field("seasonal-naive", description="forecaster name (entry point) or 'auto'")
+    model: str = Field("seasonal-mean", description="forecaster name (entry point) or 'auto'")
     season_s: float = Field(86400.0, description="season length for seasonal models")
     history_s: float = Field(14 * 86400.0, description="how much history to read")
     horizon_s: float = Field(6 * 3600.0, description="how far ahead to forecast and plan")
@@ -127,24 +127,33 @@ class ForecastSettings(_Strict):
 
 
 class PlannerSettings(_Strict):
-    quantile: str = Field("hi-80", description="forecast band that sizes the pool: mean, hi-50, hi-80, hi-95")
+    """Defaults are the `predictive` policy the backtester measures (docs/backtesting.md)."""
+
+    quantile: str = Field("mean", description="forecast band that sizes the pool: mean, hi-50, hi-80, hi-95")
     speculative: bool = Field(True, description="hold one warm worker through lulls")
     speculative_min_requests_per_hour: float = Field(
-        0.0, description="drop the speculative worker when fewer requests are expected")
+        0.0, description="without cold_start_value: drop the speculative worker below this rate")
     floor: int = Field(0, ge=0, description="always-on workers (hybrid pattern)")
     floor_rule: Literal["fixed", "baseline"] = Field(
         "fixed", description="baseline: the tuner sizes the floor to the baseline load")
     baseline_percentile: float = Field(10.0, gt=0, lt=100, description="low percentile of load that is the baseline")
-    scale_in_delay_s: float = Field(600.0, description="hysteresis before lowering a target")
-    idle_timeout_s: Optional[float] = Field(None, description="idle timeout for on-demand workers")
+    scale_in_delay_s: float = Field(1800.0, description="hysteresis before lowering a target")
+    idle_timeout_s: Optional[float] = Field(None, description="fixed idle timeout for on-demand workers")
+    idle_timeout_rule: Literal["fixed", "forecast"] = Field(
+        "forecast", description="forecast: a long keep-alive in forecast busy hours, the platform's in lulls")
+    idle_timeout_busy_s: Optional[float] = Field(
+        None, description="keep-alive in busy hours (none: the value of an avoided cold start)")
+    idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
+    burst_value_share: float = Field(0.6, gt=0, le=1,
+                                     description="share of a cold start's value counted for workers beyond the first")
     target_cold_rate: float = Field(0.02, gt=0, lt=1, description="target (ceiling) share of cold requests")
     budget_worker_hours_per_day: Optional[float] = Field(None, gt=0, description="cap on planned worker-hours")
     blocking: Optional[float] = Field(0.02, gt=0, lt=1,
                                       description="busy steps: Erlang loss the pool is sized for (none: mean load)")
     cold_start_value_s: Optional[float] = Field(
-        None, description="worker-seconds one avoided cold start is worth (none: simple speculative rule)")
-    smoothing_s: float = Field(0.0, ge=0, description="average the forecast over +- this")
-    recent_window_s: float = Field(900.0, ge=0, description="how far ahead recent actual traffic floors the plan")
+        None, description="worker-seconds one avoided cold start is worth (none: derived from the target)")
+    smoothing_s: float = Field(3600.0, ge=0, description="average the forecast over +- this")
+    recent_window_s: float = Field(600.0, ge=0, description="how far ahead recent actual traffic floors the plan")
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "
                                                "from observed cold starts (needs ingested cold_starts)")
     tune_interval_s: float = Field(3600.0, gt=0, description="how often the tuner may move the knobs")
@@ -154,7 +163,9 @@ class PlannerSettings(_Strict):
     def _durations(cls, data: Any) -> Any:
         return _parse_duration_keys(data, {"scale_in_delay": "scale_in_delay_s", "idle_timeout": "idle_timeout_s",
                                            "cold_start_value": "cold_start_value_s", "smoothing": "smoothing_s",
-                                           "recent_window": "recent_window_s", "tune_interval": "tune_interval_s"})
+                                           "recent_window": "recent_window_s", "tune_interval": "tune_interval_s",
+                                           "idle_timeout_busy": "idle_timeout_busy_s",
+                                           "idle_timeout_max": "idle_timeout_max_s"})
 
     @field_validator("quantile")
     @classmethod

@@ -40,15 +40,9 @@ def capacity_model(ep: EndpointSettings, measured: list[float] | None = None) ->
                          price_per_worker_hour=c.price_per_worker_hour)
 
 
-def policy_settings(settings: Settings, ep: EndpointSettings) -> PolicySettings:
-    p = settings.planner_for(ep)
-    return PolicySettings(quantile_column=p.quantile, speculative=p.speculative,
-                          speculative_min_requests_per_hour=p.speculative_min_requests_per_hour,
-                          floor=p.floor, scale_in_delay_s=p.scale_in_delay_s, idle_timeout_s=p.idle_timeout_s,
-                          budget_worker_hours_per_day=p.budget_worker_hours_per_day, blocking=p.blocking,
-                          cold_start_value_s=p.cold_start_value_s, smoothing_s=p.smoothing_s,
-                          recent_window_s=p.recent_window_s, floor_rule=p.floor_rule,
-                          baseline_percentile=p.baseline_percentile, target_cold_rate=p.target_cold_rate)
+def policy_settings(settings: Settings, ep: EndpointSettings, capacity: CapacityModel | None = None) -> PolicySettings:
+    from .policy import policy_from_settings
+    return policy_from_settings(settings.planner_for(ep), capacity or capacity_model(ep))
 
 
 TUNED_KNOBS = ("quantile_column", "cold_start_value_s", "floor")
@@ -249,7 +243,7 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: dat
         hold_row = rt.store.active_hold(ep.name, now)
         hold = Hold(*hold_row) if hold_row else None
         capacity = capacity_model(ep, rt.store.ready_durations(ep.name) if ep.capacity.cold_start_learn else None)
-        policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep), capacity, rows, cutoff,
+        policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep, capacity), capacity, rows, cutoff,
                               ("mean", *demand.bands), persist=save)
         seen = observed(rows, cutoff, rt, ep)
         needs = rt.store.recent_needs(ep.name, now - timedelta(seconds=policy.scale_in_delay_s), now)

@@ -24,17 +24,12 @@ url = "sqlite:///{dir}/prewarm.db"
 cycle_interval = "15m"
 ingest_delay = "1m"
 
-[forecast]
-model = "seasonal-naive"
-season = "1d"
+[forecast]                # the defaults (seasonal-mean), with a shorter history and horizon
 history = "4d"
 horizon = "3h"
-step = "5m"
 
-[planner]
-quantile = "hi-80"
-speculative = true
-scale_in_delay = "20m"
+[planner]                 # the defaults: the policy the backtester measures
+target_cold_rate = 0.02
 
 [[endpoints]]
 name = "demo-chat"
@@ -150,10 +145,11 @@ def _describe(moment: datetime, act, provider, capacity) -> str:
         need = r.get("need_at", "")[11:16]
         text = (f"{head}: forecast {r.get('forecast_rpm', 0):.1f} req/min ({r.get('quantile')}) needs "
                 f"{r.get('need')} by {need}, started {r.get('lead_s', 0) / 60:.0f} min ahead (cold start)")
-    elif why == "speculative":
-        text = f"{head}: lull; one speculative worker held so the next request does not wait a cold start"
+    elif why in ("speculative", "break-even"):
+        text = (f"{head}: lull; one speculative worker held: the requests expected in the lull pay for it "
+                f"against a {r.get('lead_s', 0) / 60:.0f}-min cold start each (break-even)")
     elif why == "scale_in_delay":
-        text = f"{head}: demand fell; holding during the scale-in delay"
+        text = f"{head}: demand falling; stepping down once the scale-in delay has passed"
     else:
         text = f"{head}: {why}"
     if act.target > (act.previous or 0):

@@ -46,3 +46,18 @@ def test_every_documented_duration_alias_works(model):
             continue
         parsed = model.model_validate({name[:-2]: "2m"})
         assert getattr(parsed, name) == 120, f"{model.__name__}.{name[:-2]} does not take a duration"
+
+
+def test_readme_worked_example_is_a_valid_config(tmp_path):
+    block = README.split("## A worked example", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "prewarm.toml"
+    path.write_text(block)
+    settings = config.load(path, env={"PGPASSWORD": "x"})
+    assert [e.name for e in settings.endpoints] == ["sdxl", "chat"]
+
+
+def test_starter_config_written_by_init_is_valid(tmp_path):
+    from prewarm.cli.setup_cmds import STARTER
+    path = tmp_path / "prewarm.toml"
+    path.write_text(STARTER)
+    assert config.load(path, env={}).endpoints[0].name == "chat"

@@ -91,12 +91,12 @@ def capacity_for(trace: Trace, cfg: BacktestConfig) -> CapacityModel:
 
 
 def predictive_policy(capacity: CapacityModel, cfg: BacktestConfig) -> PolicySettings:
+    """The daemon's default [planner] settings, through the daemon's own mapping."""
     if cfg.policy is not None:
         return cfg.policy
-    return PolicySettings(quantile_column="mean", smoothing_s=3600.0, scale_in_delay_s=1800.0,
-                          cold_start_value_s=initial_value_s(capacity, cfg.target_cold_rate),
-                          target_cold_rate=cfg.target_cold_rate, recent_window_s=600.0,
-                          idle_timeout_rule="forecast", burst_value_share=0.6)
+    from ..config import PlannerSettings
+    from ..policy import policy_from_settings
+    return policy_from_settings(PlannerSettings(target_cold_rate=cfg.target_cold_rate), capacity)
 
 
 def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
@@ -145,7 +145,7 @@ def run(trace: Trace, spec: str, cfg: BacktestConfig,
         schedule = None
         forecaster = cfg.forecaster
         if forecaster is None:
-            from .seasonal_mean import SeasonalMeanForecaster
+            from ..forecasters.seasonal_mean import SeasonalMeanForecaster
             forecaster = SeasonalMeanForecaster(season_s=cfg.predictive.season_s)
         policy_obj = PredictivePolicy(trace, forecaster, capacity, predictive_policy(capacity, cfg),
                                       cfg.predictive, cfg.ingest_delay_s, on_progress=progress)

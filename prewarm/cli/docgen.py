@@ -21,7 +21,8 @@ def _walk(cmd: click.Command, path: list[str], ctx: click.Context):
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="prewarm", terminal_width=100, max_content_width=100)
+    # make_context applies the group's context settings (-h as well as --help), as a real run does.
+    root = cli.make_context("prewarm", [], resilient_parsing=True, terminal_width=100, max_content_width=100)
     out = ["# CLI reference", "",
            "Generated from the commands' own help by `python -m prewarm.cli.docgen > docs/cli.md`.",
            "Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration.", ""]

@@ -21,17 +21,14 @@ cycle_interval = "60s"                # forecast + plan every minute
 timezone = "UTC"                      # zone of naive time stamps in ingested files
 
 [forecast]
-model = "seasonal-naive"              # `prewarm forecast --help` lists the installed models
-season = "1d"
+model = "seasonal-mean"               # or seasonal-naive, mstl, autoets, croston-sba, ..., auto
 history = "14d"
 horizon = "6h"
-step = "60s"
 
-[planner]
-quantile = "hi-80"                    # forecast band that sizes the warm pool
-speculative = true                    # hold one warm worker through lulls
-scale_in_delay = "10m"                # hysteresis before lowering a target
-target_cold_rate = 0.02
+[planner]                             # the defaults are the policy the backtester measures
+target_cold_rate = 0.02               # a ceiling; the tuner works toward it from observed cold starts
+speculative = true                    # hold one warm worker through lulls when it pays for itself
+scale_in_delay = "30m"                # hysteresis before lowering a target
 
 [[endpoints]]
 name = "chat"

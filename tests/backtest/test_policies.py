@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from prewarm.backtest.runner import BacktestConfig, run
-from prewarm.backtest.seasonal_mean import SeasonalMeanForecaster
+from prewarm.forecasters.seasonal_mean import SeasonalMeanForecaster
 from prewarm.backtest.simulator import ColdStart, WorkerModel
 from prewarm.backtest.traces import Trace
 

@@ -1,0 +1,25 @@
+"""[planner] settings -> the planner's PolicySettings. One mapping, used by the daemon's
+cycle and by the backtester's `predictive` policy, so the policy measured in a backtest is
+the policy the daemon runs with the same settings."""
+from __future__ import annotations
+
+from .config import PlannerSettings
+from .planner.model import CapacityModel, PolicySettings
+from .planner.tuning import initial_value_s
+
+
+def policy_from_settings(p: PlannerSettings, capacity: CapacityModel) -> PolicySettings:
+    value = p.cold_start_value_s
+    if value is None:
+        # What an avoided cold start is worth, before the tuner has evidence: generous at a
+        # low target (planner.tuning.initial_value_s).
+        value = initial_value_s(capacity, p.target_cold_rate)
+    return PolicySettings(
+        quantile_column=p.quantile, speculative=p.speculative,
+        speculative_min_requests_per_hour=p.speculative_min_requests_per_hour, floor=p.floor,
+        scale_in_delay_s=p.scale_in_delay_s, idle_timeout_s=p.idle_timeout_s,
+        budget_worker_hours_per_day=p.budget_worker_hours_per_day, blocking=p.blocking,
+        cold_start_value_s=value, smoothing_s=p.smoothing_s, recent_window_s=p.recent_window_s,
+        floor_rule=p.floor_rule, baseline_percentile=p.baseline_percentile, target_cold_rate=p.target_cold_rate,
+        idle_timeout_rule=p.idle_timeout_rule, idle_timeout_busy_s=p.idle_timeout_busy_s,
+        idle_timeout_max_s=p.idle_timeout_max_s, burst_value_share=p.burst_value_share)
