@@ -61,3 +61,10 @@ def test_starter_config_written_by_init_is_valid(tmp_path):
     path = tmp_path / "prewarm.toml"
     path.write_text(STARTER)
     assert config.load(path, env={}).endpoints[0].name == "chat"
+
+
+def test_every_installed_provider_has_a_page():
+    from prewarm.providers import registry
+    pages = {p.stem for p in (REPO / "docs" / "providers").glob("*.md")}
+    missing = sorted(set(registry.available()) - pages)
+    assert not missing, f"docs/providers/ has no page for {missing}"
