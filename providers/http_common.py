@@ -1,9 +1,13 @@
-"""Shared plumbing for providers that speak a vendor's REST API through httpx.
+"""Shared plumbing for providers that speak a vendor's HTTP API, directly or through its SDK.
 
 One `JsonApi` per provider instance: a base URL, an auth header built from a token read from
 the environment, status-code -> ProviderError mapping, and retries through `retry_call`
 (429, 408, 5xx and connection errors are retried; `Retry-After` is honoured within the
 deadline; 4xx answers are not retried).
+
+`SdkCalls` gives the same policy to a vendor SDK built on httpx (Replicate, Baseten): the SDK's
+status errors become the same ProviderErrors, and an httpx response hook keeps the
+`Retry-After` header that the SDKs' exceptions drop.
 
 Secrets: the token lives only in the httpx client's default headers. It never enters a
 config object, a log line, an error message or a repr.
@@ -11,6 +15,8 @@ config object, a log line, an error message or a repr.
 from __future__ import annotations
 
 import email.utils
+import importlib
+import json
 import logging
 import math
 import os
@@ -75,21 +81,45 @@ def read_token(provider: Provider, env_name: str) -> str:
     return token
 
 
-def error_message(response: httpx.Response) -> str:
-    """The vendor's own words for a failed call, shortened; never the request headers."""
-    text = ""
+def vendor_words(body_text: str) -> str:
+    """The message out of an error body (JSON with a message-like key, else the text), shortened."""
     try:
-        body = response.json()
+        body = json.loads(body_text)
     except ValueError:
         body = None
     if isinstance(body, dict):
         for key in _MESSAGE_KEYS:
             if body.get(key):
-                text = str(body[key])
-                break
-    if not text:
-        text = response.text.strip() or response.reason_phrase
-    return f"{response.request.method} {response.request.url.path} -> HTTP {response.status_code}: {text[:300]}"
+                return str(body[key])[:300]
+    return body_text.strip()[:300]
+
+
+def error_message(response: httpx.Response) -> str:
+    """The vendor's own words for a failed call, shortened; never the request headers."""
+    text = vendor_words(response.text) or response.reason_phrase
+    return f"{response.request.method} {response.request.url.path} -> HTTP {response.status_code}: {text}"
+
+
+def status_error(provider: Provider, status: int, message: str,
+                 retry_after_s: float | None = None) -> HttpProviderError:
+    """The one mapping of an HTTP status to a ProviderError, for JsonApi and the SDK wrappers."""
+    return HttpProviderError(message, provider=provider.kind, endpoint=provider.endpoint.name,
+                             retryable=status in RETRYABLE_STATUS, code=f"http-{status}", status=status,
+                             retry_after_s=retry_after_s)
+
+
+def connection_error(provider: Provider, what: str, exc: Exception) -> HttpProviderError:
+    # connect, read, timeouts: the call may not have landed, so it is worth another try
+    return HttpProviderError(f"{what}: {type(exc).__name__}: {exc}", provider=provider.kind,
+                             endpoint=provider.endpoint.name, retryable=True, code="connection")
+
+
+def host_root(url: str, key: str) -> str:
+    """Base URL for SDKs whose request paths already start with `/v1/`: refuse a `/v1` suffix,
+    which would double it and turn every call into a 404."""
+    if url.rstrip("/").endswith("/v1"):
+        raise ValueError(f"{key} is the API's root URL without /v1 (the client adds it), got {url!r}")
+    return url.rstrip("/")
 
 
 def provider_limit(target: int, limit: Any) -> tuple[int, dict[str, Any]]:
@@ -167,15 +197,11 @@ class JsonApi:
         kind = self._provider.kind
         try:
             response = self._client.request(method, path.lstrip("/"), json=body)
-        except httpx.TransportError as exc:  # connect, read, timeouts: the call may not have landed
-            raise HttpProviderError(f"{method} {path}: {type(exc).__name__}: {exc}", provider=kind,
-                                    endpoint=endpoint, retryable=True, code="connection") from None
+        except httpx.TransportError as exc:
+            raise connection_error(self._provider, f"{method} {path}", exc) from None
         if response.status_code >= 400:
-            status = response.status_code
-            raise HttpProviderError(
-                error_message(response), provider=kind, endpoint=endpoint,
-                retryable=status in RETRYABLE_STATUS, code=f"http-{status}", status=status,
-                retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
+            raise status_error(self._provider, response.status_code, error_message(response),
+                               parse_retry_after(response.headers.get("Retry-After")))
         if not response.content:
             return None
         try:
@@ -196,3 +222,75 @@ def dig(data: Any, *path: str, provider: Provider, default: Any = ...) -> Any:
         else:
             raise provider.error(f"answer has no {'.'.join(path)}", retryable=False, code="bad-response")
     return cur
+
+
+def import_sdk(provider: Provider, module: str, extra: str) -> Any:
+    """The vendor SDK, or a clear error naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise provider.error(f"the {provider.kind} provider needs the '{module.split('.')[0]}' package: "
+                             f"pip install 'prewarm[{extra}]'", retryable=False,
+                             code="missing-dependency") from None
+
+
+class LastAnswer:
+    """httpx response hook: remembers the last answer's request line and `Retry-After`, which
+    the SDKs' exceptions do not carry. One per provider instance (calls are sequential)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.request_line = ""
+        self.retry_after_s: float | None = None
+
+    def __call__(self, response: httpx.Response) -> None:
+        self.request_line = f"{response.request.method} {response.request.url.path}"
+        self.retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+
+
+class SdkCalls:
+    """Runs vendor-SDK calls under our retry policy. `status_of` turns the SDK's HTTP error into
+    (status, body or message), or None for anything else. Connection errors are retryable; an
+    answer the SDK cannot parse (a ValueError, pydantic's included) is a non-retryable
+    `bad-response`; any other exception is a bug and surfaces as it is."""
+
+    def __init__(self, provider: Provider, config: HttpProviderConfig,
+                 status_of: Callable[[Exception], Optional[tuple[int, str]]], *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._provider = provider
+        self._config = config
+        self._status_of = status_of
+        self._clock = clock
+        self._sleep = sleep
+        self.last = LastAnswer()
+
+    @property
+    def event_hooks(self) -> dict[str, list[Callable[[httpx.Response], None]]]:
+        return {"response": [self.last]}
+
+    def __call__(self, what: str, fn: Callable[[], T]) -> T:
+        return call_with_retries(lambda: self.once(what, fn), deadline_s=self._config.retry_deadline_s,
+                                 clock=self._clock, sleep=self._sleep)
+
+    def once(self, what: str, fn: Callable[[], T]) -> T:
+        self.last.reset()
+        try:
+            return fn()
+        except ProviderError:
+            raise
+        except httpx.TransportError as exc:
+            raise connection_error(self._provider, what, exc) from None
+        except Exception as exc:
+            answer = self._status_of(exc)
+            if answer is not None:
+                status, text = answer
+                raise status_error(self._provider, status,
+                                   f"{self.last.request_line or what} -> HTTP {status}: {vendor_words(text)}",
+                                   self.last.retry_after_s) from None
+            if isinstance(exc, ValueError):
+                raise self._provider.error(f"{what}: the answer does not parse: {str(exc)[:300]}",
+                                           retryable=False, code="bad-response") from None
+            raise

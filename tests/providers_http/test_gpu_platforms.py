@@ -18,7 +18,7 @@ FAST = {"retry_deadline_s": 5.0, "timeout_s": 5.0}
 def make(kind: str, fake, ref: EndpointRef | None = None, **keys):
     urls = {"runpod": {"rest_url": f"{fake.url}/v1", "serverless_url": f"{fake.url}/v2"},
             "hf-endpoints": {"api_url": f"{fake.url}/v2"},
-            "replicate": {"api_url": f"{fake.url}/v1"},
+            "replicate": {"api_url": fake.url},  # the SDKs add /v1 themselves
             "baseten": {"api_url": f"{fake.url}/v1"}}[kind]
     base = {"runpod": {"endpoint_id": "jpnw0v75y3qoql"},
             "hf-endpoints": {"namespace": "acme", "endpoint_name": "chat"},
@@ -254,3 +254,23 @@ def test_capabilities_and_config_keys_are_listed():
         keys = cls.config_keys()
         assert "api_token_env" in keys and "timeout_s" in keys
         assert cls.kind == kind
+
+
+def test_replicate_goes_through_the_official_client_without_its_own_retries(replicate_api):
+    # The official client sends its own User-Agent; its retry transport would re-send the GET
+    # on 429 and sleep the whole Retry-After (120 s here) instead of giving up at once.
+    replicate_api.fail_next("GET", "/", 429, replicate_api.error(429, "slow down").body,
+                            headers={"Retry-After": "120"}, times=5)
+    provider = make("replicate", replicate_api, retry_deadline_s=1.0)
+    with pytest.raises(ProviderError) as info:
+        provider.read()
+    assert info.value.code == "http-429" and "slow down" in str(info.value)
+    assert len(replicate_api.log) == 1
+    assert replicate_api.log[0].headers["User-Agent"].startswith("replicate-python/")
+
+
+@pytest.mark.parametrize("kind", ["replicate"])
+def test_sdk_root_url_with_v1_suffix_is_refused_naming_the_key(kind, request):
+    fake = request.getfixturevalue(FIXTURE[kind])
+    with pytest.raises(ValidationError, match="api_url"):
+        make(kind, fake, api_url=f"{fake.url}/v1")
