@@ -225,7 +225,7 @@ class BasetenFake(FakeApi):
             "model_id": self.model_id, "is_production": True, "is_development": False,
             "status": "ACTIVE" if ready else "SCALED_TO_ZERO", "active_replica_count": ready,
             "autoscaling_settings": dict(self.settings), "instance_type_name": "1x L4",
-            "environment": "production"})
+            "environment": "production", "request_backpressure_settings": {"policy": "QUEUE_ON_FULL"}})
 
     def patch(self, req: Request) -> Response:
         if not self._known(req):

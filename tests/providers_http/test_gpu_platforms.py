@@ -19,7 +19,7 @@ def make(kind: str, fake, ref: EndpointRef | None = None, **keys):
     urls = {"runpod": {"rest_url": f"{fake.url}/v1", "serverless_url": f"{fake.url}/v2"},
             "hf-endpoints": {"api_url": f"{fake.url}/v2"},
             "replicate": {"api_url": fake.url},  # the SDKs add /v1 themselves
-            "baseten": {"api_url": f"{fake.url}/v1"}}[kind]
+            "baseten": {"api_url": fake.url}}[kind]
     base = {"runpod": {"endpoint_id": "jpnw0v75y3qoql"},
             "hf-endpoints": {"namespace": "acme", "endpoint_name": "chat"},
             "replicate": {"owner": "acme", "deployment": "image-gen"},
@@ -269,8 +269,17 @@ def test_replicate_goes_through_the_official_client_without_its_own_retries(repl
     assert replicate_api.log[0].headers["User-Agent"].startswith("replicate-python/")
 
 
-@pytest.mark.parametrize("kind", ["replicate"])
+@pytest.mark.parametrize("kind", ["replicate", "baseten"])
 def test_sdk_root_url_with_v1_suffix_is_refused_naming_the_key(kind, request):
     fake = request.getfixturevalue(FIXTURE[kind])
     with pytest.raises(ValidationError, match="api_url"):
         make(kind, fake, api_url=f"{fake.url}/v1")
+
+
+def test_baseten_production_alias_uses_the_alias_paths(baseten_api):
+    provider = make("baseten", baseten_api, deployment="production")
+    assert provider.apply(2).changed
+    assert baseten_api.settings["min_replica"] == 2
+    assert baseten_api.calls("GET")[0].path == "/v1/models/abc123/deployments/production"
+    assert baseten_api.calls("PATCH")[0].path == "/v1/models/abc123/deployments/production/autoscaling_settings"
+    assert baseten_api.calls("PATCH")[0].body == {"min_replica": 2}  # only the field that changes
