@@ -6,8 +6,10 @@ resumed when a target above zero is set (a paused endpoint ignores its minimum).
 Calls (Inference Endpoints API v2, https://api.endpoints.huggingface.cloud):
 GET /endpoint/{namespace}/{name}; PUT /endpoint/{namespace}/{name} with
 {"compute": {"scaling": {...}}}; POST /endpoint/{namespace}/{name}/resume.
-httpx rather than huggingface_hub: that package is not a dependency, and its API base URL is a
-module constant, so it could not be pointed at a local server for the tests.
+httpx rather than huggingface_hub (which sends these same requests): its Inference Endpoints
+base URL is the module constant `constants.INFERENCE_ENDPOINTS_ENDPOINT`, with no environment
+variable or parameter, and its HTTP session is process-wide; redirecting it (for `api_url` or
+the tests' local server) would mean monkeypatching a global. See docs/providers/hf-endpoints.md.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Both are set with the REST API's endpoint PATCH.
 
 Calls (https://docs.runpod.io/api-reference): GET/PATCH {rest_url}/endpoints/{id} for the
 configuration; GET {serverless_url}/{id}/health for worker counts (ready = idle + running).
+httpx, not the `runpod` SDK: the SDK manages endpoints through GraphQL only and has no call
+that updates workersMin/idleTimeout of an existing endpoint (docs/providers/runpod.md).
 """
 from __future__ import annotations
 
