@@ -1,8 +1,10 @@
 """RunPod, Hugging Face Inference Endpoints, Replicate and Baseten against local fakes of their
-REST APIs: real HTTP through httpx, end state asserted on the fake's side."""
+REST APIs: real HTTP (httpx for RunPod and HF, the vendors' official clients for Replicate and
+Baseten), end state asserted on the fake's side."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import pytest
@@ -283,3 +285,13 @@ def test_baseten_production_alias_uses_the_alias_paths(baseten_api):
     assert baseten_api.calls("GET")[0].path == "/v1/models/abc123/deployments/production"
     assert baseten_api.calls("PATCH")[0].path == "/v1/models/abc123/deployments/production/autoscaling_settings"
     assert baseten_api.calls("PATCH")[0].body == {"min_replica": 2}  # only the field that changes
+
+
+@pytest.mark.parametrize("kind,module,extra", [("replicate", "replicate", "replicate"),
+                                               ("baseten", "baseten.client", "baseten")])
+def test_missing_sdk_is_a_clear_error_naming_the_extra(kind, module, extra, request, monkeypatch):
+    fake = request.getfixturevalue(FIXTURE[kind])
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` sees when it is not installed
+    with pytest.raises(ProviderError, match=rf"prewarm\[{extra}\]") as info:
+        make(kind, fake)
+    assert info.value.code == "missing-dependency" and not info.value.retryable
