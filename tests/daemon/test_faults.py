@@ -121,8 +121,10 @@ def test_provider_read_failing_applies_raises_only(tmp_path, sqlite_url, faulty)
 def test_throttling_backs_off_without_dropping_or_doubling(tmp_path, sqlite_url, faulty):
     store = Store(sqlite_url)
     seed_plan(store, "api", T0, [(at(1), 3), (at(5), 6)])
+    # The retry deadline is min(30 s, reconcile interval): 5 s always holds three jittered
+    # backoffs (at most 0.4 + 0.8 + 1.6 s), so the first change is never recorded as an error.
     sim, daemon = sim_daemon(settings_for(tmp_path, sqlite_url, faulty, cycle_interval="1h",
-                                          reconcile_interval="2s"), store)
+                                          reconcile_interval="5s"), store)
     # Throttled three times, then accepted, within one apply's retry deadline.
     faulty.control(throttle=3)
     sim.run_until(at(1))
@@ -136,7 +138,7 @@ def test_throttling_backs_off_without_dropping_or_doubling(tmp_path, sqlite_url,
     faulty.control(throttle=10_000)
     sim.run_until(at(5))
     faulty.control(throttle=0)
-    sim.run_until(at(5) + timedelta(seconds=3))
+    sim.run_until(at(5) + timedelta(seconds=6))
     assert faulty.target("api") == 6
     assert [c["target"] for c in faulty.changes()] == [3, 6], "each change reached the provider exactly once"
     results = [(a["requested"]["target"], a["result"], a["retryable"]) for a in store.actions("api")]
