@@ -98,6 +98,8 @@ class ForecastSettings(_Strict):
         "auto", description="auto: per endpoint the finest of 1/5/15 min (>= step) that is mostly non-zero")
     timezone: Optional[str] = Field(None, description="local zone of the daily season (DST-aware)")
     refit_interval_s: float = Field(86400.0, description="re-run the 'auto' model choice this often")
+    refresh_interval_s: float = Field(
+        600.0, gt=0, description="re-forecast an endpoint this often (staggered); cycles in between re-plan from it")
     gap_fill: Literal["seasonal", "zero"] = Field("seasonal", description="missing steps: last week/day, or 0")
     backend: Literal["local", "dask"] = Field("local", description="where statsforecast runs")
     dask_address: Optional[str] = Field(None, description="scheduler address; none = a LocalCluster")
@@ -109,7 +111,8 @@ class ForecastSettings(_Strict):
     def _durations(cls, data: Any) -> Any:
         return _parse_duration_keys(data, {"season": "season_s", "history": "history_s",
                                            "horizon": "horizon_s", "step": "step_s",
-                                           "refit_interval": "refit_interval_s"})
+                                           "refit_interval": "refit_interval_s",
+                                           "refresh_interval": "refresh_interval_s"})
 
     @field_validator("timezone")
     @classmethod

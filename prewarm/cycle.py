@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -22,6 +23,8 @@ from .store import Store
 
 log = logging.getLogger("prewarm.cycle")
 RECENT_WINDOW = timedelta(minutes=5)
+REFRESH_BATCH = 500  # endpoints forecast together (their history in memory at once)
+PLAN_BATCH = 500  # endpoints whose planning reads share queries and whose plans share a transaction
 COLD_RATE_WINDOW = timedelta(hours=1)
 
 
@@ -50,17 +53,19 @@ TUNING_WINDOW = timedelta(days=1)
 
 
 def tuned_policy(rt: "Runtime", ep: EndpointSettings, base: PolicySettings, capacity: CapacityModel,
-                 rows: list[tuple], now: datetime, bands: tuple[str, ...], persist: bool = True) -> PolicySettings:
+                 stored: tuple[datetime, dict] | None, now: datetime, bands: tuple[str, ...],
+                 persist: bool = True) -> PolicySettings:
     """The cold-start feedback loop: the observed cold-start rate since the knobs last moved
     (at most a day) tunes them toward the target, at most once per tune_interval. Tuned knobs
-    are stored, so a restart keeps them; a change of the configured values resets them."""
+    are stored (`stored`: what the store holds), so a restart keeps them; a change of the
+    configured values resets them. Between tunes nothing is read: a check that found nothing
+    to tune on is remembered in the runtime for tune_interval too."""
     from .planner.tuning import ObservedStats, tune
 
     p = rt.settings.planner_for(ep)
     if not p.auto_tune:
         return base
     configured = {k: getattr(base, k) for k in TUNED_KNOBS}
-    stored = rt.store.tuned_policy(ep.name)
     policy, since = base, now - TUNING_WINDOW
     if stored is not None and stored[1].get("configured") == configured:
         updated_at, knobs = stored
@@ -68,9 +73,15 @@ def tuned_policy(rt: "Runtime", ep: EndpointSettings, base: PolicySettings, capa
         since = max(since, updated_at)
         if (now - updated_at).total_seconds() < p.tune_interval_s:
             return policy
+    checked = rt.tune_checked.get(ep.name)
+    if checked is not None and checked[0] == configured and 0 <= (now - checked[1]).total_seconds() < p.tune_interval_s:
+        return policy
     summary = rt.store.count_summary(ep.name, since, now) if ep.history is None else None
     if not summary or summary["reported"] <= 0:
+        if persist:
+            rt.tune_checked[ep.name] = (configured, now)
         return policy  # no observed cold starts to tune on
+    rows = read_history(rt, ep, since, now)
     stats = ObservedStats(requests=int(summary["reported"]), cold_requests=int(summary["cold_starts"]),
                           baseline_rpm=_baseline_rpm(rows, since, now, base.baseline_percentile))
     new = tune(policy, stats, capacity, bands)
@@ -126,6 +137,13 @@ class Runtime:
         self.metrics = metrics
         self.providers: dict[str, Provider] = {}
         self.last_prune: datetime | None = None
+        # Kept between cycles (in memory: a new runtime starts from the store and refreshes
+        # every forecast at its first cycle): forecasts by endpoint, the last snapshot time,
+        # snapshots waiting to be scored, the tuner's last check that found nothing.
+        self.forecasts: dict[str, CachedForecast] = {}
+        self.last_snapshot: dict[str, datetime | None] = {}
+        self.unscored: dict[str, list[datetime]] = {}
+        self.tune_checked: dict[str, tuple[dict, datetime]] = {}
         # The daemon measures each scale-out's time to ready in the background; a one-shot
         # `prewarm once` exits before that could finish, so it does not.
         self.watch_readiness = False
@@ -161,55 +179,149 @@ def read_history(rt: Runtime, ep: EndpointSettings, start: datetime, end: dateti
     return rt.store.history(ep.name, start, end)
 
 
-def observed(rows: list[tuple], now: datetime, rt: Runtime, ep: EndpointSettings) -> Observed:
-    recent = [r[1] for r in rows if r[0] >= now - RECENT_WINDOW]
-    summary = rt.store.count_summary(ep.name, now - COLD_RATE_WINDOW, now) if ep.history is None else None
-    rate = None
-    if summary and summary["reported"] > 0:
-        rate = summary["cold_starts"] / summary["reported"]
-    if rt.metrics is not None and rate is not None:
-        rt.metrics.cold_rate.labels(ep.name).set(rate)
-    return Observed(requests_per_minute_recent=float(max(recent, default=0)), cold_start_rate=rate)
+def read_histories(rt: Runtime, eps: list[EndpointSettings], start: datetime, end: datetime,
+                   failed: dict[str, tuple[str, str]]) -> dict[str, list[tuple]]:
+    """History of many endpoints: one query per chunk from the store, one fetch per endpoint
+    with its own history source. A read that fails is noted in `failed` (fail warm)."""
+    out: dict[str, list[tuple]] = {}
+    stored = [ep.name for ep in eps if ep.history is None]
+    if stored:
+        try:
+            found = rt.store.histories(stored, start, end)
+            out.update({name: found.get(name, []) for name in stored})
+        except Exception as exc:  # noqa: BLE001 - fail warm: keep the cached forecast and the last plan
+            for name in stored:
+                failed[name] = ("history", str(exc))
+    for ep in eps:
+        if ep.history is not None:
+            try:
+                out[ep.name] = read_history(rt, ep, start, end)
+            except Exception as exc:  # noqa: BLE001
+                failed[ep.name] = ("history", str(exc))
+    for name, (stage, why) in failed.items():
+        if stage == "history":
+            rt._error("history", name)
+            log.error("history for %s failed, keeping the last forecast and plan: %s", name, why)
+    return out
+
+
+@dataclass
+class CachedForecast:
+    """A forecast kept in the runtime between refreshes; cycles re-plan from it sliced to now."""
+    forecast: Any  # EndpointForecast: demand as arrays, no model frame
+    settings: Any  # the ForecastSettings it was made with (a change makes it due)
+    made_at: datetime
+    due: datetime  # next refresh
+    usable_until: datetime  # it covers `horizon` from now until then
+
+
+def refresh_phase(name: str) -> float:
+    """A stable share of the refresh interval in (0, 1] per endpoint: after a (re)start
+    refreshes every endpoint at once, the next refreshes are spread over the interval."""
+    return (zlib.crc32(name.encode()) % 1000 + 1) / 1000.0
 
 
 def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
                save: bool = True, horizon_s: float | None = None) -> dict[str, EndpointOutcome]:
-    """Forecast and plan the endpoints; store forecasts, model choices and plans unless
-    save=False. Endpoints sharing [forecast] settings are forecast in one batch."""
+    """Plan the endpoints, refreshing the forecasts that are due; store forecasts, model
+    choices and plans unless save=False.
+
+    A forecast is refreshed every `[forecast] refresh_interval` (staggered per endpoint),
+    in batches of endpoints sharing [forecast] settings; cycles in between re-plan from the
+    forecast kept in the runtime, sliced to now (a new runtime refreshes all at its first
+    cycle). A refresh that fails keeps the cached forecast while it still covers the
+    horizon (fail warm). Planning reads and writes a batch of endpoints in a few queries.
+    save=False or a horizon_s override (the show commands) forecast afresh and keep nothing."""
     outcomes: dict[str, EndpointOutcome] = {}
     groups: dict[Any, list[EndpointSettings]] = {}
     for ep in rt.endpoints(names):
         groups.setdefault(rt.settings.forecast_for(ep), []).append(ep)
     cutoff = now - timedelta(seconds=rt.settings.daemon.ingest_delay_s)
+    use_cache = save and horizon_s is None
     for fsettings, eps in groups.items():
-        histories: dict[str, list[tuple]] = {}
-        for ep in eps:
-            try:
-                histories[ep.name] = read_history(rt, ep, cutoff - timedelta(seconds=fsettings.history_s), cutoff)
-            except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
-                rt._error("history", ep.name)
-                log.error("history for %s failed, keeping the last plan: %s", ep.name, exc)
-                outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="history")
         horizon = fsettings.horizon_s if horizon_s is None else horizon_s
+        due = [ep for ep in eps if not use_cache or _refresh_due(rt, ep.name, fsettings, now)]
+        failed: dict[str, tuple[str, str]] = {}
+        fresh = _refresh(rt, due, fsettings, now, cutoff, horizon, use_cache, save, failed)
+        forecasts: dict[str, Any] = {}
+        for ep in eps:
+            cached = rt.forecasts.get(ep.name) if use_cache else None
+            if ep.name in fresh:
+                forecasts[ep.name] = fresh[ep.name]
+            elif cached is not None and cached.settings == fsettings and cached.made_at <= now <= cached.usable_until:
+                forecasts[ep.name] = cached.forecast
+                if ep.name in failed:
+                    log.warning("%s: planning from the forecast made at %s", ep.name, cached.made_at.isoformat())
+            elif ep.name in failed:
+                stage, why = failed[ep.name]
+                outcomes[ep.name] = EndpointOutcome(ep.name, error=why, stage=stage)
+            else:
+                log.warning("no history for %s yet; nothing planned", ep.name)
+                outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
+        todo = [ep for ep in eps if ep.name in forecasts]
+        for i in range(0, len(todo), PLAN_BATCH):
+            outcomes.update(_plan_batch(rt, todo[i:i + PLAN_BATCH], forecasts, now, cutoff, horizon, save))
+        for name, (stage, why) in failed.items():
+            out = outcomes.get(name)
+            if out is not None and out.error is None:  # planned from the cache, but say the refresh failed
+                out.error, out.stage = f"{stage} failed, planned from the last forecast: {why}", stage
+    return outcomes
+
+
+def _refresh_due(rt: Runtime, name: str, fsettings, now: datetime) -> bool:
+    cached = rt.forecasts.get(name)
+    return cached is None or cached.settings != fsettings or not cached.made_at <= now < cached.due
+
+
+def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime, cutoff: datetime,
+             horizon: float, keep: bool, save: bool, failed: dict[str, tuple[str, str]]) -> dict:
+    """Forecast `eps` in batches of REFRESH_BATCH (history of one batch in memory at a
+    time); with keep, cache each forecast until its (staggered) next refresh. A cached
+    forecast covers the horizon for two refresh intervals, so one failed refresh does not
+    leave the planner without one."""
+    interval = fsettings.refresh_interval_s
+    extra = 2 * interval if keep else 0.0
+    span = horizon + (now - cutoff).total_seconds() + extra
+    out: dict[str, Any] = {}
+    for i in range(0, len(eps), REFRESH_BATCH):
+        batch = eps[i:i + REFRESH_BATCH]
+        histories = read_histories(rt, batch, cutoff - timedelta(seconds=fsettings.history_s), cutoff, failed)
         try:
-            forecasts = _forecast(rt, histories, fsettings, cutoff, horizon + (now - cutoff).total_seconds(), save)
-        except Exception as exc:  # noqa: BLE001 - even the fallbacks failed: keep the last plans
+            forecasts = _forecast(rt, histories, fsettings, cutoff, span, save)
+        except Exception as exc:  # noqa: BLE001 - even the fallbacks failed: keep the cached forecasts
             for name in histories:
                 rt._error("forecast", name)
-                outcomes[name] = EndpointOutcome(name, error=str(exc), stage="forecast")
-            log.error("forecast failed for %s, keeping the last plans: %s", ", ".join(histories), exc)
+                failed[name] = ("forecast", str(exc))
+            log.error("forecast failed for %d endpoints (%s...), keeping the last forecasts and plans: %s",
+                      len(histories), ", ".join(list(histories)[:3]), exc)
             continue
-        for ep in eps:
-            if ep.name not in outcomes:
-                outcomes[ep.name] = _plan_one(rt, ep, forecasts.get(ep.name), histories[ep.name], now, cutoff,
-                                              horizon, save)
-    return outcomes
+        del histories
+        for name, fc in forecasts.items():
+            out[name] = fc
+            if keep:
+                first = name not in rt.forecasts
+                due = now + timedelta(seconds=interval * (refresh_phase(name) if first else 1.0))
+                rt.forecasts[name] = CachedForecast(_compact(fc), fsettings, now, due,
+                                                    now + timedelta(seconds=extra))
+    return out
+
+
+def _compact(fc):
+    """The forecast as the cache keeps it: demand in float arrays (~4x smaller than tuples of
+    floats at 10,000 endpoints), without the model's frame."""
+    import numpy as np
+    from .planner.model import DemandForecast
+
+    d = fc.demand
+    demand = DemandForecast(start=d.start, step_s=d.step_s, mean=np.asarray(d.mean, dtype=float),
+                            bands={b: np.asarray(v, dtype=float) for b, v in d.bands.items()}, model=d.model)
+    return dataclasses.replace(fc, demand=demand, frame=None)
 
 
 def _forecast(rt: Runtime, histories: dict[str, list[tuple]], fsettings, cutoff: datetime, horizon_s: float,
               save: bool) -> dict:
     """EndpointForecasts by name, reusing stored model choices and storing new ones."""
-    from .forecasting import forecast_endpoints, history_from_rows
+    from . import forecasting
 
     rows = {name: r for name, r in histories.items() if r}
     if not rows:
@@ -217,12 +329,11 @@ def _forecast(rt: Runtime, histories: dict[str, list[tuple]], fsettings, cutoff:
     choices = {}
     if fsettings.model == "auto":
         from .forecasters.auto import ModelChoice
-        for name in rows:
-            stored = rt.store.latest_model_choice(name)
-            if stored:
-                choices[name] = ModelChoice.from_row(name, stored["model"], stored["step_s"], stored["chosen_at"],
-                                                     json.dumps(stored["scores"]))
-    run = forecast_endpoints(history_from_rows(rows), fsettings, now=cutoff, choices=choices, horizon_s=horizon_s)
+        for name, stored in rt.store.latest_model_choices(list(rows)).items():
+            choices[name] = ModelChoice.from_row(name, stored["model"], stored["step_s"], stored["chosen_at"],
+                                                 json.dumps(stored["scores"]))
+    run = forecasting.forecast_endpoints(forecasting.history_from_rows(rows), fsettings, now=cutoff,
+                                         choices=choices, horizon_s=horizon_s)
     for name, why in run.errors.items():
         rt._error("forecast", name)
         log.warning("forecast for %s fell back: %s", name, why)
@@ -233,61 +344,167 @@ def _forecast(rt: Runtime, histories: dict[str, list[tuple]], fsettings, cutoff:
     return run.forecasts
 
 
-def _plan_one(rt: Runtime, ep: EndpointSettings, fc, rows: list[tuple], now: datetime, cutoff: datetime,
-              horizon: float, save: bool) -> EndpointOutcome:
-    if fc is None:
-        log.warning("no history for %s yet; nothing planned", ep.name)
-        return EndpointOutcome(ep.name, error="no history yet", stage="history")
-    demand = _from(fc.demand, now)
+@dataclass
+class PlanInputs:
+    """What planning a batch reads from the store, a few queries for the whole batch."""
+    activity: dict  # name -> count summary over COLD_RATE_WINDOW + recent_max
+    holds: dict
+    needs: dict
+    tuned: dict
+    ready: dict
+    recent: dict  # endpoints with their own history source: name -> recent rows
+
+
+def _read_inputs(rt: Runtime, eps: list[EndpointSettings], now: datetime, cutoff: datetime) -> PlanInputs:
+    names = [ep.name for ep in eps]
+    stored = [ep.name for ep in eps if ep.history is None]
+    delay = max(rt.settings.planner_for(ep).scale_in_delay_s for ep in eps)
+    store = rt.store
+    return PlanInputs(
+        activity=store.activity(stored, cutoff - COLD_RATE_WINDOW, cutoff - RECENT_WINDOW, cutoff) if stored else {},
+        holds=store.active_holds(names, now),
+        needs=store.needs(names, now - timedelta(seconds=delay), now),
+        tuned=store.tuned_policies([ep.name for ep in eps if rt.settings.planner_for(ep).auto_tune]),
+        ready=store.ready_durations_of([ep.name for ep in eps if ep.capacity.cold_start_learn]),
+        recent={ep.name: read_history(rt, ep, cutoff - RECENT_WINDOW, cutoff) for ep in eps if ep.history is not None})
+
+
+def _plan_batch(rt: Runtime, eps: list[EndpointSettings], forecasts: dict, now: datetime, cutoff: datetime,
+                horizon: float, save: bool) -> dict[str, EndpointOutcome]:
+    """Plan a batch from its forecasts: inputs read in a few queries, plans written in one
+    transaction (an unchanged plan is confirmed, not rewritten), snapshots in another."""
     try:
-        hold_row = rt.store.active_hold(ep.name, now)
-        hold = Hold(*hold_row) if hold_row else None
-        capacity = capacity_model(ep, rt.store.ready_durations(ep.name) if ep.capacity.cold_start_learn else None)
-        policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep, capacity), capacity, rows, cutoff,
-                              ("mean", *demand.bands), persist=save)
-        seen = observed(rows, cutoff, rt, ep)
-        needs = rt.store.recent_needs(ep.name, now - timedelta(seconds=policy.scale_in_delay_s), now)
-        seen = dataclasses.replace(seen, need_history=tuple(needs))
-        plan = plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold)
-        if save:
-            rt.store.save_plan(ep.name, now, now + timedelta(seconds=horizon), fc.model,
-                               [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,
-                                 "reason": {**dict(c.reason), "events": list(fc.events)} if fc.events
-                                 else dict(c.reason)} for c in plan.commands], need_now=plan.need_now)
-            _snapshot(rt, ep, fc.model, demand, now)
-    except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
-        rt._error("plan", ep.name)
-        log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
-        return EndpointOutcome(ep.name, error=str(exc), stage="plan")
-    if rt.metrics is not None and len(demand):
-        rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
-        for band, values in demand.bands.items():
-            rt.metrics.forecast.labels(ep.name, band).set(values[0])
-    return EndpointOutcome(ep.name, plan=plan, model=fc.model)
+        inputs = _read_inputs(rt, eps, now, cutoff)
+    except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plans
+        for ep in eps:
+            rt._error("plan", ep.name)
+        log.error("reading what %d endpoints need for planning failed, keeping the last plans: %s", len(eps), exc)
+        return {ep.name: EndpointOutcome(ep.name, error=str(exc), stage="plan") for ep in eps}
+    outcomes: dict[str, EndpointOutcome] = {}
+    writes, demands = [], {}
+    for ep in eps:
+        fc = forecasts[ep.name]
+        demand = _window(fc.demand, now, horizon)
+        try:
+            plan = _plan_one(rt, ep, demand, inputs, now, cutoff, save)
+        except Exception as exc:  # noqa: BLE001 - fail warm: keep the last plan
+            rt._error("plan", ep.name)
+            log.error("planning %s failed, keeping the last plan: %s", ep.name, exc)
+            outcomes[ep.name] = EndpointOutcome(ep.name, error=str(exc), stage="plan")
+            continue
+        outcomes[ep.name] = EndpointOutcome(ep.name, plan=plan, model=fc.model)
+        demands[ep.name] = (fc, demand)
+        writes.append({"endpoint": ep.name, "horizon_end": now + timedelta(seconds=horizon), "model": fc.model,
+                       "need_now": plan.need_now,
+                       "commands": [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,
+                                     "reason": {**dict(c.reason), "events": list(fc.events)} if fc.events
+                                     else dict(c.reason)} for c in plan.commands]})
+        if rt.metrics is not None and len(demand):
+            rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
+            for band, values in demand.bands.items():
+                rt.metrics.forecast.labels(ep.name, band).set(values[0])
+    if save and writes:
+        try:
+            # Rewritten at least once per snapshot interval: explain finds a plan and a
+            # forecast snapshot of about the same time.
+            rt.store.save_plans(writes, now, rewrite_after=timedelta(seconds=rt.settings.daemon.forecast_snapshot_interval_s))
+        except Exception as exc:  # noqa: BLE001 - fail warm: the last plans stay current
+            for w in writes:
+                rt._error("plan", w["endpoint"])
+                outcomes[w["endpoint"]] = EndpointOutcome(w["endpoint"], error=str(exc), stage="plan")
+            log.error("saving %d plans failed, keeping the last plans: %s", len(writes), exc)
+            return outcomes
+        _snapshots(rt, [ep for ep in eps if ep.name in demands], demands, now)
+    return outcomes
 
 
-def _snapshot(rt: Runtime, ep: EndpointSettings, model: str, demand, now: datetime) -> None:
+def _plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now: datetime, cutoff: datetime,
+              save: bool):
+    hold_row = inputs.holds.get(ep.name)
+    hold = Hold(*hold_row) if hold_row else None
+    capacity = capacity_model(ep, inputs.ready.get(ep.name) if ep.capacity.cold_start_learn else None)
+    policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep, capacity), capacity, inputs.tuned.get(ep.name),
+                          cutoff, ("mean", *demand.bands), persist=save)
+    seen = observed(inputs, ep)
+    if rt.metrics is not None and seen.cold_start_rate is not None:
+        rt.metrics.cold_rate.labels(ep.name).set(seen.cold_start_rate)
+    since = now - timedelta(seconds=policy.scale_in_delay_s)
+    needs = tuple((at, n) for at, n in inputs.needs.get(ep.name, ()) if at >= since)
+    seen = dataclasses.replace(seen, need_history=needs)
+    return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold)
+
+
+def observed(inputs: PlanInputs, ep: EndpointSettings) -> Observed:
+    """Recent actual traffic (the largest count of the last RECENT_WINDOW) and the observed
+    cold-start rate over COLD_RATE_WINDOW (from ingested counts; none for external history)."""
+    if ep.history is not None:
+        recent = max((r[1] for r in inputs.recent.get(ep.name, ())), default=0)
+        return Observed(requests_per_minute_recent=float(recent), cold_start_rate=None)
+    summary = inputs.activity.get(ep.name)
+    rate = None
+    if summary and summary["reported"] > 0:
+        rate = summary["cold_starts"] / summary["reported"]
+    return Observed(requests_per_minute_recent=float(summary["recent_max"]) if summary else 0.0,
+                    cold_start_rate=rate)
+
+
+def _snapshots(rt: Runtime, eps: list[EndpointSettings], demands: dict, now: datetime) -> None:
     """Store the forecast every forecast_snapshot_interval (not every cycle: a 6-hour
-    per-minute forecast a minute is 500,000 rows a day per endpoint), then score the
-    snapshots whose horizon has passed."""
-    from .accuracy import score_pending
-
+    per-minute forecast a minute is 500,000 rows a day per endpoint), in one transaction for
+    the batch; score the snapshots whose horizon has passed; prune now and then.
+    Bookkeeping: a failure here is logged and counted, and never stops planning."""
     d = rt.settings.daemon
-    last = rt.store.last_forecast_time(ep.name)
-    if last is None or (now - last).total_seconds() >= d.forecast_snapshot_interval_s:
-        rt.store.save_forecast(ep.name, now, model, demand.step_s, demand_records(demand))
     try:
-        score_pending(rt.store, ep.name, now=now - timedelta(seconds=d.ingest_delay_s),
-                      horizon_s=rt.settings.forecast_for(ep).horizon_s,
-                      quantile_column=rt.settings.planner_for(ep).quantile, metrics=rt.metrics)
-    except Exception as exc:  # noqa: BLE001 - scoring is bookkeeping; it must not stop planning
-        rt._error("accuracy", ep.name)
-        log.warning("scoring forecasts of %s failed: %s", ep.name, exc)
+        unknown = [ep.name for ep in eps if ep.name not in rt.last_snapshot]
+        if unknown:
+            last = rt.store.last_forecast_times(unknown)
+            rt.last_snapshot.update({name: last.get(name) for name in unknown})
+        due = [ep for ep in eps if rt.last_snapshot[ep.name] is None
+               or (now - rt.last_snapshot[ep.name]).total_seconds() >= d.forecast_snapshot_interval_s]
+        if due:
+            rt.store.save_forecasts([(ep.name, now, demands[ep.name][0].model, demands[ep.name][1].step_s,
+                                      demand_records(demands[ep.name][1])) for ep in due])
+            for ep in due:
+                rt.last_snapshot[ep.name] = now
+                if ep.name in rt.unscored:
+                    rt.unscored[ep.name].append(now)
+    except Exception as exc:  # noqa: BLE001
+        for ep in eps:
+            rt._error("accuracy", ep.name)
+        log.warning("storing forecast snapshots failed: %s", exc)
+    for ep in eps:
+        _score(rt, ep, now)
     if rt.last_prune is None or (now - rt.last_prune).total_seconds() >= d.forecast_snapshot_interval_s:
         rt.last_prune = now
         pruned = rt.store.prune(now - timedelta(seconds=d.retention_s))
         if any(pruned.values()):
             log.info("pruned %s", pruned)
+
+
+def _score(rt: Runtime, ep: EndpointSettings, now: datetime) -> None:
+    """Score stored snapshots whose horizon has passed. The runtime remembers which of its
+    snapshots wait, so the store is asked only when one comes due (and once per endpoint in
+    a new runtime, for snapshots of an earlier one)."""
+    from .accuracy import score_pending
+
+    d = rt.settings.daemon
+    horizon_s = rt.settings.forecast_for(ep).horizon_s
+    ready = now - timedelta(seconds=d.ingest_delay_s + horizon_s)
+    waiting = rt.unscored.get(ep.name)
+    if waiting is not None and not (waiting and waiting[0] <= ready):
+        return
+    try:
+        done = score_pending(rt.store, ep.name, now=now - timedelta(seconds=d.ingest_delay_s), horizon_s=horizon_s,
+                             quantile_column=rt.settings.planner_for(ep).quantile, metrics=rt.metrics, limit=3)
+    except Exception as exc:  # noqa: BLE001 - scoring is bookkeeping; it must not stop planning
+        rt._error("accuracy", ep.name)
+        log.warning("scoring forecasts of %s failed: %s", ep.name, exc)
+        return
+    if len(done) >= 3:  # maybe more waiting: ask again next cycle
+        rt.unscored.pop(ep.name, None)
+    else:
+        last = rt.last_snapshot.get(ep.name)
+        rt.unscored[ep.name] = [t for t in (waiting or ([last] if last else [])) if t > ready]
 
 
 def demand_records(demand) -> list[dict]:
@@ -300,16 +517,24 @@ def demand_records(demand) -> list[dict]:
     return out
 
 
-def _from(demand, now: datetime):
-    """Drop forecast steps that end before now (the forecast starts at the ingest cutoff)."""
+def _window(demand, now: datetime, horizon_s: float):
+    """The steps of a (cached) forecast from the one containing now to now + horizon, as
+    tuples for the planner (the forecast starts at the ingest cutoff, or earlier if cached)."""
     from .planner.model import DemandForecast
     skip = 0
     while skip < len(demand) and demand.at(skip + 1) <= now:
         skip += 1
-    if skip == 0:
-        return demand
-    return DemandForecast(start=demand.at(skip), step_s=demand.step_s, mean=demand.mean[skip:],
-                          bands={b: v[skip:] for b, v in demand.bands.items()}, model=demand.model)
+    end = now + timedelta(seconds=horizon_s)
+    stop = skip
+    while stop < len(demand) and demand.at(stop) < end:
+        stop += 1
+
+    def part(values):
+        piece = values[skip:stop]
+        return tuple(piece.tolist()) if hasattr(piece, "tolist") else tuple(piece)
+
+    return DemandForecast(start=demand.at(skip), step_s=demand.step_s, mean=part(demand.mean),
+                          bands={b: part(v) for b, v in demand.bands.items()}, model=demand.model)
 
 
 def due_command(plan_rows: list[dict], now: datetime) -> dict | None:

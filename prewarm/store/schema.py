@@ -89,8 +89,21 @@ plans = sa.Table(
     # The need at issue time before hysteresis; fed back to the next plans so a drop in
     # demand waits out the scale-in delay across cycles, not only within one plan.
     sa.Column("need_now", sa.Integer, nullable=True),
+    # The last cycle that planned the same commands again: a re-plan that changes nothing
+    # is not written as a new plan, only confirmed here (the plan's age for fail warm).
+    sa.Column("confirmed_at", UTCDateTime, nullable=True),
     sa.Index("ix_plans_endpoint_current", "endpoint_id", "current"),
     sa.Index("ix_plans_endpoint_issued", "endpoint_id", "issued_at"),
+)
+
+plan_needs = sa.Table(
+    # The need at each cycle before hysteresis (one row per endpoint per cycle), fed back to
+    # the next plans so a drop in demand waits out the scale-in delay across cycles. Kept
+    # apart from plans because a cycle whose plan is unchanged writes no plan.
+    "plan_needs", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("at", UTCDateTime, primary_key=True),
+    sa.Column("need", sa.Integer, nullable=False),
 )
 
 plan_commands = sa.Table(

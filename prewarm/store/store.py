@@ -9,7 +9,7 @@ import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -134,6 +134,18 @@ class Store:
             self._endpoint_ids[name] = row[0]
         return row[0]
 
+    def endpoint_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Ids of the endpoints among `names` that exist, in one query (cached like endpoint_id)."""
+        names = list(names)
+        todo = [n for n in names if n not in self._endpoint_ids]
+        if todo:
+            e = t.endpoints.c
+            with self.begin() as c:
+                for chunk in _chunks(todo):
+                    for name, eid in c.execute(sa.select(e.name, e.id).where(e.name.in_(chunk))):
+                        self._endpoint_ids[name] = eid
+        return {n: self._endpoint_ids[n] for n in names if n in self._endpoint_ids}
+
     def endpoint_names(self) -> list[str]:
         with self.begin() as c:
             return [r[0] for r in c.execute(sa.select(t.endpoints.c.name).order_by(t.endpoints.c.name))]
@@ -173,6 +185,43 @@ class Store:
                              .where(rc.endpoint_id == eid, rc.ts >= start, rc.ts < end).order_by(rc.ts))
             return [tuple(r) for r in rows]
 
+    def histories(self, endpoints: Iterable[str], start: datetime,
+                  end: datetime) -> dict[str, list[tuple[datetime, int, int | None]]]:
+        """`history` of many endpoints in one query per chunk: name -> rows in time order."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        out: dict[str, list[tuple]] = {name: [] for name in ids}
+        rc = t.request_counts.c
+        with self.begin() as c:
+            for chunk in _chunks(list(names)):
+                rows = c.execute(sa.select(rc.endpoint_id, rc.ts, rc.requests, rc.cold_starts)
+                                 .where(rc.endpoint_id.in_(chunk), rc.ts >= start, rc.ts < end)
+                                 .order_by(rc.endpoint_id, rc.ts))
+                for eid, ts, requests, cold in rows:
+                    out[names[eid]].append((ts, requests, cold))
+        return out
+
+    def activity(self, endpoints: Iterable[str], since: datetime, recent_since: datetime,
+                 end: datetime) -> dict[str, dict[str, float]]:
+        """Per endpoint, in one query: `count_summary` over [since, end) plus `recent_max`,
+        the largest count in [recent_since, end). Endpoints without rows are left out."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        rc = t.request_counts.c
+        out: dict[str, dict[str, float]] = {}
+        with self.begin() as c:
+            for chunk in _chunks(list(names)):
+                rows = c.execute(sa.select(
+                    rc.endpoint_id, sa.func.sum(rc.requests), sa.func.coalesce(sa.func.sum(rc.cold_starts), 0),
+                    sa.func.sum(sa.case((rc.cold_starts.is_not(None), rc.requests), else_=0)), sa.func.count(),
+                    sa.func.max(sa.case((rc.ts >= recent_since, rc.requests), else_=0)))
+                    .where(rc.endpoint_id.in_(chunk), rc.ts >= since, rc.ts < end).group_by(rc.endpoint_id))
+                for eid, requests, cold, reported, count, recent in rows:
+                    out[names[eid]] = {"requests": float(requests or 0), "cold_starts": float(cold or 0),
+                                       "reported": float(reported or 0), "rows": int(count),
+                                       "recent_max": float(recent or 0)}
+        return out
+
     def count_summary(self, endpoint: str, start: datetime, end: datetime) -> dict[str, float]:
         """Totals over a window: requests, cold starts (where reported), and rows seen."""
         eid = self.endpoint_id(endpoint, create=False)
@@ -200,15 +249,21 @@ class Store:
     def save_forecast(self, endpoint: str, issued_at: datetime, model: str, step_s: int,
                       rows: Iterable[Mapping[str, Any]]) -> int:
         """rows: ds, mean, lo-80, hi-80, lo-95, hi-95 (+ other bands kept as JSON)."""
+        return self.save_forecasts([(endpoint, issued_at, model, step_s, rows)])
+
+    def save_forecasts(self, forecasts: Iterable[tuple[str, datetime, str, int, Iterable[Mapping[str, Any]]]]) -> int:
+        """Many `save_forecast`s, (endpoint, issued_at, model, step_s, rows) each, in one transaction."""
         known = {"ds", "mean", "lo-80", "hi-80", "lo-95", "hi-95"}
         with self.begin() as c:
-            eid = self.endpoint_id(endpoint, conn=c)
-            payload = [{
-                "endpoint_id": eid, "issued_at": issued_at, "ds": r["ds"], "step_s": step_s, "model": model,
-                "mean": float(r["mean"]), "lo_80": _f(r.get("lo-80")), "hi_80": _f(r.get("hi-80")),
-                "lo_95": _f(r.get("lo-95")), "hi_95": _f(r.get("hi-95")),
-                "extra": json.dumps({k: float(v) for k, v in r.items() if k not in known}) or None,
-            } for r in rows]
+            payload = []
+            for endpoint, issued_at, model, step_s, rows in forecasts:
+                eid = self.endpoint_id(endpoint, conn=c)
+                payload.extend({
+                    "endpoint_id": eid, "issued_at": issued_at, "ds": r["ds"], "step_s": step_s, "model": model,
+                    "mean": float(r["mean"]), "lo_80": _f(r.get("lo-80")), "hi_80": _f(r.get("hi-80")),
+                    "lo_95": _f(r.get("lo-95")), "hi_95": _f(r.get("hi-95")),
+                    "extra": json.dumps({k: float(v) for k, v in r.items() if k not in known}) or None,
+                } for r in rows)
             if payload:
                 c.execute(t.forecasts.insert(), payload)
             return len(payload)
@@ -243,25 +298,91 @@ class Store:
         """Replace the endpoint's current plan in one transaction: pending commands of the old
         plan become 'superseded', the new plan becomes current. A crash leaves either the old
         plan or the new one, never half of each."""
-        p, pc = t.plans.c, t.plan_commands.c
         with self.begin() as c:
             eid = self.endpoint_id(endpoint, conn=c)
-            old = [r[0] for r in c.execute(sa.select(p.id).where(p.endpoint_id == eid, p.current.is_(True)))]
-            if old:
-                c.execute(t.plan_commands.update().where(pc.plan_id.in_(old), pc.status == "pending")
-                          .values(status="superseded"))
-                c.execute(t.plans.update().where(p.id.in_(old)).values(current=False))
-            plan_id = c.execute(t.plans.insert().values(endpoint_id=eid, issued_at=issued_at,
-                                                        horizon_end=horizon_end, model=model, current=True,
-                                                        need_now=need_now)
-                                ).inserted_primary_key[0]
-            if commands:
-                c.execute(t.plan_commands.insert(), [{
-                    "plan_id": plan_id, "endpoint_id": eid, "at": cmd["at"],
-                    "warm_workers": int(cmd["warm_workers"]), "idle_timeout_s": cmd.get("idle_timeout_s"),
-                    "reason": json.dumps(cmd.get("reason") or {}, default=str), "status": "pending",
-                } for cmd in commands])
+            plan_id = self._replace_plan(c, eid, issued_at, horizon_end, model, commands, need_now)
+            if need_now is not None:
+                self._record_needs(c, issued_at, [(eid, need_now)])
             return plan_id
+
+    def save_plans(self, plans: Sequence[Mapping[str, Any]], issued_at: datetime,
+                   rewrite_after: timedelta = timedelta(hours=1)) -> dict[str, str]:
+        """Many plans issued at one time, in one transaction. Each: endpoint, horizon_end,
+        model, commands, need_now. A plan whose commands from `issued_at` on are those of the
+        endpoint's current plan is not written again: the current plan is confirmed
+        (confirmed_at, horizon_end), so its commands keep their status and its age restarts;
+        but a current plan first issued more than `rewrite_after` ago is rewritten (so its
+        reasons stay recent and old plans can be pruned). The need is recorded either way.
+        Returns endpoint -> 'new' or 'confirmed'."""
+        p = t.plans.c
+        out: dict[str, str] = {}
+        with self.begin() as c:
+            eids = {plan["endpoint"]: self.endpoint_id(plan["endpoint"], conn=c) for plan in plans}
+            current = self._current_schedules(c, list(eids.values()))
+            confirm = []
+            for plan in plans:
+                eid = eids[plan["endpoint"]]
+                cur = current.get(eid)
+                if (cur is not None and issued_at - cur[2] <= rewrite_after
+                        and same_schedule(cur[1], plan["commands"], issued_at)):
+                    confirm.append({"pid": cur[0], "hend": plan["horizon_end"]})
+                    out[plan["endpoint"]] = "confirmed"
+                else:
+                    self._replace_plan(c, eid, issued_at, plan["horizon_end"], plan.get("model"),
+                                       plan["commands"], plan.get("need_now"), old=[cur[0]] if cur else [])
+                    out[plan["endpoint"]] = "new"
+            if confirm:
+                c.execute(t.plans.update().where(p.id == sa.bindparam("pid"))
+                          .values(confirmed_at=issued_at, horizon_end=sa.bindparam("hend")), confirm)
+            self._record_needs(c, issued_at, [(eids[plan["endpoint"]], plan["need_now"]) for plan in plans
+                                              if plan.get("need_now") is not None])
+        return out
+
+    def _replace_plan(self, c: sa.Connection, eid: int, issued_at: datetime, horizon_end: datetime,
+                      model: str | None, commands: Sequence[Mapping[str, Any]], need_now: int | None,
+                      old: list[int] | None = None) -> int:
+        p, pc = t.plans.c, t.plan_commands.c
+        if old is None:
+            old = [r[0] for r in c.execute(sa.select(p.id).where(p.endpoint_id == eid, p.current.is_(True)))]
+        if old:
+            c.execute(t.plan_commands.update().where(pc.plan_id.in_(old), pc.status == "pending")
+                      .values(status="superseded"))
+            c.execute(t.plans.update().where(p.id.in_(old)).values(current=False))
+        plan_id = c.execute(t.plans.insert().values(endpoint_id=eid, issued_at=issued_at,
+                                                    horizon_end=horizon_end, model=model, current=True,
+                                                    need_now=need_now)
+                            ).inserted_primary_key[0]
+        if commands:
+            c.execute(t.plan_commands.insert(), [{
+                "plan_id": plan_id, "endpoint_id": eid, "at": cmd["at"],
+                "warm_workers": int(cmd["warm_workers"]), "idle_timeout_s": cmd.get("idle_timeout_s"),
+                "reason": json.dumps(cmd.get("reason") or {}, default=str), "status": "pending",
+            } for cmd in commands])
+        return plan_id
+
+    def _current_schedules(self, c: sa.Connection, eids: list[int]) -> dict[int, tuple[int, list[tuple], datetime]]:
+        """endpoint id -> (current plan id, [(at, warm_workers, idle_timeout_s)] in time
+        order, issued_at)."""
+        p, pc = t.plans.c, t.plan_commands.c
+        out: dict[int, tuple[int, list[tuple], datetime]] = {}
+        for chunk in _chunks(eids):
+            for eid, pid, issued in c.execute(sa.select(p.endpoint_id, p.id, p.issued_at).where(
+                    p.endpoint_id.in_(chunk), p.current.is_(True))):
+                out[eid] = (pid, [], issued)
+            rows = c.execute(sa.select(pc.endpoint_id, pc.at, pc.warm_workers, pc.idle_timeout_s)
+                             .join(t.plans, p.id == pc.plan_id)
+                             .where(p.endpoint_id.in_(chunk), p.current.is_(True)).order_by(pc.at, pc.id))
+            for eid, at, workers, idle in rows:
+                out[eid][1].append((at, workers, idle))
+        return out
+
+    def _record_needs(self, c: sa.Connection, at: datetime, needs: list[tuple[int, int]]) -> None:
+        if not needs:
+            return
+        n = t.plan_needs.c
+        for chunk in _chunks([eid for eid, _ in needs]):
+            c.execute(t.plan_needs.delete().where(n.endpoint_id.in_(chunk), n.at == at))
+        c.execute(t.plan_needs.insert(), [{"endpoint_id": eid, "at": at, "need": int(need)} for eid, need in needs])
 
     def current_plan(self, endpoint: str) -> list[dict[str, Any]]:
         eid = self.endpoint_id(endpoint, create=False)
@@ -269,8 +390,10 @@ class Store:
             return []
         p, pc = t.plans.c, t.plan_commands.c
         with self.begin() as c:
+            # issued_at here is when the plan was last planned (issued or confirmed): its age.
+            planned = sa.func.coalesce(p.confirmed_at, p.issued_at, type_=t.UTCDateTime).label("issued_at")
             rows = c.execute(sa.select(pc.id, pc.at, pc.warm_workers, pc.idle_timeout_s, pc.reason, pc.status,
-                                       pc.applied_at, p.issued_at)
+                                       pc.applied_at, planned)
                              .join(t.plans, p.id == pc.plan_id)
                              .where(pc.endpoint_id == eid, p.current.is_(True)).order_by(pc.at, pc.id))
             return [{"id": r.id, "at": r.at, "warm_workers": r.warm_workers, "idle_timeout_s": r.idle_timeout_s,
@@ -278,16 +401,21 @@ class Store:
                      "issued_at": r.issued_at} for r in rows]
 
     def recent_needs(self, endpoint: str, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
-        """(issued_at, need_now) of the plans issued in [since, until), oldest first."""
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return []
-        p = t.plans.c
+        """(time, need) recorded by the cycles in [since, until), oldest first."""
+        return self.needs([endpoint], since, until).get(endpoint, [])
+
+    def needs(self, endpoints: Iterable[str], since: datetime, until: datetime) -> dict[str, list[tuple[datetime, int]]]:
+        """`recent_needs` of many endpoints in one query per chunk (endpoints with none left out)."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        n = t.plan_needs.c
+        out: dict[str, list[tuple[datetime, int]]] = {}
         with self.begin() as c:
-            rows = c.execute(sa.select(p.issued_at, p.need_now).where(
-                p.endpoint_id == eid, p.issued_at >= since, p.issued_at < until, p.need_now.is_not(None))
-                .order_by(p.issued_at))
-            return [(r[0], int(r[1])) for r in rows]
+            for chunk in _chunks(list(names)):
+                for eid, at, need in c.execute(sa.select(n.endpoint_id, n.at, n.need).where(
+                        n.endpoint_id.in_(chunk), n.at >= since, n.at < until).order_by(n.endpoint_id, n.at)):
+                    out.setdefault(names[eid], []).append((at, int(need)))
+        return out
 
     def plan_as_of(self, endpoint: str, at: datetime) -> list[dict[str, Any]]:
         """The plan that was current at `at` (the latest issued at or before it)."""
@@ -370,6 +498,31 @@ class Store:
                              .order_by(r.started_at.desc(), r.id.desc()).limit(limit))
             return [row[0] for row in rows]
 
+    def ready_durations_of(self, endpoints: Iterable[str], limit: int = 50) -> dict[str, list[float]]:
+        """`ready_durations` of many endpoints in one query per chunk."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        r = t.readiness.c
+        out: dict[str, list[float]] = {}
+        with self.begin() as c:
+            for chunk in _chunks(list(names)):
+                for eid, seconds in c.execute(sa.select(r.endpoint_id, r.seconds).where(
+                        r.endpoint_id.in_(chunk), r.ready.is_(True)).order_by(r.started_at.desc(), r.id.desc())):
+                    mine = out.setdefault(names[eid], [])
+                    if len(mine) < limit:
+                        mine.append(seconds)
+        return out
+
+    def tuned_policies(self, endpoints: Iterable[str]) -> dict[str, tuple[datetime, dict[str, Any]]]:
+        """`tuned_policy` of many endpoints in one query per chunk (untuned ones left out)."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        tp = t.tuned_policies.c
+        with self.begin() as c:
+            return {names[eid]: (updated, json.loads(knobs)) for chunk in _chunks(list(names))
+                    for eid, updated, knobs in c.execute(sa.select(tp.endpoint_id, tp.updated_at, tp.knobs)
+                                                         .where(tp.endpoint_id.in_(chunk)))}
+
     def tuned_policy(self, endpoint: str) -> tuple[datetime, dict[str, Any]] | None:
         eid = self.endpoint_id(endpoint, create=False)
         if eid is None:
@@ -393,6 +546,16 @@ class Store:
             c.execute(t.holds.delete().where(t.holds.c.endpoint_id == eid))
             c.execute(t.holds.insert().values(endpoint_id=eid, workers=workers, until=until,
                                               created_at=now, note=note))
+
+    def active_holds(self, endpoints: Iterable[str], now: datetime) -> dict[str, tuple[int, datetime]]:
+        """`active_hold` of many endpoints in one query per chunk (those without one left out)."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        h = t.holds.c
+        with self.begin() as c:
+            return {names[eid]: (workers, until) for chunk in _chunks(list(names))
+                    for eid, workers, until in c.execute(sa.select(h.endpoint_id, h.workers, h.until)
+                                                         .where(h.endpoint_id.in_(chunk), h.until > now))}
 
     def clear_hold(self, endpoint: str) -> bool:
         eid = self.endpoint_id(endpoint, create=False)
@@ -428,6 +591,24 @@ class Store:
                           .order_by(m.chosen_at.desc(), m.id.desc()).limit(1)).first()
             return None if r is None else {"chosen_at": r.chosen_at, "model": r.model, "step_s": r.step_s,
                                            "scores": json.loads(r.scores)}
+
+    def latest_model_choices(self, endpoints: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """`latest_model_choice` of many endpoints (those without one left out)."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        m = t.model_choices.c
+        out: dict[str, dict[str, Any]] = {}
+        with self.begin() as c:
+            for chunk in _chunks(list(names)):
+                latest = (sa.select(m.endpoint_id, sa.func.max(m.chosen_at).label("chosen_at"))
+                          .where(m.endpoint_id.in_(chunk)).group_by(m.endpoint_id).subquery())
+                rows = c.execute(sa.select(m.endpoint_id, m.chosen_at, m.model, m.step_s, m.scores)
+                                 .join(latest, sa.and_(latest.c.endpoint_id == m.endpoint_id,
+                                                       latest.c.chosen_at == m.chosen_at)).order_by(m.id))
+                for r in rows:  # ties at one time: the last written wins, as in latest_model_choice
+                    out[names[r.endpoint_id]] = {"chosen_at": r.chosen_at, "model": r.model, "step_s": r.step_s,
+                                                 "scores": json.loads(r.scores)}
+        return out
 
     def save_accuracy(self, endpoint: str, *, issued_at: datetime, scored_at: datetime, model: str,
                       steps: int, scores: Mapping[str, float | None]) -> bool:
@@ -475,6 +656,16 @@ class Store:
             return c.execute(sa.select(sa.func.max(t.forecasts.c.issued_at))
                              .where(t.forecasts.c.endpoint_id == eid)).scalar()
 
+    def last_forecast_times(self, endpoints: Iterable[str]) -> dict[str, datetime]:
+        """`last_forecast_time` of many endpoints (those without a stored forecast left out)."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        f = t.forecasts.c
+        with self.begin() as c:
+            return {names[eid]: last for chunk in _chunks(list(names))
+                    for eid, last in c.execute(sa.select(f.endpoint_id, sa.func.max(f.issued_at))
+                                               .where(f.endpoint_id.in_(chunk)).group_by(f.endpoint_id))}
+
     def prune(self, before: datetime) -> dict[str, int]:
         """Drop forecasts, superseded plans and accuracy rows older than `before`. The audit
         log is kept: it is the record of what was done."""
@@ -484,6 +675,7 @@ class Store:
             old = sa.select(p.id).where(p.issued_at < before, p.current.is_(False))
             out["plan_commands"] = c.execute(t.plan_commands.delete().where(t.plan_commands.c.plan_id.in_(old))).rowcount
             out["plans"] = c.execute(t.plans.delete().where(p.issued_at < before, p.current.is_(False))).rowcount
+            out["plan_needs"] = c.execute(t.plan_needs.delete().where(t.plan_needs.c.at < before)).rowcount
             out["forecast_accuracy"] = c.execute(t.forecast_accuracy.delete().where(
                 t.forecast_accuracy.c.issued_at < before)).rowcount
         return out
@@ -496,6 +688,41 @@ class Store:
         with self.begin() as c:
             return [r[0] for r in c.execute(sa.select(f.issued_at).where(f.endpoint_id == eid, f.issued_at < before)
                                             .group_by(f.issued_at).order_by(f.issued_at.desc()).limit(limit))]
+
+
+def same_schedule(current: Sequence[tuple], commands: Sequence[Mapping[str, Any]], now: datetime) -> bool:
+    """Whether `commands` (a new plan issued at `now`) ask for what `current` ((at,
+    warm_workers, idle_timeout_s) in time order) asks from `now` on: the same target and
+    idle timeout in force now, then the same changes at the same times (to a millisecond;
+    reasons are not compared)."""
+    if not commands or commands[0]["at"] > now:
+        return False
+    in_force, future = None, []
+    for at, workers, idle in current:
+        if at <= now:
+            in_force = (workers, idle)
+        else:
+            future.append((at, workers, idle))
+    first = commands[0]
+    if in_force is None or not _same_step(in_force, (first["warm_workers"], first.get("idle_timeout_s"))):
+        return False
+    if len(future) != len(commands) - 1:
+        return False
+    return all(abs((at - cmd["at"]).total_seconds()) < 1e-3
+               and _same_step((workers, idle), (cmd["warm_workers"], cmd.get("idle_timeout_s")))
+               for (at, workers, idle), cmd in zip(future, commands[1:]))
+
+
+def _same_step(a: tuple, b: tuple) -> bool:
+    if int(a[0]) != int(b[0]) or (a[1] is None) != (b[1] is None):
+        return False
+    return a[1] is None or abs(float(a[1]) - float(b[1])) < 1e-6
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    """IN lists of at most `size` values (bound parameters have per-statement limits)."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 def _f(value: Any) -> float | None:
