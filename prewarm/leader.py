@@ -40,7 +40,68 @@ def _key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresLock:
+class _SessionLock:
+    """A lock held by one database session on a dedicated connection outside the pool: it is
+    ours exactly as long as that session lives, and any error on it means leadership is lost.
+    Subclasses say how to connect, take, check and give back the lock."""
+
+    def __init__(self) -> None:
+        self.conn = None
+        self.held = False
+
+    def _connect(self):
+        raise NotImplementedError
+
+    def _take(self) -> bool:
+        raise NotImplementedError
+
+    def _check(self) -> bool:
+        raise NotImplementedError
+
+    def _give_back(self) -> None:
+        raise NotImplementedError
+
+    def try_acquire(self) -> bool:
+        try:
+            if self.conn is None or getattr(self.conn, "closed", False):
+                self.conn = self._connect()
+            self.held = self._take()
+        except Exception as exc:  # noqa: BLE001 - any error: not leader
+            log.warning("leader lock: %s", exc)
+            self._drop()
+        return self.held
+
+    def still_held(self) -> bool:
+        if not self.held or self.conn is None:
+            return False
+        try:
+            ok = self._check()
+        except Exception as exc:  # noqa: BLE001
+            log.error("leader connection failed, leadership lost: %s", exc)
+            ok = False
+        if not ok:
+            self._drop()
+        return ok
+
+    def release(self) -> None:
+        if self.conn is not None and self.held and not getattr(self.conn, "closed", False):
+            try:
+                self._give_back()
+            except Exception:  # noqa: BLE001 - closing the session releases it anyway
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held = False
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.conn = None
+
+
+class PostgresLock(_SessionLock):
     """Session-held advisory lock. Keepalives both ways, scaled to the takeover time:
 
     - the server probes this connection (tcp_keepalives_*, tcp_user_timeout set for this
@@ -52,11 +113,10 @@ class PostgresLock:
     """
 
     def __init__(self, url: str, name: str = LOCK_NAME, takeover_s: float = 15.0) -> None:
+        super().__init__()
         self.url = make_url(url)
         self.key = _key(name)
         self.takeover_s = takeover_s
-        self.conn = None
-        self.held = False
 
     def _connect(self):
         import psycopg
@@ -73,101 +133,44 @@ class PostgresLock:
             keepalives=1, keepalives_idle=idle, keepalives_interval=interval, keepalives_count=2,
             tcp_user_timeout=int(dead_after * 1000))
 
-    def try_acquire(self) -> bool:
-        try:
-            if self.conn is None or self.conn.closed:
-                self.conn = self._connect()
-            self.held = bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
-        except Exception as exc:  # noqa: BLE001 - any error: not leader
-            log.warning("leader lock: %s", exc)
-            self._drop()
-        return self.held
+    def _take(self) -> bool:
+        return bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
 
-    def still_held(self) -> bool:
-        if not self.held or self.conn is None:
-            return False
-        try:
-            # The lock is session-held: it is ours exactly as long as this session lives.
-            ok = self.conn.execute("SELECT 1").fetchone()[0] == 1
-        except Exception as exc:  # noqa: BLE001
-            log.error("leader connection failed, leadership lost: %s", exc)
-            ok = False
-        if not ok:
-            self._drop()
-        return ok
+    def _check(self) -> bool:
+        return self.conn.execute("SELECT 1").fetchone()[0] == 1
 
-    def release(self) -> None:
-        if self.conn is not None and not self.conn.closed and self.held:
-            try:
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-            except Exception:  # noqa: BLE001
-                pass
-        self._drop()
-
-    def _drop(self) -> None:
-        self.held = False
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self.conn = None
+    def _give_back(self) -> None:
+        self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
 
 
-class MySQLLock:
+class MySQLLock(_SessionLock):
+    """GET_LOCK() on a dedicated connection; IS_USED_LOCK confirms this session holds it."""
+
     def __init__(self, url: str, name: str = LOCK_NAME) -> None:
+        super().__init__()
         self.url = make_url(url)
         self.name = name
-        self.conn = None
-        self.held = False
 
-    def try_acquire(self) -> bool:
+    def _connect(self):
         import pymysql
-        try:
-            if self.conn is None:
-                u = self.url
-                self.conn = pymysql.connect(host=u.host or "localhost", port=u.port or 3306, user=u.username,
-                                            password=u.password or "", database=u.database, autocommit=True,
-                                            connect_timeout=5, read_timeout=10, write_timeout=10)
-            with self.conn.cursor() as cur:
-                cur.execute("SELECT GET_LOCK(%s, 0)", (self.name,))
-                self.held = cur.fetchone()[0] == 1
-        except Exception as exc:  # noqa: BLE001
-            log.warning("leader lock: %s", exc)
-            self._drop()
-        return self.held
+        u = self.url
+        return pymysql.connect(host=u.host or "localhost", port=u.port or 3306, user=u.username,
+                               password=u.password or "", database=u.database, autocommit=True,
+                               connect_timeout=5, read_timeout=10, write_timeout=10)
 
-    def still_held(self) -> bool:
-        if not self.held or self.conn is None:
-            return False
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))
-                ok = cur.fetchone()[0] == 1
-        except Exception as exc:  # noqa: BLE001
-            log.error("leader connection failed, leadership lost: %s", exc)
-            ok = False
-        if not ok:
-            self._drop()
-        return ok
+    def _query(self, sql: str):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, (self.name,))
+            return cur.fetchone()[0]
 
-    def release(self) -> None:
-        if self.conn is not None and self.held:
-            try:
-                with self.conn.cursor() as cur:
-                    cur.execute("SELECT RELEASE_LOCK(%s)", (self.name,))
-            except Exception:  # noqa: BLE001
-                pass
-        self._drop()
+    def _take(self) -> bool:
+        return self._query("SELECT GET_LOCK(%s, 0)") == 1
 
-    def _drop(self) -> None:
-        self.held = False
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self.conn = None
+    def _check(self) -> bool:
+        return self._query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()") == 1
+
+    def _give_back(self) -> None:
+        self._query("SELECT RELEASE_LOCK(%s)")
 
 
 class FileLock:

@@ -1,0 +1,42 @@
+"""Session-held leader locks on both server databases: one holder; leadership ends with the
+session (released, or the connection killed from the server side)."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from prewarm.leader import MySQLLock, PostgresLock
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+MARIA = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+def _kill(url: str, lock) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        if engine.dialect.name == "postgresql":
+            c.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": lock.conn.info.backend_pid})
+        else:
+            c.execute(sa.text(f"KILL {int(lock.conn.thread_id())}"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url, make", [
+    pytest.param(PG, lambda: PostgresLock(PG, name="prewarm-test-lock", takeover_s=3), marks=pytest.mark.postgres),
+    pytest.param(MARIA, lambda: MySQLLock(MARIA, name="prewarm-test-lock"), marks=pytest.mark.mariadb),
+], ids=["postgresql", "mariadb"])
+def test_one_holder_and_the_session_is_the_lease(url, make):
+    first, second = make(), make()
+    try:
+        assert first.try_acquire() is True
+        assert second.try_acquire() is False and first.still_held()
+        first.release()
+        assert second.try_acquire() is True
+        # The server ends the holder's session: the holder learns it has lost the lock,
+        # and another can take it at once.
+        _kill(url, second)
+        assert second.still_held() is False
+        assert first.try_acquire() is True
+    finally:
+        first.release()
+        second.release()
