@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -112,8 +113,8 @@ def _parse_counts(path, header, reader, endpoint, default_tz, ts_column, progres
                 raise ValueError("empty endpoint name")
             rows.append((line, CountRow(
                 endpoint=name, ts=ts, requests=_count(rec[idx["requests"]], "requests"),
-                cold_starts=_opt_count(rec, idx, "cold_starts"),
-                p50_ms=_opt_float(rec, idx, "p50_ms"), p99_ms=_opt_float(rec, idx, "p99_ms"))))
+                cold_starts=_optional(rec, idx, "cold_starts", _count),
+                p50_ms=_optional(rec, idx, "p50_ms", _number), p99_ms=_optional(rec, idx, "p99_ms", _number))))
         except ValueError as exc:
             bad.append(BadRow(line, str(exc)))
     return rows, bad
@@ -159,36 +160,31 @@ def _records(reader, progress: Callable[[int], None] | None):
             yield line, rec
 
 
-def _count(text: str, column: str) -> int:
+def _number(text: str, column: str) -> float:
+    """A finite, non-negative number; the error names the column and the value."""
     raw = text.strip()
     try:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{column} {raw!r} is not a number") from None
-    if value < 0:
-        raise ValueError(f"{column} {raw!r} is negative")
-    if value != int(value):
-        raise ValueError(f"{column} {raw!r} is not a whole number")
-    return int(value)
-
-
-def _opt_count(rec, idx, column):
-    if column not in idx or not rec[idx[column]].strip():
-        return None
-    return _count(rec[idx[column]], column)
-
-
-def _opt_float(rec, idx, column):
-    if column not in idx or not rec[idx[column]].strip():
-        return None
-    raw = rec[idx[column]].strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{column} {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{column} {raw!r} is not a finite number")
     if value < 0:
         raise ValueError(f"{column} {raw!r} is negative")
     return value
+
+
+def _count(text: str, column: str) -> int:
+    value = _number(text, column)
+    if value != int(value):
+        raise ValueError(f"{column} {text.strip()!r} is not a whole number")
+    return int(value)
+
+
+def _optional(rec, idx, column, parse):
+    if column not in idx or not rec[idx[column]].strip():
+        return None
+    return parse(rec[idx[column]], column)
 
 
 def _dedupe(rows: list[tuple[int, CountRow]]) -> tuple[list[tuple[int, CountRow]], list[BadRow]]:

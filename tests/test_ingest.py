@@ -45,17 +45,20 @@ def test_bad_rows_refused_with_line_numbers_and_nothing_written(store, tmp_path)
                            "2024-11-20T12:02:00Z,chat,many\n"
                            "2024-11-20T12:03:00Z,chat,2\n"
                            "2024-11-20T12:03:00Z,chat,7\n"
-                           "2024-11-20T12:04:30Z,chat,1\n")
+                           "2024-11-20T12:04:30Z,chat,1\n"
+                           "2024-11-20T12:05:00Z,chat,inf\n"
+                           "2024-11-20T12:06:00Z,chat,nan\n")
     with pytest.raises(InputError) as err:
         ingest_file(store, f)
     msg = str(err.value)
     for expected in ("line 3: not an ISO-8601 time stamp: 'yesterday'", "line 4: requests '-2' is negative",
                      "line 5: requests 'many' is not a number", "line 7: duplicate of line 6",
-                     "line 8: time stamp", "5 bad row(s), nothing written"):
+                     "line 8: time stamp", "line 9: requests 'inf' is not a finite number",
+                     "line 10: requests 'nan' is not a finite number", "7 bad row(s), nothing written"):
         assert expected in msg, msg
     assert store.last_count_time("chat") is None
     r = ingest_file(store, f, skip_bad=True)
-    assert r.inserted == 2 and len(r.bad) == 5  # lines 2 and 6 are good
+    assert r.inserted == 2 and len(r.bad) == 7  # lines 2 and 6 are good
 
 
 def test_conflict_with_stored_value_is_refused(store, tmp_path):
