@@ -179,30 +179,54 @@ def read_history(rt: Runtime, ep: EndpointSettings, start: datetime, end: dateti
     return rt.store.history(ep.name, start, end)
 
 
-def read_histories(rt: Runtime, eps: list[EndpointSettings], start: datetime, end: datetime,
-                   failed: dict[str, tuple[str, str]]) -> dict[str, list[tuple]]:
-    """History of many endpoints: one query per chunk from the store, one fetch per endpoint
-    with its own history source. A read that fails is noted in `failed` (fail warm)."""
-    out: dict[str, list[tuple]] = {}
+BASE_STEPS = (60, 300, 900)  # bucket sizes forecast at their own step (others: per minute)
+
+
+def read_history_frames(rt: Runtime, eps: list[EndpointSettings], start: datetime, end: datetime,
+                        failed: dict[str, tuple[str, str]]) -> dict[int, "Any"]:
+    """History of many endpoints as forecaster frames by base step: one query per chunk from
+    the store, one fetch per endpoint with its own history source. Endpoints whose stored
+    buckets are all 5 or 15 minutes (aligned) are forecast from them as they are, not spread
+    over minutes and gap-filled. A read that fails is noted in `failed` (fail warm)."""
+    import pandas as pd
+
+    from .forecasting import history_from_rows
+
+    out: dict[int, list] = {}
     stored = [ep.name for ep in eps if ep.history is None]
     if stored:
         try:
-            found = rt.store.histories(stored, start, end)
-            out.update({name: found.get(name, []) for name in stored})
+            frame = rt.store.history_frame(stored, start, end)
         except Exception as exc:  # noqa: BLE001 - fail warm: keep the cached forecast and the last plan
+            frame = None
             for name in stored:
                 failed[name] = ("history", str(exc))
+        if frame is not None and len(frame):
+            ns = frame["ds"].astype("int64")
+            frame["aligned"] = (ns % (frame["bucket_s"] * 1_000_000_000)) == 0
+            per = frame.groupby("unique_id", sort=False).agg(lo=("bucket_s", "min"), hi=("bucket_s", "max"),
+                                                             aligned=("aligned", "all"))
+            base = per["lo"].where((per["lo"] == per["hi"]) & per["aligned"] & per["lo"].isin(BASE_STEPS), 60)
+            frame["base"] = frame["unique_id"].map(base)
+            for step, part in frame.groupby("base", sort=False):
+                part = part[["unique_id", "ds", "y"]]
+                if step == 60:  # minutes, as history_from_rows makes them
+                    part = part.assign(ds=part["ds"].dt.floor("60s")).groupby(["unique_id", "ds"], as_index=False)["y"].sum()
+                out.setdefault(int(step), []).append(part.reset_index(drop=True))
+    external = {}
     for ep in eps:
         if ep.history is not None:
             try:
-                out[ep.name] = read_history(rt, ep, start, end)
+                external[ep.name] = read_history(rt, ep, start, end)
             except Exception as exc:  # noqa: BLE001
                 failed[ep.name] = ("history", str(exc))
+    if any(external.values()):
+        out.setdefault(60, []).append(history_from_rows(external))
     for name, (stage, why) in failed.items():
         if stage == "history":
             rt._error("history", name)
             log.error("history for %s failed, keeping the last forecast and plan: %s", name, why)
-    return out
+    return {step: pd.concat(parts, ignore_index=True) for step, parts in out.items()}
 
 
 @dataclass
@@ -285,17 +309,19 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
     out: dict[str, Any] = {}
     for i in range(0, len(eps), REFRESH_BATCH):
         batch = eps[i:i + REFRESH_BATCH]
-        histories = read_histories(rt, batch, cutoff - timedelta(seconds=fsettings.history_s), cutoff, failed)
-        try:
-            forecasts = _forecast(rt, histories, fsettings, cutoff, span, save)
-        except Exception as exc:  # noqa: BLE001 - even the fallbacks failed: keep the cached forecasts
-            for name in histories:
-                rt._error("forecast", name)
-                failed[name] = ("forecast", str(exc))
-            log.error("forecast failed for %d endpoints (%s...), keeping the last forecasts and plans: %s",
-                      len(histories), ", ".join(list(histories)[:3]), exc)
-            continue
-        del histories
+        frames = read_history_frames(rt, batch, cutoff - timedelta(seconds=fsettings.history_s), cutoff, failed)
+        forecasts = {}
+        for base_step, frame in frames.items():
+            try:
+                forecasts.update(_forecast_frame(rt, frame, fsettings, cutoff, span, save, base_step))
+            except Exception as exc:  # noqa: BLE001 - even the fallbacks failed: keep the cached forecasts
+                names = list(frame["unique_id"].unique())
+                for name in names:
+                    rt._error("forecast", name)
+                    failed[name] = ("forecast", str(exc))
+                log.error("forecast failed for %d endpoints (%s...), keeping the last forecasts and plans: %s",
+                          len(names), ", ".join(names[:3]), exc)
+        del frames
         for name, fc in forecasts.items():
             out[name] = fc
             if keep:
@@ -321,19 +347,27 @@ def _compact(fc):
 def _forecast(rt: Runtime, histories: dict[str, list[tuple]], fsettings, cutoff: datetime, horizon_s: float,
               save: bool) -> dict:
     """EndpointForecasts by name, reusing stored model choices and storing new ones."""
-    from . import forecasting
+    from .forecasting import history_from_rows
 
     rows = {name: r for name, r in histories.items() if r}
     if not rows:
         return {}
+    return _forecast_frame(rt, history_from_rows(rows), fsettings, cutoff, horizon_s, save)
+
+
+def _forecast_frame(rt: Runtime, history, fsettings, cutoff: datetime, horizon_s: float, save: bool,
+                    base_step_s: int = 60) -> dict:
+    """`_forecast` from a long frame (unique_id, ds, y) at base_step_s."""
+    from . import forecasting
+
     choices = {}
     if fsettings.model == "auto":
         from .forecasters.auto import ModelChoice
-        for name, stored in rt.store.latest_model_choices(list(rows)).items():
+        for name, stored in rt.store.latest_model_choices(list(history["unique_id"].unique())).items():
             choices[name] = ModelChoice.from_row(name, stored["model"], stored["step_s"], stored["chosen_at"],
                                                  json.dumps(stored["scores"]))
-    run = forecasting.forecast_endpoints(forecasting.history_from_rows(rows), fsettings, now=cutoff,
-                                         choices=choices, horizon_s=horizon_s)
+    run = forecasting.forecast_endpoints(history, fsettings, now=cutoff, choices=choices, horizon_s=horizon_s,
+                                         base_step_s=base_step_s)
     for name, why in run.errors.items():
         rt._error("forecast", name)
         log.warning("forecast for %s fell back: %s", name, why)

@@ -1,0 +1,137 @@
+"""The cycle at fleet scale: N endpoints (default 10,000) with 14 days of 5-minute history
+each in an SQLite store (or --url PostgreSQL), one Runtime as the daemon holds it.
+
+Measures, with the real cycle (prewarm.cycle.plan_cycle: batched store reads, forecasts
+cached between staggered refreshes, plans written in one transaction per batch):
+  (b) the first cycle of a new runtime: every forecast refreshed (+ every plan), wall and CPU,
+      and the refresh part alone;
+  (a) the following cycles, one simulated minute apart: every plan recomputed from the cached
+      forecasts plus the ~1/10 of forecasts the staggered refresh makes due, wall and CPU;
+  (c) peak RSS of the process.
+
+    .venv/bin/python bench/plan_fleet.py [--endpoints 10000] [--days 14] [--cycles 3] [--url URL]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_config(path: Path, url: str, n: int, model: str, days: int) -> Path:
+    lines = [f'[store]\nurl = "{url}"\n', '[metrics]\nenabled = false\n',
+             f'[forecast]\nmodel = "{model}"\nhistory = "{days}d"\nhorizon = "6h"\nstep = "5m"\n'
+             'resolution = "fixed"\nrefresh_interval = "10m"\n']
+    for i in range(n):
+        lines.append(f'[[endpoints]]\nname = "ep{i:05d}"\n[endpoints.provider]\nkind = "dry-run"\n'
+                     f'[endpoints.capacity]\nmax_workers = 50\ncold_start_s = {60 + 30 * (i % 7)}\n')
+    path.write_text("\n".join(lines))
+    return path
+
+
+def seed(store, n: int, start: datetime, days: float, rng: random.Random) -> None:
+    """Daily peaks at 5-minute buckets, written through the DBAPI in big batches (the
+    store's own insert is per endpoint; this is setup, not what is measured)."""
+    sqlite = store.dialect == "sqlite"
+    with store.begin() as c:
+        ids = {}
+        for i in range(n):
+            ids[f"ep{i:05d}"] = store.endpoint_id(f"ep{i:05d}", conn=c)
+    steps = int(days * 288)
+    for name, eid in ids.items():
+        peak, hour, width = rng.uniform(1, 300), rng.uniform(6, 20), rng.uniform(0.5, 3)
+        rows = []
+        for k in range(steps):
+            at = start + timedelta(minutes=5 * k)
+            h = at.hour + at.minute / 60
+            rate = peak * math.exp(-((h - hour) / width) ** 2) + rng.uniform(0, 2)
+            ts = at.strftime("%Y-%m-%d %H:%M:%S.000000") if sqlite else at.replace(tzinfo=None)
+            rows.append((eid, ts, 300, int(rate * 5)))
+        raw = store.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            mark = "?" if sqlite else "%s"
+            cur.executemany(f"INSERT INTO request_counts (endpoint_id, ts, bucket_s, requests) "
+                            f"VALUES ({mark}, {mark}, {mark}, {mark})", rows)
+            raw.commit()
+        finally:
+            raw.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoints", type=int, default=10_000)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--cycles", type=int, default=3, help="plan cycles after the first, one minute apart")
+    ap.add_argument("--model", default="seasonal-naive")
+    ap.add_argument("--url", default=None, help="store URL (default: a new SQLite file)")
+    args = ap.parse_args()
+
+    from prewarm import config, cycle
+    from prewarm.cycle import Runtime, plan_cycle
+    from prewarm.store import Store
+
+    work = Path(tempfile.mkdtemp(prefix="prewarm-planfleet-"))
+    url = args.url or f"sqlite:///{work / 'prewarm.db'}"
+    now = datetime(2026, 3, 16, 9, tzinfo=timezone.utc)
+    t = time.time()
+    settings = config.load(write_config(work / "prewarm.toml", url, args.endpoints, args.model, args.days), env={})
+    store = Store(url, auto_upgrade=True)
+    seed(store, args.endpoints, now - timedelta(days=args.days), args.days, random.Random(1))
+    setup_s = time.time() - t
+    print(f"setup (config + {args.endpoints} x {args.days} d x 5 min seeded): {setup_s:.0f} s", file=sys.stderr)
+
+    refresh = {"wall": 0.0, "cpu": 0.0, "endpoints": 0}
+    real_refresh = cycle._refresh
+
+    def timed_refresh(rt, eps, *a, **kw):
+        w0, c0 = time.time(), time.process_time()
+        try:
+            return real_refresh(rt, eps, *a, **kw)
+        finally:
+            refresh["wall"] += time.time() - w0
+            refresh["cpu"] += time.process_time() - c0
+            refresh["endpoints"] += len(eps)
+    cycle._refresh = timed_refresh
+
+    rt = Runtime(settings, store=store)
+    runs = []
+    rss_start = rss_mb()
+    for k in range(args.cycles + 1):
+        at = now + timedelta(minutes=k)
+        refresh.update(wall=0.0, cpu=0.0, endpoints=0)
+        w0, c0 = time.time(), time.process_time()
+        outcomes = plan_cycle(rt, at)
+        wall, cpu = time.time() - w0, time.process_time() - c0
+        errors = sum(1 for o in outcomes.values() if o.error)
+        run = {"cycle": k, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+               "refreshed": refresh["endpoints"], "refresh_wall_s": round(refresh["wall"], 1),
+               "refresh_cpu_s": round(refresh["cpu"], 1), "plan_wall_s": round(wall - refresh["wall"], 1),
+               "planned": sum(1 for o in outcomes.values() if o.plan is not None), "errors": errors,
+               "rss_mb": round(rss_mb(), 1)}
+        print(json.dumps(run), file=sys.stderr)
+        runs.append(run)
+    print(json.dumps({
+        "endpoints": args.endpoints, "days": args.days, "model": args.model, "store": store.dialect,
+        "setup_s": round(setup_s), "rss_start_mb": round(rss_start, 1), "cycles": runs,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }, indent=2))
+    rt.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
