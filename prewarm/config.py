@@ -149,6 +149,9 @@ class PlannerSettings(_Strict):
     idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
     burst_value_share: float = Field(0.6, gt=0, le=1,
                                      description="share of a cold start's value counted for workers beyond the first")
+    burstiness: Literal["poisson", "observed"] = Field(
+        "observed", description="observed: size busy steps for the burstiness of recent per-minute counts "
+                                "(Hayward's loss); poisson: Erlang's loss on the forecast rate")
     target_cold_rate: float = Field(0.02, gt=0, lt=1, description="target (ceiling) share of cold requests")
     budget_worker_hours_per_day: Optional[float] = Field(None, gt=0, description="cap on planned worker-hours")
     blocking: Optional[float] = Field(0.02, gt=0, lt=1,

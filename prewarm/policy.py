@@ -22,4 +22,5 @@ def policy_from_settings(p: PlannerSettings, capacity: CapacityModel) -> PolicyS
         cold_start_value_s=value, smoothing_s=p.smoothing_s, recent_window_s=p.recent_window_s,
         floor_rule=p.floor_rule, baseline_percentile=p.baseline_percentile, target_cold_rate=p.target_cold_rate,
         idle_timeout_rule=p.idle_timeout_rule, idle_timeout_busy_s=p.idle_timeout_busy_s,
-        idle_timeout_max_s=p.idle_timeout_max_s, burst_value_share=p.burst_value_share)
+        idle_timeout_max_s=p.idle_timeout_max_s, burst_value_share=p.burst_value_share,
+        burstiness=p.burstiness)

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..planner.burstiness import dispersion_index
 from ..planner.core import plan_endpoint, smoothed
 from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings
 from ..planner.tuning import ObservedStats, tune
@@ -42,6 +43,9 @@ class PredictiveSettings:
     tune: bool = True
     tune_every_s: float = 3 * 3600.0
     tune_window_s: float = 86400.0
+    # History of per-minute counts the arrival dispersion is measured on (planner.burstiness),
+    # re-measured at every forecast refit.
+    dispersion_window_s: float = 86400.0
 
 
 def _utc(t: float) -> datetime:
@@ -138,10 +142,12 @@ class PredictivePolicy:
         self.forecasts = Forecasts(trace, forecaster, settings, ingest_delay_s, horizon + policy.smoothing_s)
         self.need_history: deque[tuple[datetime, int]] = deque()
         self.next_tune = -math.inf
+        self.first_t: float | None = None  # the replay's start: no evidence before it
         self.last_change = -math.inf
         self.tunings: list[tuple[float, PolicySettings]] = []
         self.forecast_trace: list[tuple[float, float, float]] = []  # (t, mean, band) per cycle
         self.on_progress = on_progress
+        self._dispersion: tuple[float, float | None] = (math.nan, None)  # (origin, value)
 
     def upcoming_origins(self, t: float, end: float) -> list[float]:
         o = self.forecasts.origin(t)
@@ -150,6 +156,8 @@ class PredictivePolicy:
 
     def commands(self, t: float, until: float, sim, end: float) -> list[Cmd]:
         s = self.settings
+        if self.first_t is None:
+            self.first_t = t
         if s.tune and t >= self.next_tune:
             self._tune(t, sim)
         start, cols = self.forecasts.at(t, self.upcoming_origins(t, end), self.policy.smoothing_s)
@@ -167,7 +175,7 @@ class PredictivePolicy:
         while self.need_history and (now - self.need_history[0][0]).total_seconds() > self.policy.scale_in_delay_s:
             self.need_history.popleft()
         observed = Observed(requests_per_minute_recent=self._recent_rate(t),
-                            need_history=tuple(self.need_history))
+                            need_history=tuple(self.need_history), arrival_dispersion=self._arrival_dispersion(t))
         policy = self._planner_policy(tuple(cols))
         plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed)
         self.need_history.append((now, plan.need_now))
@@ -199,6 +207,16 @@ class PredictivePolicy:
         lo, hi = np.searchsorted(self.trace.arrivals, [cut - self.settings.recent_s, cut])
         return (hi - lo) / (self.settings.recent_s / 60.0)
 
+    def _arrival_dispersion(self, t: float) -> float | None:
+        """Dispersion of the per-minute counts over the window before t - ingest delay, as the
+        store would have them; measured once per forecast origin."""
+        o = self.forecasts.origin(t)
+        if self._dispersion[0] != o:
+            cut = math.floor((o - self.delay) / 60.0) * 60.0
+            counts = self.trace.per_step_counts(cut - self.settings.dispersion_window_s, cut, 60)
+            self._dispersion = (o, dispersion_index(counts.tolist()))
+        return self._dispersion[1]
+
     def _tune(self, t: float, sim) -> None:
         self.next_tune = t + self.settings.tune_every_s
         since = max(t - self.settings.tune_window_s, self.last_change)
@@ -206,7 +224,7 @@ class PredictivePolicy:
         minute_counts = self.trace.per_step_counts(t - self.delay - self.settings.tune_window_s,
                                                    t - self.delay, 60)
         baseline = float(np.percentile(minute_counts, self.policy.baseline_percentile)) if len(minute_counts) else 0.0
-        stats = ObservedStats(requests=total, cold_requests=cold, baseline_rpm=baseline)
+        stats = ObservedStats(requests=total, cold_requests=cold, baseline_rpm=baseline, span_s=t - max(since, self.first_t))
         bands = ("mean", *(f"hi-{lv}" for lv in self.settings.levels))
         tuned = tune(self.policy, stats, self.capacity, bands)
         if tuned != self.policy:

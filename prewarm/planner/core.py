@@ -3,7 +3,8 @@
 Steps, per endpoint:
 1. demand per step from the forecast band chosen by policy (headroom from quantiles),
    optionally smoothed, and never below recent actual traffic for recent_window_s;
-2. workers needed per step (sizing.py): Erlang loss at the blocking target for busy steps;
+2. workers needed per step (sizing.py): Erlang loss at the blocking target for busy steps
+   (Hayward's for bursty arrivals, at the peakedness of the observed counts: burstiness.py);
    in lulls, one worker only if it pays for itself (break-even) or by the speculative rule;
 3. lead: a worker commanded at t is ready at t + cold start, so the target at t is the
    largest need over [t, t + cold start];
@@ -17,11 +18,18 @@ Time inside is float seconds from `now`; datetimes only at the edges.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from datetime import datetime, timedelta
 
+from .burstiness import peakedness
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
 from .sizing import workers_for_rate, workers_for_value
+
+# Sizing is pure and the same rates recur every cycle (a forecast is replanned each minute until
+# the next refit): memoized, it costs nothing in the replay and the daemon.
+_by_value = functools.lru_cache(maxsize=8192)(workers_for_value)
+_by_rate = functools.lru_cache(maxsize=8192)(workers_for_rate)
 
 __all__ = ["plan_endpoint", "workers_for_rate", "speculative_pays", "step_needs"]
 
@@ -49,24 +57,24 @@ def smoothed(values, window_steps: int) -> list[float]:
 
 
 def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
-               policy: PolicySettings) -> tuple[list[int], list[str]]:
-    """Workers needed in each step for arrival `rates` (per minute), and why."""
+               policy: PolicySettings, z: float = 1.0) -> tuple[list[int], list[str]]:
+    """Workers needed in each step for arrival `rates` (per minute) of peakedness z, and why."""
     needs, whys = [], []
     value = policy.cold_start_value_s
     for rate in rates:
         if value is not None:
             # Break-even for every worker: each one is held only while the cold starts it is
             # expected to avoid are worth its worker-seconds (worker 1 is the speculative one).
-            need = workers_for_value(rate, capacity, value)
+            need = _by_value(rate, capacity, value, peakedness=z)
             if need > 1 and policy.burst_value_share < 1.0:
                 # Workers beyond the first are credited only a share of the value: with a long
                 # busy-hours idle timeout, workers a burst starts stay for the next burst anyway.
-                need = max(1, workers_for_value(rate, capacity, value * policy.burst_value_share))
+                need = max(1, _by_value(rate, capacity, value * policy.burst_value_share, peakedness=z))
             why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
             if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
                 need, why = 0, "lull, speculative off"  # under one arrival expected in the step
         else:
-            need = workers_for_rate(rate, capacity, policy.blocking)
+            need = _by_rate(rate, capacity, policy.blocking, peakedness=z)
             why = "forecast"
             if need == 0 and speculative_pays(rate * 60.0, policy):
                 need, why = 1, "speculative"
@@ -95,7 +103,8 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
         # Never scale in on a forecast alone while actual traffic is higher.
         rates = [max(r, recent) if t0 + i * step < policy.recent_window_s else r
                  for i, r in enumerate(rates)]
-    needs, whys = step_needs(rates, step, capacity, policy)
+    z = peakedness(observed.arrival_dispersion, capacity.service_time_s) if policy.burstiness == "observed" else 1.0
+    needs, whys = step_needs(rates, step, capacity, policy, z)
 
     floor = max(policy.floor, capacity.min_workers)
     history = [((at - now).total_seconds(), v) for at, v in observed.need_history]
@@ -175,6 +184,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "floor": floor,
             "cap": capacity.max_workers,
             "idle_timeout_rule": policy.idle_timeout_rule,
+            "peakedness": round(z, 3),
         }
 
     commands: list[Command] = []

@@ -67,6 +67,11 @@ class PolicySettings:
     # sizing). Below 1 when a long busy-hours idle timeout already keeps burst workers: the
     # planner then holds the first worker through busy hours and leaves bursts to keep-alive.
     burst_value_share: float = 1.0
+    # Arrival model of the sizing. "poisson": Erlang's loss on the forecast rate. "observed":
+    # Hayward's loss at the peakedness of the observed per-minute counts
+    # (Observed.arrival_dispersion, planner.burstiness), so a busy step is sized for the peak
+    # within the minute rather than its mean; Poisson while nothing has been observed.
+    burstiness: str = "poisson"
 
     def __post_init__(self) -> None:
         if self.floor < 0:
@@ -87,6 +92,8 @@ class PolicySettings:
             raise ValueError("burst_value_share must be in (0, 1]")
         if self.idle_timeout_max_s <= 0:
             raise ValueError("idle_timeout_max_s must be positive")
+        if self.burstiness not in ("poisson", "observed"):
+            raise ValueError("burstiness must be 'poisson' or 'observed'")
 
     def busy_idle_timeout_s(self) -> float:
         """The idle timeout the forecast rule uses in busy hours."""
@@ -134,6 +141,13 @@ class Observed:
     # The planner's own earlier needs (time, workers) before hysteresis, newest last: a plan
     # made every cycle keeps a higher need for scale_in_delay even though it started earlier.
     need_history: tuple[tuple[datetime, int], ...] = ()
+    # Variance over mean of recent per-minute request counts about their local level
+    # (planner.burstiness.dispersion_index); None: not known.
+    arrival_dispersion: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.arrival_dispersion is not None and not self.arrival_dispersion >= 0:
+            raise ValueError("arrival_dispersion cannot be negative")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ worker's `concurrency` slots for `service_time_s`.
   platform starts a worker for it), so we take the fewest workers whose loss is at most the
   blocking target. This covers "arrivals during service"; arrivals during a start-up are
   covered because the pool is commanded a lead time ahead (see core).
+* Bursty traffic: real arrivals are burstier than Poisson (NASA's per-minute counts vary 5x
+  more than a Poisson count of the same mean). With `peakedness` z > 1 (the variance over the
+  mean of the number of requests in service) the loss is Hayward's approximation, Erlang's
+  formula on the load and the slots both divided by z: the pool is sized for the peak within
+  the minute rather than its mean (planner.burstiness estimates z from recent history).
 * Is a worker worth holding through a lull of length L? The first arrival in the lull would be
   cold without it; P(at least one arrival) = 1 - exp(-rate x L). Hold when that probability
   times the value of an avoided cold start pays for L seconds of a worker.
@@ -30,16 +35,52 @@ def erlang_b(servers: int, load: float) -> float:
     return b
 
 
+class Loss:
+    """Share of arrivals that find every slot busy, as a function of the number of slots, at one
+    offered load: Erlang's B for Poisson arrivals (peakedness 1), Hayward's B(S / z, A / z) for
+    peaked ones. Slots / z is fractional: interpolated log-linearly between whole numbers of
+    servers (exact at peakedness 1). B at whole servers is computed once, by the recurrence."""
+
+    __slots__ = ("peakedness", "_load", "_b")
+
+    def __init__(self, load: float, peakedness: float = 1.0):
+        if peakedness < 1.0:
+            raise ValueError("peakedness is at least 1 (Poisson)")
+        self.peakedness = peakedness
+        self._load = max(0.0, load) / peakedness
+        self._b = [1.0]  # B(0) = 1
+
+    def _at(self, servers: int) -> float:
+        b = self._b
+        while len(b) <= servers:
+            n = len(b)
+            b.append(self._load * b[-1] / (n + self._load * b[-1]) if self._load > 0 else 0.0)
+        return b[servers]
+
+    def __call__(self, slots: int) -> float:
+        x = slots / self.peakedness
+        k = math.floor(x + 1e-12)
+        f = x - k
+        lo = self._at(k)
+        if f < 1e-9:
+            return lo
+        hi = self._at(k + 1)
+        if hi <= 0.0 or lo <= 0.0:
+            return lo * (1 - f)
+        return math.exp(math.log(lo) * (1 - f) + math.log(hi) * f)
+
+
 def offered_load(rate_per_min: float, capacity: CapacityModel) -> float:
     """Mean number of requests in service (Little's law): arrivals per second x service time."""
     return max(0.0, rate_per_min) / 60.0 * capacity.service_time_s
 
 
 def workers_for_rate(rate_per_min: float, capacity: CapacityModel,
-                     blocking: float | None = None, limit: int = 10_000) -> int:
-    """Fewest workers for `rate_per_min`: with `blocking`, the fewest whose Erlang loss is at
-    most `blocking`; without, the offered load over concurrency rounded up (the mean only).
-    At least one whenever a request is expected. Non-decreasing in the rate."""
+                     blocking: float | None = None, limit: int = 10_000, peakedness: float = 1.0) -> int:
+    """Fewest workers for `rate_per_min`: with `blocking`, the fewest whose loss (Erlang's, or
+    Hayward's at `peakedness` > 1) is at most `blocking`; without, the offered load over
+    concurrency rounded up (the mean only). At least one whenever a request is expected.
+    Non-decreasing in the rate."""
     if rate_per_min <= 0:
         return 0
     load = offered_load(rate_per_min, capacity)
@@ -48,14 +89,12 @@ def workers_for_rate(rate_per_min: float, capacity: CapacityModel,
         return mean_workers
     if blocking <= 0:
         raise ValueError("blocking target must be positive")
-    # Erlang loss falls with every slot; start from the mean (loss there is well above any
-    # sensible target) and add workers until the loss is low enough.
+    # Loss falls with every slot; start from the mean (loss there is well above any sensible
+    # target) and add workers until the loss is low enough.
+    loss = Loss(load, peakedness)
     workers = mean_workers
-    b = erlang_b(workers * capacity.concurrency, load)
-    while b > blocking and workers < limit:
+    while loss(workers * capacity.concurrency) > blocking and workers < limit:
         workers += 1
-        for n in range((workers - 1) * capacity.concurrency + 1, workers * capacity.concurrency + 1):
-            b = load * b / (n + load * b)
     return workers
 
 
@@ -80,24 +119,24 @@ def break_even_rate_per_hour(cold_start_value_s: float) -> float:
 
 
 def workers_for_value(rate_per_min: float, capacity: CapacityModel, cold_start_value_s: float,
-                      limit: int = 10_000) -> int:
+                      limit: int = 10_000, peakedness: float = 1.0) -> int:
     """Cost-optimal workers when an avoided cold start is worth `cold_start_value_s`
     worker-seconds: add worker N while the cold starts it avoids per second, rate x
     (B((N-1)c) - B(Nc)), times the value pay for its one worker-second per second. Worker 1 is
-    the speculative worker through a lull (there B(0) = 1: every arrival would be cold).
+    the speculative worker through a lull (there B(0) = 1: every arrival would be cold). B is
+    Erlang's loss, or Hayward's at `peakedness` > 1: bursts make the workers above the mean
+    load worth more, and those at it worth less.
     Non-decreasing in the rate: rate x (B(n-1) - B(n)) is Erlang's improvement function over the
     service time, which grows with the load."""
     if rate_per_min <= 0 or cold_start_value_s <= 0:
         return 0
     per_s = rate_per_min / 60.0
-    load = per_s * capacity.service_time_s
+    loss = Loss(per_s * capacity.service_time_s, peakedness)
     c = capacity.concurrency
-    workers, b, n = 0, 1.0, 0
+    workers, b = 0, 1.0
     while workers < limit:
-        b_next = b
-        for k in range(n + 1, n + c + 1):
-            b_next = load * b_next / (k + load * b_next)
+        b_next = loss((workers + 1) * c)
         if per_s * (b - b_next) * cold_start_value_s < 1.0:
             break
-        workers, b, n = workers + 1, b_next, n + c
+        workers, b = workers + 1, b_next
     return workers

@@ -19,6 +19,11 @@ from .sizing import workers_for_rate
 QUANTILE_LADDER = ("mean", "hi-50", "hi-80", "hi-95")
 MIN_VALUE_S = 10.0
 MAX_VALUE_S = 7 * 86400.0
+# Giving back (lowering the value when far below the target) needs evidence over a whole daily
+# cycle at the current setting: a few quiet hours say nothing about the busy ones. Busy
+# endpoints have "significant" evidence every few hours and would otherwise give back several
+# times a day, down to where the ceiling binds; quiet ones rarely have it sooner anyway.
+GIVE_BACK_SPAN_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class ObservedStats:
     requests: int
     cold_requests: int
     baseline_rpm: float = 0.0  # a low percentile of the per-minute request rate
+    # How long the evidence covers (seconds since the knobs last moved, capped at the window);
+    # None: not known. Giving back needs a whole day of it (GIVE_BACK_SPAN_S).
+    span_s: float | None = None
 
 
 def initial_value_s(capacity: CapacityModel, target_cold_rate: float) -> float:
@@ -53,7 +61,7 @@ def tune(policy: PolicySettings, stats: ObservedStats, capacity: CapacityModel,
         if z > 1.0:
             # Above the ceiling: buy fewer cold starts, faster the clearer the evidence.
             value *= max(1.1, min(1.5, rate / target, 1.0 + 0.25 * (z - 1.0)))
-        elif rate < 0.25 * target and z < -2.0:
+        elif rate < 0.25 * target and z < -2.0 and (stats.span_s is None or stats.span_s >= GIVE_BACK_SPAN_S):
             # The target is a ceiling, not a point to hit: give back only a little, and only
             # when far below it, so the policy stays low where cold starts are cheap to avoid.
             value /= 1.1
