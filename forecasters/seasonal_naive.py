@@ -11,6 +11,7 @@ endpoint still gets a forecast rather than none.
 """
 from __future__ import annotations
 
+from .calibration import WEEK_HALF_LIFE_DAYS
 from .preprocess import DAY_S, WEEK_S
 from .sfbase import CV_COLUMNS, StatsForecastForecaster
 
@@ -18,6 +19,7 @@ from .sfbase import CV_COLUMNS, StatsForecastForecaster
 class SeasonalNaiveForecaster(StatsForecastForecaster):
     name = "seasonal-naive"
     cheap_errors = True  # calibrated from its in-sample errors at every forecast: none stored
+    error_half_life_days = WEEK_HALF_LIFE_DAYS  # a week of errors: the recent days count more
 
     def __init__(self, season_s: int = DAY_S, calibration_days: int = 7, **params) -> None:
         super().__init__(season_s=season_s, **params)
@@ -55,7 +57,8 @@ class SeasonalNaiveForecaster(StatsForecastForecaster):
         profile = cal.LevelProfile.from_history(df[before], step_s)
         errors = self.errors(df[before], raw.loc[df.index[before]], horizon=horizon, step_s=step_s)
         ids = [str(u) for u in cv["unique_id"].unique()]
-        fitted = cal.fit(errors, profile, levels) if len(errors) else cal.Calibration.from_dicts({})
+        fitted = cal.fit(errors, profile, levels, half_life_days=self.error_half_life_days) \
+            if len(errors) else cal.Calibration.from_dicts({})
         self.last_calibration = cal.with_default(fitted, ids, levels)
         return cal.apply(cv, self.last_calibration, profile, levels)
 

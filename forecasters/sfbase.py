@@ -40,6 +40,8 @@ class StatsForecastForecaster(Forecaster):
     own_intervals: bool = True
     #: cap outliers before fitting (seasonal models copy the past)
     robust: bool = True
+    #: weight of an error in the calibration halves every this many days (None: alike)
+    error_half_life_days: float | None = None
 
     def __init__(self, *, conformal: bool = False, conformal_windows: int = 5,
                  calibration: str = "level", calibration_windows: int = 8, n_jobs: int = 1,
@@ -160,7 +162,8 @@ class StatsForecastForecaster(Forecaster):
         if todo:
             part = df[df["unique_id"].astype(str).isin(todo)]
             errors = self.errors(part, raw.loc[part.index], horizon=horizon, step_s=step_s)
-            fitted = cal.fit(errors, profile, levels) if len(errors) else cal.Calibration.from_dicts({})
+            fitted = cal.fit(errors, profile, levels, half_life_days=self.error_half_life_days) \
+                if len(errors) else cal.Calibration.from_dicts({})
             known = known.merged(cal.with_default(fitted, todo, levels))
         self.last_calibration = known
         return cal.apply(point, known, profile, levels)
@@ -224,8 +227,9 @@ class StatsForecastForecaster(Forecaster):
         before = df[df["ds"] <= df["unique_id"].map(first)]
         profile = cal.LevelProfile.from_history(before, step_s)
         ids = [str(u) for u in cv["unique_id"].unique()]
-        self.last_calibration = cal.with_default(cal.fit(cv, profile, levels), ids, levels)
-        return cal.cross_fitted(cv, profile, levels)
+        hl = self.error_half_life_days
+        self.last_calibration = cal.with_default(cal.fit(cv, profile, levels, half_life_days=hl), ids, levels)
+        return cal.cross_fitted(cv, profile, levels, half_life_days=hl)
 
     def point_cv(self, df, raw, *, horizon: int, step_s: int, n_windows: int,
                  levels: Sequence[int]) -> "pd.DataFrame":
