@@ -9,7 +9,10 @@ cached between staggered refreshes, plans written in one transaction per batch):
       forecasts plus the ~1/10 of forecasts the staggered refresh makes due, wall and CPU;
   (c) peak RSS of the process.
 
-    .venv/bin/python bench/plan_fleet.py [--endpoints 10000] [--days 14] [--cycles 3] [--url URL]
+    .venv/bin/python bench/plan_fleet.py [--endpoints 10000] [--days 14] [--cycles 3] [--url URL [--reuse]]
+
+(--reuse: the store at --url holds a previous run's seed; plans and forecasts a previous run
+stored stay, so its first cycle confirms rather than writes plans.)
 """
 from __future__ import annotations
 
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=3, help="plan cycles after the first, one minute apart")
     ap.add_argument("--model", default="seasonal-naive")
     ap.add_argument("--url", default=None, help="store URL (default: a new SQLite file)")
+    ap.add_argument("--reuse", action="store_true", help="the store at --url is seeded already (a previous run)")
     args = ap.parse_args()
 
     from prewarm import config, cycle
@@ -91,7 +95,8 @@ def main() -> None:
     t = time.time()
     settings = config.load(write_config(work / "prewarm.toml", url, args.endpoints, args.model, args.days), env={})
     store = Store(url, auto_upgrade=True)
-    seed(store, args.endpoints, now - timedelta(days=args.days), args.days, random.Random(1))
+    if not args.reuse:
+        seed(store, args.endpoints, now - timedelta(days=args.days), args.days, random.Random(1))
     setup_s = time.time() - t
     print(f"setup (config + {args.endpoints} x {args.days} d x 5 min seeded): {setup_s:.0f} s", file=sys.stderr)
 

@@ -323,11 +323,11 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
                           len(names), ", ".join(names[:3]), exc)
         del frames
         for name, fc in forecasts.items():
-            out[name] = fc
+            out[name] = fc = _compact(fc)  # the model's frame and float tuples go now, not after planning
             if keep:
                 first = name not in rt.forecasts
                 due = now + timedelta(seconds=interval * (refresh_phase(name) if first else 1.0))
-                rt.forecasts[name] = CachedForecast(_compact(fc), fsettings, now, due,
+                rt.forecasts[name] = CachedForecast(fc, fsettings, now, due,
                                                     now + timedelta(seconds=extra))
     return out
 
