@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/backtest_bench.py            # everything (a few minutes on 2 cores)
     .venv/bin/python bench/backtest_bench.py alibaba    # one group: alibaba, nasa, azure, speed
+    .venv/bin/python bench/backtest_bench.py --seed 1 alibaba   # another seed: sub-second spreading
+                                                                # of arrivals and cold-start draws
 
 Worker models:
 * Alibaba GenAI (M0002, M0001, M0004, __all__): concurrency 1, service times from the trace,
@@ -26,6 +28,7 @@ from prewarm.backtest.traces import load_cold_starts, load_trace
 from prewarm.units import parse_timestamp
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+SEED = 0  # --seed: spreading of arrivals within their second/minute, and cold-start draws
 
 
 def ts(text: str) -> float:
@@ -41,29 +44,31 @@ def row(name, trace, cfg):
     bound = run(trace, "clairvoyant", cfg)
     env_h = fr.hours_at(front, pred.cold_rate)
     env_c = fr.cold_at(front, pred.worker_hours)
-    print(f"{name:10s} pred {100 * pred.cold_rate:5.2f}% cold {pred.worker_hours:8.1f} wh | envelope: "
-          f"{env_h:8.1f} wh at that cold rate, {100 * env_c:5.2f}% at those wh | ratios hours "
+    print(f"{name:10s} pred {100 * pred.cold_rate:6.3f}% cold ({pred.cold_requests} of {pred.requests}) "
+          f"{pred.worker_hours:8.1f} wh | envelope: {env_h:8.1f} wh at that cold rate, {100 * env_c:6.3f}% at those wh | ratios hours "
           f"{comp.hours_ratio:.2f} cold {comp.cold_ratio:.2f} -> {'BEATS' if comp.beats else 'misses'} | "
           f"clairvoyant {bound.worker_hours:7.1f} wh (pred {pred.worker_hours / bound.worker_hours:.1f}x) | "
           f"replay {t_pred:.1f}s", flush=True)
     for other in ("keepalive:600", "hybrid-histogram", "reactive"):
         r = run(trace, other, cfg)
-        print(f"{'':10s}   {other:17s} {100 * r.cold_rate:5.2f}% cold {r.worker_hours:8.1f} wh", flush=True)
+        print(f"{'':10s}   {other:17s} {100 * r.cold_rate:6.3f}% cold {r.worker_hours:8.1f} wh", flush=True)
 
 
 def alibaba():
     cs = ColdStart(samples_s=load_cold_starts(TRACES / "alibaba_genai_2026" / "cold_start_latency.csv"))
     cfg = BacktestConfig(start_s=ts("2024-11-24T00:00:00Z"), end_s=ts("2024-12-01T00:00:00Z"),
-                         worker=WorkerModel(1, 60.0), cold_start=cs)
-    traces = load_trace(TRACES / "alibaba_genai_2026" / "requests.csv", ["M0002", "M0001", "M0004", "__all__"])
+                         worker=WorkerModel(1, 60.0), cold_start=cs, seed=SEED)
+    traces = load_trace(TRACES / "alibaba_genai_2026" / "requests.csv", ["M0002", "M0001", "M0004", "__all__"],
+                        seed=SEED)
     for name, tr in traces.items():
         row(name, tr, cfg)
 
 
 def nasa():
-    tr = load_trace(TRACES / "nasa_http_1995" / "per_minute.csv")["nasa-ksc-www"]
+    tr = load_trace(TRACES / "nasa_http_1995" / "per_minute.csv", seed=SEED)["nasa-ksc-www"]
     cfg = BacktestConfig(start_s=ts("1995-07-21T13:33:00-04:00"), end_s=ts("1995-07-28T13:33:00-04:00"),
-                         worker=WorkerModel(8, 60.0), cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0)
+                         worker=WorkerModel(8, 60.0), cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0,
+                         seed=SEED)
     row("nasa", tr, cfg)
 
 
@@ -97,6 +102,9 @@ def speed():
 
 if __name__ == "__main__":
     groups = {"alibaba": alibaba, "nasa": nasa, "azure": azure, "speed": speed}
-    for name in sys.argv[1:] or list(groups):
+    args = sys.argv[1:]
+    if args[:1] == ["--seed"]:
+        SEED, args = int(args[1]), args[2:]
+    for name in args or list(groups):
         print(f"== {name}", flush=True)
         groups[name]()

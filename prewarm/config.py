@@ -147,7 +147,7 @@ class PlannerSettings(_Strict):
     idle_timeout_busy_s: Optional[float] = Field(
         None, description="keep-alive in busy hours (none: the value of an avoided cold start)")
     idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
-    burst_value_share: float = Field(0.6, gt=0, le=1,
+    burst_value_share: float = Field(0.5, gt=0, le=1,
                                      description="share of a cold start's value counted for workers beyond the first")
     burstiness: Literal["poisson", "observed"] = Field(
         "observed", description="observed: size busy steps for the burstiness of recent per-minute counts "
