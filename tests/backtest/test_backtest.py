@@ -187,3 +187,27 @@ def test_cli_json_schedule_and_bad_flags(tmp_path):
     assert bad.returncode == 2 and "--worker-concurrency" in bad.stderr
     bad = cli("backtest", str(ALIBABA / "requests.csv"), "--policy", "keepalive:soon")
     assert bad.returncode == 2 and "--policy" in bad.stderr
+
+
+def test_predictive_sizes_for_the_burstiness_it_has_observed():
+    # Two days at a steady 30 requests a minute, one minute in ten a burst of 150: per-minute
+    # counts far burstier than Poisson. The replay measures that from the history before each
+    # origin and the planner holds more workers than Poisson sizing would (peakedness > 1 in
+    # every command's reason), which catches most of the bursts.
+    rng = np.random.default_rng(3)
+    minutes = np.arange(2 * 24 * 60)
+    counts = np.where(rng.random(len(minutes)) < 0.1, 150, rng.poisson(30, len(minutes)))
+    t0 = ts("2024-01-01T00:00:00Z")
+    arrivals = np.sort(np.repeat(t0 + minutes * 60.0, counts) + rng.random(int(counts.sum())) * 60)
+    trace = Trace("bursty", arrivals, None)
+    cfg = BacktestConfig(start_s=t0 + DAY + 6 * 3600, end_s=t0 + DAY + 9 * 3600, worker=WorkerModel(8, 60.0),
+                         cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, warmup_s=3600.0,
+                         predictive=PredictiveSettings(history_s=DAY, tune=False))
+    observed = run(trace, "predictive", cfg)
+    assert observed.schedule and all(c.reason["peakedness"] > 2 for c in observed.schedule)
+    from prewarm.backtest.runner import capacity_for, predictive_policy
+    poisson = run(trace, "predictive", replace(cfg, policy=replace(
+        predictive_policy(capacity_for(trace, cfg), cfg), burstiness="poisson")))
+    assert all(c.reason["peakedness"] == 1 for c in poisson.schedule)
+    assert max(c.warm_workers for c in observed.schedule) > max(c.warm_workers for c in poisson.schedule)
+    assert observed.cold_requests < poisson.cold_requests / 2
