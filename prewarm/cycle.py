@@ -66,11 +66,14 @@ def tuned_policy(rt: "Runtime", ep: EndpointSettings, base: PolicySettings, capa
     if not p.auto_tune:
         return base
     configured = {k: getattr(base, k) for k in TUNED_KNOBS}
-    policy, since = base, now - TUNING_WINDOW
+    policy, since, changed_at = base, now - TUNING_WINDOW, None
     if stored is not None and stored[1].get("configured") == configured:
         updated_at, knobs = stored
         policy = dataclasses.replace(base, **{k: knobs["tuned"][k] for k in TUNED_KNOBS})
-        since = max(since, updated_at)
+        # The evidence is what happened since the knobs last moved (so it reflects the current
+        # setting), capped at a day: the same window the backtester's tuner sees.
+        changed_at = datetime.fromisoformat(knobs["changed_at"]) if knobs.get("changed_at") else updated_at
+        since = max(since, changed_at)
         if (now - updated_at).total_seconds() < p.tune_interval_s:
             return policy
     checked = rt.tune_checked.get(ep.name)
@@ -83,11 +86,13 @@ def tuned_policy(rt: "Runtime", ep: EndpointSettings, base: PolicySettings, capa
         return policy  # no observed cold starts to tune on
     rows = read_history(rt, ep, since, now)
     stats = ObservedStats(requests=int(summary["reported"]), cold_requests=int(summary["cold_starts"]),
-                          baseline_rpm=_baseline_rpm(rows, since, now, base.baseline_percentile))
+                          baseline_rpm=_baseline_rpm(rows, since, now, base.baseline_percentile),
+                          span_s=(now - since).total_seconds())
     new = tune(policy, stats, capacity, bands)
     if not persist:
         return new
-    rt.store.save_tuned_policy(ep.name, now, {"configured": configured,
+    moved = now if new != policy else (changed_at or since)
+    rt.store.save_tuned_policy(ep.name, now, {"configured": configured, "changed_at": moved.isoformat(),
                                               "tuned": {k: getattr(new, k) for k in TUNED_KNOBS},
                                               "observed": {"requests": stats.requests, "cold": stats.cold_requests}})
     if new != policy:
@@ -141,6 +146,7 @@ class Runtime:
         # every forecast at its first cycle): forecasts by endpoint, the last snapshot time,
         # snapshots waiting to be scored, the tuner's last check that found nothing.
         self.forecasts: dict[str, CachedForecast] = {}
+        self.dispersion: dict[str, float | None] = {}  # per-minute burstiness, at each refresh
         self.last_snapshot: dict[str, datetime | None] = {}
         self.unscored: dict[str, list[datetime]] = {}
         self.tune_checked: dict[str, tuple[dict, datetime]] = {}
@@ -179,6 +185,7 @@ def read_history(rt: Runtime, ep: EndpointSettings, start: datetime, end: dateti
     return rt.store.history(ep.name, start, end)
 
 
+DISPERSION_WINDOW_MIN = 1440  # the last day of per-minute counts
 BASE_STEPS = (60, 300, 900)  # bucket sizes forecast at their own step (others: per minute)
 
 
@@ -310,6 +317,7 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
     for i in range(0, len(eps), REFRESH_BATCH):
         batch = eps[i:i + REFRESH_BATCH]
         frames = read_history_frames(rt, batch, cutoff - timedelta(seconds=fsettings.history_s), cutoff, failed)
+        rt.dispersion.update(_dispersions(frames.get(60), cutoff))
         forecasts = {}
         for base_step, frame in frames.items():
             try:
@@ -329,6 +337,29 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
                 due = now + timedelta(seconds=interval * (refresh_phase(name) if first else 1.0))
                 rt.forecasts[name] = CachedForecast(fc, fsettings, now, due,
                                                     now + timedelta(seconds=extra))
+    return out
+
+
+def _dispersions(frame, cutoff: datetime) -> dict[str, float | None]:
+    """Burstiness of each endpoint's last day of per-minute counts (planner.burstiness), for
+    the planner's sizing; measured at each forecast refresh, as the backtester does. Only
+    per-minute history tells it; endpoints stored in 5- or 15-minute buckets get none
+    (sized as Poisson)."""
+    import numpy as np
+
+    from .planner.burstiness import dispersion_index
+
+    if frame is None or not len(frame):
+        return {}
+    end = np.datetime64(cutoff.replace(tzinfo=None), "m")
+    start = end - np.timedelta64(DISPERSION_WINDOW_MIN, "m")
+    recent = frame[(frame["ds"] >= start) & (frame["ds"] < end)]
+    out: dict[str, float | None] = {}
+    for name, part in recent.groupby("unique_id", sort=False):
+        counts = np.zeros(DISPERSION_WINDOW_MIN)
+        idx = ((part["ds"].to_numpy().astype("datetime64[m]") - start) // np.timedelta64(1, "m")).astype(int)
+        np.add.at(counts, idx, part["y"].to_numpy(float))
+        out[str(name)] = dispersion_index(counts.tolist())
     return out
 
 
@@ -464,7 +495,7 @@ def _plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now
         rt.metrics.cold_rate.labels(ep.name).set(seen.cold_start_rate)
     since = now - timedelta(seconds=policy.scale_in_delay_s)
     needs = tuple((at, n) for at, n in inputs.needs.get(ep.name, ()) if at >= since)
-    seen = dataclasses.replace(seen, need_history=needs)
+    seen = dataclasses.replace(seen, need_history=needs, arrival_dispersion=rt.dispersion.get(ep.name))
     return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold)
 
 

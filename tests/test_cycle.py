@@ -126,3 +126,19 @@ def test_cold_start_feedback_tunes_the_policy_and_persists(rt, tmp_path):
     plan_cycle(rt, day + timedelta(minutes=10))
     assert rt.store.tuned_policy("hot")[1]["configured"]["quantile_column"] == "hi-95"
     assert policy_settings(rt.settings, ep2).quantile_column == "hi-95"
+
+
+def test_the_daemon_sizes_for_the_burstiness_it_observes(rt, tmp_path):
+    """The cycle measures the last day's per-minute burstiness at each refresh and the planner
+    sizes for it, as the backtester does (planner.burstiness)."""
+    day = START + timedelta(days=3)
+    # Bursty: 60 requests every tenth minute, nothing between (same mean as 6 a minute).
+    rows = "\n".join(f"{(day - timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%SZ')},bursty,{60 if m % 10 == 0 else 0}"
+                     for m in range(1, 3 * 1440))
+    (tmp_path / "bursty.csv").write_text("ts,endpoint,requests\n" + rows + "\n")
+    ingest_file(rt.store, tmp_path / "bursty.csv")
+    ep = rt.settings.endpoints[0].model_copy(update={"name": "bursty"})
+    rt.settings = rt.settings.model_copy(update={"endpoints": (ep,)})
+    plan = plan_cycle(rt, day)["bursty"].plan
+    assert rt.dispersion["bursty"] > 20  # Poisson would be 1
+    assert plan.commands and max(c.reason["peakedness"] for c in plan.commands) > 2
