@@ -142,3 +142,19 @@ def test_the_daemon_sizes_for_the_burstiness_it_observes(rt, tmp_path):
     plan = plan_cycle(rt, day)["bursty"].plan
     assert rt.dispersion["bursty"] > 20  # Poisson would be 1
     assert plan.commands and max(c.reason["peakedness"] for c in plan.commands) > 2
+
+
+def test_calendar_event_moves_the_plan_and_explain_names_it(rt):
+    from prewarm.cli.status_cmds import explanation
+
+    day = START + timedelta(days=3)
+    quiet = plan_cycle(rt, day, save=False)["chat"].plan
+    launch = {"name": "launch", "start": (day + timedelta(hours=1)).isoformat(),
+              "end": (day + timedelta(hours=2)).isoformat(), "scale": 20.0}
+    fs = rt.settings.forecast.model_copy(update={"events": (config.ForecastEvent(**launch),)})
+    rt.settings = rt.settings.model_copy(update={"forecast": fs})
+    rt.forecasts.clear()
+    planned = plan_cycle(rt, day)["chat"].plan
+    assert max(c.warm_workers for c in planned.commands) > max(c.warm_workers for c in quiet.commands)
+    doc = explanation(rt.store, "chat", day + timedelta(minutes=55))
+    assert doc["events"] == ["launch"] and doc["target"] >= 1

@@ -106,6 +106,7 @@ def explanation(store, name: str, at: datetime) -> dict:
             "issued_at": step["issued_at"], "ds": step["ds"], "model": step["model"],
             **{k: step[k] for k in step if k == "mean" or k.startswith(("lo-", "hi-"))}},
         "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
+        "events": list(reason.get("events") or []),  # calendar overrides that changed the forecast
         "last_traffic": None if not history else {"ts": history[-1][0], "requests": history[-1][1],
                                                   "max_last_5_min": max((r[1] for r in recent), default=None)},
         "next_change": _next_change(rows, at, target),
@@ -153,6 +154,8 @@ def _print_explanation(d: dict) -> None:
         bands = ", ".join(f"{k} {v:.2f}" for k, v in d["forecast"].items()
                           if k == "mean" or k.startswith(("lo-", "hi-")) and v is not None)
         click.echo(f"  forecast issued {d['forecast']['issued_at']:%H:%M} for {d['forecast']['ds']:%H:%M}: {bands}")
+    if d["events"]:
+        click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
     click.echo(f"  floor {d['floor']}, cap (max_workers) {d['cap']}"
                + (f", hold {d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else ""))
     if d["last_traffic"]:
