@@ -5,7 +5,7 @@ schedulers: two processes on one store ran every job twice). Its jobs live in a 
 store and are rebuilt from the database's plan, the source of truth, on start and after every
 cycle and reconcile. Job settings, on purpose:
 
-- `cycle` (forecast + plan, every cycle_interval) and `reconcile` (every reconcile_interval):
+- `cycle` (refresh due forecasts + plan all, every cycle_interval) and `reconcile` (every reconcile_interval):
   coalesce=True (a backlog of missed runs collapses into one), max_instances=1 (a slow run is
   never doubled), misfire_grace_time = one interval (a run later than that is skipped: the
   next one is due anyway).
@@ -269,9 +269,10 @@ class Daemon:
 
     # -- jobs -----------------------------------------------------------------------------
     def cycle(self) -> None:
-        """Forecast and plan every endpoint, then converge. The forecast runs on a worker
-        thread that a stop abandons (a forecast cannot be interrupted; nothing is applied
-        from it after a stop)."""
+        """Refresh the forecasts that are due (staggered over [forecast] refresh_interval;
+        all of them at the first cycle of a leadership term, whose Runtime starts empty),
+        plan every endpoint, then converge. The work runs on a worker thread that a stop
+        abandons (a forecast cannot be interrupted; nothing is applied from it after a stop)."""
         started = time.monotonic()
         rt = self.rt
         if rt is None:
