@@ -10,7 +10,7 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from .coldstart import lead_seconds
@@ -146,7 +146,10 @@ class Runtime:
         # every forecast at its first cycle): forecasts by endpoint, the last snapshot time,
         # snapshots waiting to be scored, the tuner's last check that found nothing.
         self.forecasts: dict[str, CachedForecast] = {}
-        self.dispersion: dict[str, float | None] = {}  # per-minute burstiness, at each refresh
+        # Per-minute burstiness of the day before each endpoint's last hourly boundary, and
+        # that boundary: cron runs and the daemon measure the same window, so agree.
+        self.dispersion: dict[str, float | None] = {}
+        self.dispersion_end: dict[str, datetime] = {}
         self.last_snapshot: dict[str, datetime | None] = {}
         self.unscored: dict[str, list[datetime]] = {}
         self.tune_checked: dict[str, tuple[dict, datetime]] = {}
@@ -290,6 +293,7 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
                 log.warning("no history for %s yet; nothing planned", ep.name)
                 outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
         todo = [ep for ep in eps if ep.name in forecasts]
+        _update_dispersions(rt, todo, cutoff)
         for i in range(0, len(todo), PLAN_BATCH):
             outcomes.update(_plan_batch(rt, todo[i:i + PLAN_BATCH], forecasts, now, cutoff, horizon, save))
         for name, (stage, why) in failed.items():
@@ -317,7 +321,6 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
     for i in range(0, len(eps), REFRESH_BATCH):
         batch = eps[i:i + REFRESH_BATCH]
         frames = read_history_frames(rt, batch, cutoff - timedelta(seconds=fsettings.history_s), cutoff, failed)
-        rt.dispersion.update(_dispersions(frames.get(60), cutoff))
         forecasts = {}
         for base_step, frame in frames.items():
             try:
@@ -340,27 +343,49 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
     return out
 
 
-def _dispersions(frame, cutoff: datetime) -> dict[str, float | None]:
-    """Burstiness of each endpoint's last day of per-minute counts (planner.burstiness), for
-    the planner's sizing; measured at each forecast refresh, as the backtester does. Only
-    per-minute history tells it; endpoints stored in 5- or 15-minute buckets get none
-    (sized as Poisson)."""
+def _dispersion_end(name: str, cutoff: datetime) -> datetime:
+    """The endpoint's last hourly boundary at or before the cutoff, offset per endpoint
+    (refresh_phase) so a fleet does not re-measure in one cycle."""
+    offset = refresh_phase(name) * 3600.0
+    t = cutoff.timestamp() - offset
+    return datetime.fromtimestamp(t - t % 3600.0 + offset, tz=timezone.utc)
+
+
+def _update_dispersions(rt: Runtime, eps: list[EndpointSettings], cutoff: datetime) -> None:
+    """Burstiness of each endpoint's per-minute counts over the day before its last hourly
+    boundary (planner.burstiness), measured when the boundary moves: once an hour, the same
+    value in cron mode and in the daemon. Endpoints with their own history source, or stored
+    in 5- or 15-minute buckets, have no per-minute counts here and are sized as Poisson.
+    A read that fails keeps the last value (fail warm)."""
     import numpy as np
 
     from .planner.burstiness import dispersion_index
 
-    if frame is None or not len(frame):
-        return {}
-    end = np.datetime64(cutoff.replace(tzinfo=None), "m")
-    start = end - np.timedelta64(DISPERSION_WINDOW_MIN, "m")
-    recent = frame[(frame["ds"] >= start) & (frame["ds"] < end)]
-    out: dict[str, float | None] = {}
-    for name, part in recent.groupby("unique_id", sort=False):
+    ends = {ep.name: _dispersion_end(ep.name, cutoff) for ep in eps if ep.history is None}
+    due = [name for name, end in ends.items() if rt.dispersion_end.get(name) != end]
+    if not due:
+        return
+    start = min(ends[n] for n in due) - timedelta(minutes=DISPERSION_WINDOW_MIN)
+    try:
+        frame = rt.store.history_frame(due, start, max(ends[n] for n in due))
+    except Exception as exc:  # noqa: BLE001 - keep the last measurement
+        log.warning("burstiness not measured for %d endpoints: %s", len(due), exc)
+        return
+    parts = dict(tuple(frame.groupby("unique_id", sort=False))) if len(frame) else {}
+    for name in due:
+        end = np.datetime64(ends[name].replace(tzinfo=None), "m")
+        first = end - np.timedelta64(DISPERSION_WINDOW_MIN, "m")
         counts = np.zeros(DISPERSION_WINDOW_MIN)
-        idx = ((part["ds"].to_numpy().astype("datetime64[m]") - start) // np.timedelta64(1, "m")).astype(int)
-        np.add.at(counts, idx, part["y"].to_numpy(float))
-        out[str(name)] = dispersion_index(counts.tolist())
-    return out
+        part = parts.get(name)
+        if part is not None and (part["bucket_s"] == 60).all():
+            minutes = part["ds"].to_numpy().astype("datetime64[m]")
+            keep = (minutes >= first) & (minutes < end)
+            idx = ((minutes[keep] - first) // np.timedelta64(1, "m")).astype(int)
+            np.add.at(counts, idx, part["y"].to_numpy(float)[keep])
+            rt.dispersion[name] = dispersion_index(counts.tolist())
+        else:
+            rt.dispersion[name] = None
+        rt.dispersion_end[name] = ends[name]
 
 
 def _compact(fc):

@@ -17,6 +17,8 @@ from prewarm.store import CountRow, Store
 FORECAST = '[forecast]\nmodel = "test-repeat-day"\nhistory = "25h"\nhorizon = "2h"\nstep = "5m"\nresolution = "fixed"\n'
 # Pinned so the peak an hour ahead is not smoothed into now (the default smoothing is +-1 h).
 FORECAST += '[planner]\nquantile = "hi-80"\nsmoothing = "0s"\nscale_in_delay = "10m"\nidle_timeout_rule = "fixed"\n'
+# ... and Poisson sizing: the test's one spike would otherwise read as bursty and size to the cap.
+FORECAST += 'burstiness = "poisson"\n'
 
 
 @pytest.fixture
