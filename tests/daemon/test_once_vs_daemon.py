@@ -2,10 +2,8 @@
 the same history, each with its own database and provider, the daemon's own jobs (cycle,
 reconcile, change jobs) driven in time order on a simulated clock.
 
-The simulated span is the morning peak of a day (07:00-11:30: the rise, the peak, the fall
-and the scale-in delay after it), not all 24 hours: one forecast+plan cycle costs ~0.1 s, and
-the rest of the day is a flat lull where nothing changes. bench/daemon_fleet.py drives
-whole simulated days."""
+The simulated span is a whole day (07:00 to 07:00): the morning rise, the peak, the fall, the
+scale-in delay after it and the night's lull, 1,440 cron runs against the daemon's jobs."""
 from __future__ import annotations
 
 import math
@@ -24,7 +22,7 @@ from prewarm.daemon_sim import SimulatedScheduler
 from prewarm.store import CountRow, Store
 
 START = utc(2026, 3, 2, 7)  # history for two days before it
-END = utc(2026, 3, 2, 11, 30)
+END = utc(2026, 3, 3, 7)
 FORECAST = ('[forecast]\nmodel = "test-repeat-day"\nhistory = "25h"\nhorizon = "1h"\nstep = "5m"\n'
             'resolution = "fixed"\n')
 PLANNER = '[planner]\nscale_in_delay = "10m"\n'
@@ -59,7 +57,7 @@ def setup(tmp_path, db_dir, tag: str):
     store = Store(settings.store.url)
     for name, peak in (("chat", 400.0), ("embed", 6.0)):
         rows = [CountRow(name, START + timedelta(minutes=m), daily(peak, START + timedelta(minutes=m)))
-                for m in range(-2 * 1440, 300, 5)]  # the day itself too: it "happens" as we go
+                for m in range(-2 * 1440, 1440, 5)]  # the day itself too: it "happens" as we go
         with store.begin() as c:
             store.insert_counts(c, store.endpoint_id(name), rows)
     return settings, store, Faulty(prov)
