@@ -20,15 +20,16 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+from collections import deque
 from datetime import datetime, timedelta
 
 from .burstiness import peakedness
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
-from .sizing import workers_for_rate, workers_for_value
+from .sizing import fewest_workers_for_values, workers_for_rate
 
 # Sizing is pure and the same rates recur every cycle (a forecast is replanned each minute until
 # the next refit): memoized, it costs nothing in the replay and the daemon.
-_by_value = functools.lru_cache(maxsize=8192)(workers_for_value)
+_by_values = functools.lru_cache(maxsize=8192)(fewest_workers_for_values)
 _by_rate = functools.lru_cache(maxsize=8192)(workers_for_rate)
 
 __all__ = ["plan_endpoint", "workers_for_rate", "speculative_pays", "step_needs"]
@@ -61,15 +62,20 @@ def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
     """Workers needed in each step for arrival `rates` (per minute) of peakedness z, and why."""
     needs, whys = [], []
     value = policy.cold_start_value_s
+    # Break-even for every worker: each one is held only while the cold starts it is expected
+    # to avoid are worth its worker-seconds (worker 1 is the speculative one). Workers beyond
+    # the first are credited only a share of the value: with a long busy-hours idle timeout,
+    # workers a burst starts stay for the next burst anyway. Both sized from one set of losses.
+    values = None
+    service_time, concurrency = capacity.service_time_s, capacity.concurrency
+    if value is not None:
+        values = (value,) if policy.burst_value_share >= 1.0 else (value, value * policy.burst_value_share)
     for rate in rates:
-        if value is not None:
-            # Break-even for every worker: each one is held only while the cold starts it is
-            # expected to avoid are worth its worker-seconds (worker 1 is the speculative one).
-            need = _by_value(rate, capacity, value, peakedness=z)
-            if need > 1 and policy.burst_value_share < 1.0:
-                # Workers beyond the first are credited only a share of the value: with a long
-                # busy-hours idle timeout, workers a burst starts stay for the next burst anyway.
-                need = max(1, _by_value(rate, capacity, value * policy.burst_value_share, peakedness=z))
+        if values is not None:
+            sized = _by_values(rate, service_time, concurrency, values, 10_000, z)
+            need = sized[0]
+            if need > 1 and len(sized) > 1:
+                need = max(1, sized[1])
             why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
             if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
                 need, why = 0, "lull, speculative off"  # under one arrival expected in the step
@@ -118,30 +124,21 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     # keep every worker a ramp's cold requests started.
     sparse = [r / 60.0 * max(lead, 1.0) <= capacity.concurrency for r in rates]
 
-    def idle_timeout(t: float) -> float | None:
-        """Forecast rule: the busy timeout while a step in [t - delay, t + lead] needs a worker
-        (the same window as the target), the lull timeout otherwise."""
-        if busy_timeout is None:
-            return policy.idle_timeout_s
-        lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
-        busy = any(needs[j] > 0 and sparse[j] for j in range(lo, hi + 1))
-        return busy_timeout if busy else policy.idle_timeout_s
-
-    def target(t: float) -> tuple[int, int | None, str]:
-        """Largest need over [t - delay, t + lead] (step index that sets it, or None)."""
-        lo, hi = max(0, index(t - delay)), min(n - 1, index(t + lead))
-        here = index(t)
-        best, at, why = 0, None, whys[here] if 0 <= here < n else "forecast"
-        for j in range(hi, lo - 1, -1):  # latest first: the step that still binds
-            if needs[j] > best:
-                best, at = needs[j], j
-        if at is not None:
-            # A step already over binds only through hysteresis; one ahead, through the lead.
-            why = "scale_in_delay" if t0 + (at + 1) * step <= t + 1e-9 else whys[at]
-        for h, v in history:
-            if h > t - delay and v > best:
-                best, at, why = v, None, "scale_in_delay"
-        return best, at, why
+    # The target at t is the largest need over [t - delay, t + lead] (latest step first among
+    # equals: the step that still binds), and under the forecast rule the idle timeout is the
+    # busy one while a step in that same window needs a worker and is sparse. Points are sorted,
+    # so both window ends only move forward: the largest need is kept in a monotonic deque and
+    # the busy steps in a prefix count, O(1) a point instead of a scan of the window.
+    busy_before = [0]  # busy_before[j]: steps before j that need a worker and are sparse
+    for need, thin in zip(needs, sparse):
+        busy_before.append(busy_before[-1] + (1 if need > 0 and thin else 0))
+    # Remembered needs count while h > t - delay: the largest of those after a time, by bisect.
+    history.sort(key=lambda hv: hv[0])
+    history_at = [h for h, _ in history]
+    history_max = [-1] * (len(history) + 1)  # history_max[k]: largest need among entries k..
+    for k in range(len(history) - 1, -1, -1):
+        history_max[k] = max(history[k][1], history_max[k + 1])
+    lull_timeout = policy.idle_timeout_s
 
     # Where the target can change: a rise a lead before each step, a drop a delay after it,
     # the expiry of remembered needs and of a hold.
@@ -157,16 +154,41 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     values: list[int] = []
     timeouts: list[float | None] = []
     reasons: list[list] = []
+    window: deque[int] = deque()  # step indices in the window, needs strictly falling
+    entered = 0  # steps [0, entered) have entered the window
+    to_int = math.floor
     for t in points:
-        value, at, why = target(t)
-        timeouts.append(idle_timeout(t))
+        # index(t - delay), index(t + lead), index(t), inlined (the loop runs every step)
+        lo = max(0, to_int((t - delay - t0) / step + 1e-9))
+        hi = min(n - 1, to_int((t + lead - t0) / step + 1e-9))
+        here = to_int((t - t0) / step + 1e-9)
+        while entered <= hi:
+            while window and needs[window[-1]] <= needs[entered]:
+                window.pop()
+            window.append(entered)
+            entered += 1
+        while window and window[0] < lo:
+            window.popleft()
+        value, at, why = 0, None, whys[here] if 0 <= here < n else "forecast"
+        if window and needs[window[0]] > 0:
+            at = window[0]
+            value = needs[at]
+            # A step already over binds only through hysteresis; one ahead, through the lead.
+            why = "scale_in_delay" if t0 + (at + 1) * step <= t + 1e-9 else whys[at]
+        remembered = history_max[bisect.bisect_right(history_at, t - delay)] if history else -1
+        if remembered > value:
+            value, at, why = remembered, None, "scale_in_delay"
+        if busy_timeout is None:
+            timeouts.append(lull_timeout)
+        else:
+            timeouts.append(busy_timeout if lo <= hi and busy_before[hi + 1] > busy_before[lo] else lull_timeout)
         if floor > value:
             value, why = floor, ("floor" if policy.floor >= capacity.min_workers else "min_workers")
         if hold is not None and t < (hold.until - now).total_seconds() and hold.workers > value:
             value, why = hold.workers, "hold"
         if value > capacity.max_workers:
             value, why = capacity.max_workers, f"{why}, capped at max_workers"
-        j = at if at is not None else min(max(index(t), 0), n - 1)
+        j = at if at is not None else min(max(here, 0), n - 1)
         values.append(value)
         reasons.append([why, j, t])  # made into a dict only where a command is issued
     values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)

@@ -52,19 +52,28 @@ class Loss:
 
     def _at(self, servers: int) -> float:
         b = self._b
-        while len(b) <= servers:
-            n = len(b)
-            b.append(self._load * b[-1] / (n + self._load * b[-1]) if self._load > 0 else 0.0)
+        if len(b) <= servers:
+            self._extend(servers)
         return b[servers]
+
+    def _extend(self, servers: int) -> None:
+        b, load = self._b, self._load
+        last = b[-1]
+        for n in range(len(b), servers + 1):
+            last = load * last / (n + load * last) if load > 0 else 0.0
+            b.append(last)
 
     def __call__(self, slots: int) -> float:
         x = slots / self.peakedness
         k = math.floor(x + 1e-12)
         f = x - k
-        lo = self._at(k)
+        b = self._b
+        if len(b) <= k + 1:
+            self._extend(k + 1)
+        lo = b[k]
         if f < 1e-9:
             return lo
-        hi = self._at(k + 1)
+        hi = b[k + 1]
         if hi <= 0.0 or lo <= 0.0:
             return lo * (1 - f)
         return math.exp(math.log(lo) * (1 - f) + math.log(hi) * f)
@@ -128,15 +137,59 @@ def workers_for_value(rate_per_min: float, capacity: CapacityModel, cold_start_v
     load worth more, and those at it worth less.
     Non-decreasing in the rate: rate x (B(n-1) - B(n)) is Erlang's improvement function over the
     service time, which grows with the load."""
-    if rate_per_min <= 0 or cold_start_value_s <= 0:
-        return 0
+    return workers_for_values(rate_per_min, capacity, (cold_start_value_s,), limit, peakedness)[0]
+
+
+def workers_for_values(rate_per_min: float, capacity: CapacityModel, cold_start_values: tuple[float, ...],
+                       limit: int = 10_000, peakedness: float = 1.0) -> tuple[int, ...]:
+    """workers_for_value for several values at one rate: the losses are computed once (the
+    planner sizes each step at the full value and at the burst share of it)."""
+    return fewest_workers_for_values(rate_per_min, capacity.service_time_s, capacity.concurrency,
+                                     cold_start_values, limit, peakedness)
+
+
+def fewest_workers_for_values(rate_per_min: float, service_time_s: float, concurrency: int,
+                              cold_start_values: tuple[float, ...], limit: int = 10_000,
+                              peakedness: float = 1.0) -> tuple[int, ...]:
+    """workers_for_values on the capacity's two numbers the sizing uses: plain arguments are a
+    cheap memo key (the planner memoizes this per distinct rate)."""
+    if rate_per_min <= 0:
+        return tuple(0 for _ in cold_start_values)
     per_s = rate_per_min / 60.0
-    loss = Loss(per_s * capacity.service_time_s, peakedness)
-    c = capacity.concurrency
-    workers, b = 0, 1.0
-    while workers < limit:
-        b_next = loss((workers + 1) * c)
-        if per_s * (b - b_next) * cold_start_value_s < 1.0:
-            break
-        workers, b = workers + 1, b_next
-    return workers
+    # Loss(load, peakedness)(w x concurrency) for w = 1, 2, ..., inlined (the planner's hot
+    # path: every step of every endpoint), the same arithmetic in the same order.
+    if peakedness < 1.0:
+        raise ValueError("peakedness is at least 1 (Poisson)")
+    load = max(0.0, per_s * service_time_s) / peakedness
+    c = concurrency
+    b = [1.0]  # Erlang's B at whole servers, by the recurrence
+    by_workers = [1.0]  # the loss with w workers, filled as far as a value's search goes
+    log, exp, floor = math.log, math.exp, math.floor
+    out = []
+    for value in cold_start_values:
+        if value <= 0:
+            out.append(0)
+            continue
+        workers, before = 0, 1.0
+        while workers < limit:
+            if workers + 1 < len(by_workers):
+                after = by_workers[workers + 1]
+            else:
+                x = (workers + 1) * c / peakedness
+                k = floor(x + 1e-12)
+                f = x - k
+                while len(b) <= k + 1:
+                    last = b[-1]
+                    b.append(load * last / (len(b) + load * last) if load > 0 else 0.0)
+                lo = b[k]
+                if f < 1e-9:
+                    after = lo
+                else:
+                    hi = b[k + 1]
+                    after = lo * (1 - f) if hi <= 0.0 or lo <= 0.0 else exp(log(lo) * (1 - f) + log(hi) * f)
+                by_workers.append(after)
+            if per_s * (before - after) * value < 1.0:
+                break
+            workers, before = workers + 1, after
+        out.append(workers)
+    return tuple(out)
