@@ -179,14 +179,7 @@ class Store:
 
     def history(self, endpoint: str, start: datetime, end: datetime) -> list[tuple[datetime, int, int | None]]:
         """(ts, requests, cold_starts) with start <= ts < end, in time order."""
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return []
-        rc = t.request_counts.c
-        with self.begin() as c:
-            rows = c.execute(sa.select(rc.ts, rc.requests, rc.cold_starts)
-                             .where(rc.endpoint_id == eid, rc.ts >= start, rc.ts < end).order_by(rc.ts))
-            return [tuple(r) for r in rows]
+        return self.histories([endpoint], start, end).get(endpoint, [])
 
     def histories(self, endpoints: Iterable[str], start: datetime,
                   end: datetime) -> dict[str, list[tuple[datetime, int, int | None]]]:
@@ -519,14 +512,7 @@ class Store:
 
     def ready_durations(self, endpoint: str, limit: int = 50) -> list[float]:
         """Measured seconds from a scale-out to ready capacity, most recent first."""
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return []
-        r = t.readiness.c
-        with self.begin() as c:
-            rows = c.execute(sa.select(r.seconds).where(r.endpoint_id == eid, r.ready.is_(True))
-                             .order_by(r.started_at.desc(), r.id.desc()).limit(limit))
-            return [row[0] for row in rows]
+        return self.ready_durations_of([endpoint], limit).get(endpoint, [])
 
     def ready_durations_of(self, endpoints: Iterable[str], limit: int = 50) -> dict[str, list[float]]:
         """`ready_durations` of many endpoints in one query per chunk."""
@@ -554,13 +540,7 @@ class Store:
                                                          .where(tp.endpoint_id.in_(chunk)))}
 
     def tuned_policy(self, endpoint: str) -> tuple[datetime, dict[str, Any]] | None:
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return None
-        tp = t.tuned_policies.c
-        with self.begin() as c:
-            row = c.execute(sa.select(tp.updated_at, tp.knobs).where(tp.endpoint_id == eid)).first()
-        return None if row is None else (row[0], json.loads(row[1]))
+        return self.tuned_policies([endpoint]).get(endpoint)
 
     def save_tuned_policy(self, endpoint: str, updated_at: datetime, knobs: Mapping[str, Any]) -> None:
         with self.begin() as c:
@@ -595,13 +575,7 @@ class Store:
             return c.execute(t.holds.delete().where(t.holds.c.endpoint_id == eid)).rowcount > 0
 
     def active_hold(self, endpoint: str, now: datetime) -> tuple[int, datetime] | None:
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return None
-        h = t.holds.c
-        with self.begin() as c:
-            row = c.execute(sa.select(h.workers, h.until).where(h.endpoint_id == eid, h.until > now)).first()
-            return (row.workers, row.until) if row else None
+        return self.active_holds([endpoint], now).get(endpoint)
 
     # -- forecasting bookkeeping -----------------------------------------------------------
     def save_model_choice(self, endpoint: str, chosen_at: datetime, model: str, step_s: int,
@@ -612,15 +586,7 @@ class Store:
                                                       step_s=step_s, scores=json.dumps(dict(scores), default=str)))
 
     def latest_model_choice(self, endpoint: str) -> dict[str, Any] | None:
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return None
-        m = t.model_choices.c
-        with self.begin() as c:
-            r = c.execute(sa.select(m.chosen_at, m.model, m.step_s, m.scores).where(m.endpoint_id == eid)
-                          .order_by(m.chosen_at.desc(), m.id.desc()).limit(1)).first()
-            return None if r is None else {"chosen_at": r.chosen_at, "model": r.model, "step_s": r.step_s,
-                                           "scores": json.loads(r.scores)}
+        return self.latest_model_choices([endpoint]).get(endpoint)
 
     def latest_model_choices(self, endpoints: Iterable[str]) -> dict[str, dict[str, Any]]:
         """`latest_model_choice` of many endpoints (those without one left out)."""
@@ -679,12 +645,7 @@ class Store:
                 .group_by(f.issued_at).order_by(f.issued_at).limit(limit))]
 
     def last_forecast_time(self, endpoint: str) -> datetime | None:
-        eid = self.endpoint_id(endpoint, create=False)
-        if eid is None:
-            return None
-        with self.begin() as c:
-            return c.execute(sa.select(sa.func.max(t.forecasts.c.issued_at))
-                             .where(t.forecasts.c.endpoint_id == eid)).scalar()
+        return self.last_forecast_times([endpoint]).get(endpoint)
 
     def last_forecast_times(self, endpoints: Iterable[str]) -> dict[str, datetime]:
         """`last_forecast_time` of many endpoints (those without a stored forecast left out)."""
