@@ -5,7 +5,7 @@ Kept free of pandas so that `prewarm --help` and config loading stay fast.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
@@ -82,4 +82,4 @@ def iso(moment: datetime) -> str:
     return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-__all__ = ["parse_duration", "format_duration", "parse_timestamp", "to_utc", "floor_time", "iso", "zone", "timedelta"]
+__all__ = ["parse_duration", "format_duration", "parse_timestamp", "to_utc", "floor_time", "iso", "zone"]

@@ -149,10 +149,6 @@ class Store:
                         self._endpoint_ids[name] = eid
         return {n: self._endpoint_ids[n] for n in names if n in self._endpoint_ids}
 
-    def endpoint_names(self) -> list[str]:
-        with self.begin() as c:
-            return [r[0] for r in c.execute(sa.select(t.endpoints.c.name).order_by(t.endpoints.c.name))]
-
     @contextmanager
     def _conn(self, conn: sa.Connection | None) -> Iterator[sa.Connection]:
         if conn is not None:
