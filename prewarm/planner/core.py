@@ -21,15 +21,15 @@ import bisect
 import functools
 import math
 from collections import deque
+
+import numpy as np
 from datetime import datetime, timedelta
 
 from .burstiness import peakedness
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
-from .sizing import fewest_workers_for_values, workers_for_rate
+from .sizing import fewest_workers_for_values_array, workers_for_rate
 
-# Sizing is pure and the same rates recur every cycle (a forecast is replanned each minute until
-# the next refit): memoized, it costs nothing in the replay and the daemon.
-_by_values = functools.lru_cache(maxsize=8192)(fewest_workers_for_values)
+# Sizing to a blocking target is pure and per rate: memoized (a replay sees the same rates).
 _by_rate = functools.lru_cache(maxsize=8192)(workers_for_rate)
 
 __all__ = ["plan_endpoint", "workers_for_rate", "speculative_pays", "step_needs"]
@@ -43,47 +43,57 @@ def speculative_pays(expected_requests_per_hour: float, policy: PolicySettings) 
 
 def smoothed(values, window_steps: int) -> list[float]:
     """Centered moving average over +- window_steps (edges average what they have)."""
-    vals = [max(0.0, float(v)) for v in values]
+    vals = np.asarray(values, dtype=float)
+    vals = np.where(vals > 0.0, vals, 0.0)  # max(0.0, v), as Python's max (NaN becomes 0)
     if window_steps <= 0:
-        return vals
-    prefix = [0.0]
-    for v in vals:
-        prefix.append(prefix[-1] + v)
+        return vals.tolist()
     n = len(vals)
-    out = []
-    for i in range(n):
-        lo, hi = max(0, i - window_steps), min(n, i + window_steps + 1)
-        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
-    return out
+    # Running sums in order (numpy's accumulate is sequential, as a running total in a loop).
+    prefix = np.concatenate(([0.0], np.add.accumulate(vals))) if n else np.zeros(1)
+    i = np.arange(n)
+    lo, hi = np.maximum(0, i - window_steps), np.minimum(n, i + window_steps + 1)
+    return ((prefix[hi] - prefix[lo]) / (hi - lo)).tolist()
+
+
+_WHY_BY_VALUE = ("below break-even", "break-even", "forecast")
 
 
 def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
                policy: PolicySettings, z: float = 1.0) -> tuple[list[int], list[str]]:
     """Workers needed in each step for arrival `rates` (per minute) of peakedness z, and why."""
-    needs, whys = [], []
     value = policy.cold_start_value_s
+    if value is None:
+        return _step_needs_by_blocking(rates, capacity, policy, z)
     # Break-even for every worker: each one is held only while the cold starts it is expected
     # to avoid are worth its worker-seconds (worker 1 is the speculative one). Workers beyond
     # the first are credited only a share of the value: with a long busy-hours idle timeout,
-    # workers a burst starts stay for the next burst anyway. Both sized from one set of losses.
-    values = None
-    service_time, concurrency = capacity.service_time_s, capacity.concurrency
-    if value is not None:
-        values = (value,) if policy.burst_value_share >= 1.0 else (value, value * policy.burst_value_share)
+    # workers a burst starts stay for the next burst anyway. Both sized from one set of losses,
+    # every step at once (sizing.fewest_workers_for_values_array).
+    values = (value,) if policy.burst_value_share >= 1.0 else (value, value * policy.burst_value_share)
+    rate = np.asarray(rates, dtype=float)
+    sized = fewest_workers_for_values_array(rate, capacity.service_time_s, capacity.concurrency, values,
+                                            10_000, z)
+    need = sized[0]
+    if len(sized) > 1:
+        need = np.where(need > 1, np.maximum(1, sized[1]), need)
+    why = np.minimum(need, 2)  # index into _WHY_BY_VALUE
+    whys = [_WHY_BY_VALUE[k] for k in why.tolist()]
+    if not policy.speculative:
+        # Under one arrival expected in the step, no speculative worker.
+        for i in np.flatnonzero((need == 1) & (rate * step_s / 60.0 < 1.0)).tolist():
+            need[i], whys[i] = 0, "lull, speculative off"
+    return need.tolist(), whys
+
+
+def _step_needs_by_blocking(rates, capacity: CapacityModel, policy: PolicySettings,
+                            z: float) -> tuple[list[int], list[str]]:
+    """Busy steps sized to the blocking target, lulls by the speculative rule."""
+    needs, whys = [], []
     for rate in rates:
-        if values is not None:
-            sized = _by_values(rate, service_time, concurrency, values, 10_000, z)
-            need = sized[0]
-            if need > 1 and len(sized) > 1:
-                need = max(1, sized[1])
-            why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
-            if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
-                need, why = 0, "lull, speculative off"  # under one arrival expected in the step
-        else:
-            need = _by_rate(rate, capacity, policy.blocking, peakedness=z)
-            why = "forecast"
-            if need == 0 and speculative_pays(rate * 60.0, policy):
-                need, why = 1, "speculative"
+        need = _by_rate(rate, capacity, policy.blocking, peakedness=z)
+        why = "forecast"
+        if need == 0 and speculative_pays(rate * 60.0, policy):
+            need, why = 1, "speculative"
         needs.append(need)
         whys.append(why)
     return needs, whys

@@ -193,3 +193,75 @@ def fewest_workers_for_values(rate_per_min: float, service_time_s: float, concur
             workers, before = workers + 1, after
         out.append(workers)
     return tuple(out)
+
+
+def fewest_workers_for_values_array(rates_per_min, service_time_s: float, concurrency: int,
+                                    cold_start_values: tuple[float, ...], limit: int = 10_000,
+                                    peakedness: float = 1.0) -> list:
+    """fewest_workers_for_values for every rate of an array at once (numpy int arrays, one per
+    value). The planner sizes every step of every endpoint each cycle: at fleet scale the rates
+    barely recur, so a memo of the scalar search misses and the search itself is the cost.
+
+    The scalar search raises the worker count one at a time and stops at the first worker that
+    does not pay. Every rate still searching holds the same count, so the loss with w workers
+    is one array operation over the rates still searching: the same recurrence, interpolation
+    and stopping test, in the same order. At peakedness 1 (Poisson) the result is identical to
+    the scalar search; above 1 the interpolation uses numpy's exp and log, which can differ from
+    the math module's in the last bit (a decision moves only if it lay within that bit of
+    break-even)."""
+    import numpy as np
+
+    if peakedness < 1.0:
+        raise ValueError("peakedness is at least 1 (Poisson)")
+    rates = np.asarray(rates_per_min, dtype=float)
+    out = [np.zeros(len(rates), dtype=np.int64) for _ in cold_start_values]
+    where = np.flatnonzero(~(rates <= 0))  # as the scalar test: NaN searches on
+    if not len(where):
+        return out
+    per_s = rates[where] / 60.0
+    product = per_s * service_time_s
+    load = np.where(product > 0.0, product, 0.0) / peakedness  # max(0.0, x), as Python's max
+    values = [float(v) for v in cold_start_values]
+    searching = [np.full(len(where), v > 0) for v in values]
+    before = [np.ones(len(where)) for _ in values]
+    levels = {0: np.ones(len(where))}  # Erlang's B at whole servers, the levels still needed
+    top, w = 0, 0
+    while w < limit:
+        alive = np.logical_or.reduce(searching)
+        if alive.sum() <= 4:  # a few long searches left: array overhead beats the work, go scalar
+            for i in np.flatnonzero(alive).tolist():
+                sized = fewest_workers_for_values(float(rates[where[i]]), service_time_s, concurrency,
+                                                  cold_start_values, limit, peakedness)
+                for j in range(len(values)):
+                    if searching[j][i]:
+                        out[j][where[i]] = sized[j]
+            break
+        if alive.sum() < 0.75 * len(alive):  # stop computing losses for rates that are done
+            where, per_s, load = where[alive], per_s[alive], load[alive]
+            searching = [s[alive] for s in searching]
+            before = [b[alive] for b in before]
+            levels = {n: b[alive] for n, b in levels.items()}
+        x = (w + 1) * concurrency / peakedness
+        k = math.floor(x + 1e-12)
+        f = x - k
+        while top < k + 1:  # the recurrence; 0 where the load is 0, as the scalar
+            last = levels[top]
+            top += 1
+            levels[top] = load * last / (top + load * last)
+        for n in [n for n in levels if n < k]:
+            del levels[n]
+        lo = levels[k]
+        if f < 1e-9:
+            after = lo
+        else:
+            hi = levels[k + 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mixed = np.exp(np.log(lo) * (1 - f) + np.log(hi) * f)
+            after = np.where((hi <= 0.0) | (lo <= 0.0), lo * (1 - f), mixed)
+        w += 1
+        for j, value in enumerate(values):
+            goes_on = searching[j] & ~(per_s * (before[j] - after) * value < 1.0)
+            out[j][where[goes_on]] = w
+            before[j] = np.where(goes_on, after, before[j])
+            searching[j] = goes_on
+    return out
