@@ -69,6 +69,9 @@ class DaemonSettings(_Strict):
     forecast_snapshot_interval_s: float = Field(
         3600.0, description="store a forecast this often per endpoint (for accuracy and explain)")
     retention_s: float = Field(14 * 86400.0, description="drop forecasts and old plans older than this")
+    refresh_processes: int = Field(
+        0, ge=0, le=64, description="forecast refreshes run in this many background processes while cycles only plan "
+                                    "(for fleets of thousands of endpoints); 0 refreshes in the cycle")
 
     @model_validator(mode="before")
     @classmethod

@@ -153,6 +153,9 @@ class Runtime:
         self.last_snapshot: dict[str, datetime | None] = {}
         self.unscored: dict[str, list[datetime]] = {}
         self.tune_checked: dict[str, tuple[dict, datetime]] = {}
+        # With [daemon] refresh_processes, the daemon refreshes forecasts in a pool of processes
+        # (prewarm.refresh_pool) and its cycles only plan; None refreshes in the cycle.
+        self.refresh_pool = None
         # The daemon measures each scale-out's time to ready in the background; a one-shot
         # `prewarm once` exits before that could finish, so it does not.
         self.watch_readiness = False
@@ -168,7 +171,13 @@ class Runtime:
             return list(self.settings.endpoints)
         return [self.settings.endpoint(n) for n in names]
 
+    def close_refresh_pool(self) -> None:
+        if self.refresh_pool is not None:
+            self.refresh_pool.close()
+            self.refresh_pool = None
+
     def close(self) -> None:
+        self.close_refresh_pool()
         for p in self.providers.values():
             try:
                 p.close()
@@ -272,17 +281,22 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
         groups.setdefault(rt.settings.forecast_for(ep), []).append(ep)
     cutoff = now - timedelta(seconds=rt.settings.daemon.ingest_delay_s)
     use_cache = save and horizon_s is None
+    pool = rt.refresh_pool if use_cache else None
+    background_failed = _take_refreshes(rt, pool.collect()) if pool is not None else {}
     for fsettings, eps in groups.items():
         horizon = fsettings.horizon_s if horizon_s is None else horizon_s
         due = [ep for ep in eps if not use_cache or _refresh_due(rt, ep.name, fsettings, now)]
-        failed: dict[str, tuple[str, str]] = {}
+        failed = {ep.name: background_failed[ep.name] for ep in eps if ep.name in background_failed}
+        if pool is not None:
+            _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save, failed)
+            due = []
         fresh = _refresh(rt, due, fsettings, now, cutoff, horizon, use_cache, save, failed)
         forecasts: dict[str, Any] = {}
         for ep in eps:
             cached = rt.forecasts.get(ep.name) if use_cache else None
             if ep.name in fresh:
                 forecasts[ep.name] = fresh[ep.name]
-            elif cached is not None and cached.settings == fsettings and cached.made_at <= now <= cached.usable_until:
+            elif _usable(cached, fsettings, now):
                 forecasts[ep.name] = cached.forecast
                 if ep.name in failed:
                     log.warning("%s: planning from the forecast made at %s", ep.name, cached.made_at.isoformat())
@@ -303,6 +317,40 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
     return outcomes
 
 
+def _refresh_in_background(rt: Runtime, pool, due: list[EndpointSettings], fsettings, now: datetime,
+                           cutoff: datetime, horizon: float, save: bool, failed: dict[str, tuple[str, str]]) -> None:
+    """Hand the due refreshes to the pool (prewarm.refresh_pool); wait only for endpoints
+    with no usable cached forecast, so nothing is planned from nothing."""
+    busy = pool.busy()
+    pool.submit([ep for ep in due if ep.name not in busy], fsettings, now, cutoff,
+                refresh_span(fsettings, now, cutoff, horizon, keep=True), save)
+    waiting = {ep.name for ep in due if not _usable(rt.forecasts.get(ep.name), fsettings, now)}
+    if waiting:
+        failed.update(_take_refreshes(rt, pool.collect(waiting)))
+
+
+def _take_refreshes(rt: Runtime, finished: list) -> dict[str, tuple[str, str]]:
+    """Cache the forecasts of finished background refreshes; return what failed (counted and
+    logged here, where the metrics are)."""
+    failed: dict[str, tuple[str, str]] = {}
+    for job, result, error in finished:
+        if result is None:
+            log.error("background refresh of %d endpoints (%s...) failed, keeping their forecasts: %s",
+                      len(job.names), ", ".join(job.names[:3]), error)
+            failed.update({name: ("forecast", error) for name in job.names})
+            continue
+        forecasts, job_failed = result
+        install_forecasts(rt, forecasts, job.fsettings, job.made_at)
+        failed.update(job_failed)
+    for name, (stage, _) in failed.items():
+        rt._error(stage, name)
+    return failed
+
+
+def _usable(cached: "CachedForecast | None", fsettings, now: datetime) -> bool:
+    return cached is not None and cached.settings == fsettings and cached.made_at <= now <= cached.usable_until
+
+
 def _refresh_due(rt: Runtime, name: str, fsettings, now: datetime) -> bool:
     cached = rt.forecasts.get(name)
     return cached is None or cached.settings != fsettings or not cached.made_at <= now < cached.due
@@ -310,13 +358,27 @@ def _refresh_due(rt: Runtime, name: str, fsettings, now: datetime) -> bool:
 
 def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime, cutoff: datetime,
              horizon: float, keep: bool, save: bool, failed: dict[str, tuple[str, str]]) -> dict:
-    """Forecast `eps` in batches of REFRESH_BATCH (history of one batch in memory at a
-    time); with keep, cache each forecast until its (staggered) next refresh. A cached
-    forecast covers the horizon for two refresh intervals, so one failed refresh does not
-    leave the planner without one."""
-    interval = fsettings.refresh_interval_s
-    extra = 2 * interval if keep else 0.0
-    span = horizon + (now - cutoff).total_seconds() + extra
+    """Forecast `eps` (forecast_batches); with keep, cache each forecast until its
+    (staggered) next refresh."""
+    out = forecast_batches(rt, eps, fsettings, cutoff, refresh_span(fsettings, now, cutoff, horizon, keep),
+                           save, failed)
+    if keep:
+        install_forecasts(rt, out, fsettings, now)
+    return out
+
+
+def refresh_span(fsettings, now: datetime, cutoff: datetime, horizon: float, keep: bool) -> float:
+    """Seconds a refresh forecasts from the cutoff: the horizon from now, and for a cached
+    forecast two refresh intervals more, so one failed refresh does not leave the planner
+    without one."""
+    return horizon + (now - cutoff).total_seconds() + (2 * fsettings.refresh_interval_s if keep else 0.0)
+
+
+def forecast_batches(rt: Runtime, eps: list[EndpointSettings], fsettings, cutoff: datetime, span: float,
+                     save: bool, failed: dict[str, tuple[str, str]]) -> dict:
+    """Forecast `eps` in batches of REFRESH_BATCH (history of one batch in memory at a time),
+    compacted for the cache. What fails is noted in `failed` (fail warm). Also what a
+    background refresh process runs (prewarm.refresh_pool)."""
     out: dict[str, Any] = {}
     for i in range(0, len(eps), REFRESH_BATCH):
         batch = eps[i:i + REFRESH_BATCH]
@@ -334,13 +396,19 @@ def _refresh(rt: Runtime, eps: list[EndpointSettings], fsettings, now: datetime,
                           len(names), ", ".join(names[:3]), exc)
         del frames
         for name, fc in forecasts.items():
-            out[name] = fc = _compact(fc)  # the model's frame and float tuples go now, not after planning
-            if keep:
-                first = name not in rt.forecasts
-                due = now + timedelta(seconds=interval * (refresh_phase(name) if first else 1.0))
-                rt.forecasts[name] = CachedForecast(fc, fsettings, now, due,
-                                                    now + timedelta(seconds=extra))
+            out[name] = _compact(fc)  # the model's frame and float tuples go now, not after planning
     return out
+
+
+def install_forecasts(rt: Runtime, forecasts: dict, fsettings, made_at: datetime) -> None:
+    """Cache forecasts made from history up to made_at's cutoff until their next refresh: an
+    endpoint's first is due again after its phase of the interval (staggered), later ones
+    after the interval. A cached forecast covers the horizon for two intervals."""
+    interval = fsettings.refresh_interval_s
+    for name, fc in forecasts.items():
+        first = name not in rt.forecasts
+        due = made_at + timedelta(seconds=interval * (refresh_phase(name) if first else 1.0))
+        rt.forecasts[name] = CachedForecast(fc, fsettings, made_at, due, made_at + timedelta(seconds=2 * interval))
 
 
 def _dispersion_end(name: str, cutoff: datetime) -> datetime:
@@ -611,13 +679,11 @@ def _window(demand, now: datetime, horizon_s: float):
     """The steps of a (cached) forecast from the one containing now to now + horizon, as
     tuples for the planner (the forecast starts at the ingest cutoff, or earlier if cached)."""
     from .planner.model import DemandForecast
-    skip = 0
-    while skip < len(demand) and demand.at(skip + 1) <= now:
-        skip += 1
-    end = now + timedelta(seconds=horizon_s)
-    stop = skip
-    while stop < len(demand) and demand.at(stop) < end:
-        stop += 1
+    n, step = len(demand), timedelta(seconds=demand.step_s)
+    # skip: the steps that end at or before now; stop: the first step at or after the end.
+    # Whole-microsecond timedelta arithmetic, the same instants as demand.at().
+    skip = min(n, max(0, (now - demand.start) // step))
+    stop = min(n, max(skip, -((demand.start - (now + timedelta(seconds=horizon_s))) // step)))
 
     def part(values):
         piece = values[skip:stop]

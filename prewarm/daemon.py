@@ -71,6 +71,14 @@ def background_scheduler():
                                job_defaults={"coalesce": True, "max_instances": 1})
 
 
+def refresh_pool_for(settings, store_url: str):
+    """The forecast refresh pool [daemon] refresh_processes asks for (None: refresh in the cycle)."""
+    if settings.daemon.refresh_processes <= 0:
+        return None
+    from .refresh_pool import RefreshPool
+    return RefreshPool(settings.daemon.refresh_processes, store_url)
+
+
 class Daemon:
     """`scheduler_factory` builds the scheduler when leading (default: APScheduler's
     BackgroundScheduler); tests and benchmarks pass daemon_sim.SimulatedScheduler, with its
@@ -200,6 +208,9 @@ class Daemon:
             if rt is not None:
                 from .apply import state
                 rt.settings = new
+                if (rt.refresh_pool.processes if rt.refresh_pool else 0) != new.daemon.refresh_processes:
+                    rt.close_refresh_pool()
+                    rt.refresh_pool = refresh_pool_for(new, rt.store.url)
                 old, rt.providers = rt.providers, {}
                 for name, provider in old.items():
                     with state(rt).lock(name):  # let a call in flight finish before closing
@@ -215,6 +226,7 @@ class Daemon:
         self.cancel = threading.Event()
         self.rt = Runtime(self.settings, store=self.store, metrics=self.metrics)
         self.rt.watch_readiness = True
+        self.rt.refresh_pool = refresh_pool_for(self.settings, self.rt.store.url)
         self.leading = True
         if self.metrics:
             self.metrics.leader.set(1)
@@ -242,6 +254,7 @@ class Daemon:
             for name in ("reconcile", "cycle"):
                 self.heartbeat.forget(name)
             if self.rt is not None:
+                self.rt.close_refresh_pool()
                 if self.store is None:
                     self.rt.close()
                 else:  # the caller owns the store it passed in

@@ -1,0 +1,124 @@
+"""Forecast refreshes in background processes (`[daemon] refresh_processes`).
+
+A refresh reads two weeks of history and fits a model. At fleet scale that is most of a
+cycle's work: 10,000 endpoints refreshed every 10 minutes is about 1,000 refreshes a minute,
+some 30 s of one core, beside the minute's planning. With a pool, the daemon's cycle hands
+the refreshes that are due to other processes (other cores) and plans every endpoint from
+the forecast it holds; a new forecast is taken up by the first cycle after it is made.
+
+What does not change: an endpoint with no usable forecast (a new runtime, a new endpoint,
+changed [forecast] settings, or one past its cover) is planned only once its refresh is done,
+so the cycle waits for those; a refresh that fails keeps the cached forecast while it covers
+the horizon (fail warm), and is tried again at the next cycle. The children run the same code
+as an in-cycle refresh (cycle.forecast_batches) on their own database connections.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger("prewarm.refresh_pool")
+
+JOB_SIZE = 250  # endpoints a job: small enough that forecasts arrive through the minute
+
+
+@dataclass
+class Job:
+    future: Future
+    names: list[str]
+    fsettings: Any
+    made_at: datetime  # the cycle's now: the forecast is cached as made then
+
+
+class RefreshPool:
+    """Processes that refresh forecasts for one runtime. `submit` never blocks; `collect`
+    returns finished jobs; `wait` blocks until the given endpoints' jobs are done."""
+
+    def __init__(self, processes: int, store_url: str) -> None:
+        if processes < 1:
+            raise ValueError("a refresh pool needs at least one process")
+        self.processes = processes
+        self.store_url = store_url
+        self.jobs: list[Job] = []
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # spawn: a child inherits no database connection, lock or scheduler thread of the daemon.
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_child_logging, initargs=_logging_setup())
+
+    def busy(self) -> set[str]:
+        """Endpoints with a refresh submitted and not yet collected."""
+        return {name for job in self.jobs for name in job.names}
+
+    def submit(self, eps: list, fsettings, now: datetime, cutoff: datetime, span: float, save: bool) -> None:
+        for i in range(0, len(eps), JOB_SIZE):
+            batch = eps[i:i + JOB_SIZE]
+            try:
+                future = self._executor.submit(refresh_job, self.store_url, batch, fsettings, cutoff, span, save)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                # A child died (killed, out of memory): the pool is unusable; start a new one and
+                # let the next cycle submit again. The cached forecasts stay (fail warm).
+                log.error("refresh pool broken (%s): starting a new one", exc)
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+                return
+            self.jobs.append(Job(future, [ep.name for ep in batch], fsettings, now))
+
+    def collect(self, names: set[str] | None = None) -> list[tuple[Job, tuple[dict, dict] | None, str | None]]:
+        """Finished jobs as (job, (forecasts, failed) or None, error or None); with `names`,
+        first wait for every job holding one of them."""
+        if names:
+            wait([j.future for j in self.jobs if names.intersection(j.names)])
+        done = [j for j in self.jobs if j.future.done()]
+        self.jobs = [j for j in self.jobs if not j.future.done()]
+        out = []
+        for job in done:
+            try:
+                out.append((job, job.future.result(), None))
+            except Exception as exc:  # noqa: BLE001 - a job that died: its endpoints keep their forecasts
+                out.append((job, None, f"refresh process failed: {exc!r}"))
+        return out
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.jobs = []
+
+
+def _logging_setup() -> tuple[str, str]:
+    """The daemon's log level and format, for its children (they log to the same stderr)."""
+    from .logs import JsonFormatter
+
+    root = logging.getLogger("prewarm")
+    fmt = "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "text"
+    return logging.getLevelName(root.getEffectiveLevel()).lower(), fmt
+
+
+def _child_logging(level: str, fmt: str) -> None:
+    from .logs import setup_logging
+    setup_logging(level, fmt)
+
+
+_stores: dict[str, Any] = {}
+
+
+def refresh_job(store_url: str, eps: list, fsettings, cutoff: datetime, span: float,
+                save: bool) -> tuple[dict, dict]:
+    """In a child: forecast `eps` as a cycle would (cycle.forecast_batches) on the child's
+    own store connection. Returns (forecasts by endpoint, failed: endpoint -> (stage, why))."""
+    from .config import Settings
+    from .cycle import Runtime, forecast_batches
+    from .store import Store
+
+    store = _stores.get(store_url)
+    if store is None:
+        store = _stores[store_url] = Store(store_url, auto_upgrade=False)
+    rt = Runtime(Settings(endpoints=tuple(eps)), store=store)
+    failed: dict[str, tuple[str, str]] = {}
+    forecasts = forecast_batches(rt, eps, fsettings, cutoff, span, save, failed)
+    return forecasts, failed

@@ -1,0 +1,162 @@
+"""Forecast refreshes in background processes ([daemon] refresh_processes): real child
+processes on the real store; the cycle plans from what it holds and never waits for a
+refresh unless it holds nothing usable."""
+from __future__ import annotations
+
+import os
+import signal
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from prewarm import config
+from prewarm.cycle import Runtime, plan_cycle
+from prewarm.daemon import refresh_pool_for
+from prewarm.demo import generate
+from prewarm.ingest import ingest_file
+from prewarm.refresh_pool import RefreshPool
+
+START = datetime(2026, 11, 23, tzinfo=timezone.utc)
+DAY = START + timedelta(days=3)
+
+CONFIG = """
+[store]
+url = "{url}"
+[daemon]
+refresh_processes = 1
+[forecast]
+model = "seasonal-naive"
+history = "3d"
+horizon = "2h"
+refresh_interval = "10m"
+{endpoints}
+"""
+ENDPOINT = """
+[[endpoints]]
+name = "{name}"
+[endpoints.capacity]
+concurrency = 4
+service_time = "20s"
+cold_start = "10m"
+max_workers = 6
+[endpoints.provider]
+kind = "dry-run"
+"""
+NAMES = ("chat", "code", "embed")
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory):
+    """One store with three days of demo traffic for each endpoint (module scope: the
+    children take seconds to start, so the tests share data, not runtimes)."""
+    from prewarm.store import Store
+
+    tmp = tmp_path_factory.mktemp("pool")
+    url = f"sqlite:///{tmp / 'p.db'}"
+    store = Store(url)
+    traffic = tmp / "t.csv"
+    generate(traffic, START, days=4)
+    text = traffic.read_text()
+    for name in NAMES:
+        (tmp / f"{name}.csv").write_text(text.replace("demo-chat", name))
+        ingest_file(store, tmp / f"{name}.csv")
+    store.close()
+    return url
+
+
+def settings_for(tmp_path, url: str):
+    path = tmp_path / "prewarm.toml"
+    path.write_text(CONFIG.format(url=url, endpoints="".join(ENDPOINT.format(name=n) for n in NAMES)))
+    return config.load(path, env={})
+
+
+@pytest.fixture
+def pooled(tmp_path, store_url):
+    settings = settings_for(tmp_path, store_url)
+    rt = Runtime(settings)
+    rt.refresh_pool = refresh_pool_for(settings, store_url)
+    assert isinstance(rt.refresh_pool, RefreshPool)
+    yield rt
+    rt.close()
+
+
+def test_without_the_setting_there_is_no_pool(tmp_path, store_url):
+    settings = settings_for(tmp_path, store_url).model_copy(update={"daemon": config.DaemonSettings()})
+    assert refresh_pool_for(settings, store_url) is None
+
+
+def test_first_cycle_waits_and_plans_as_an_in_cycle_refresh_would(pooled, tmp_path, store_url):
+    outcomes = plan_cycle(pooled, DAY, save=True)
+    assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
+    # The same code on the same history: the same forecasts and plans as refreshing in the cycle.
+    plain = Runtime(settings_for(tmp_path, store_url))
+    try:
+        reference = plan_cycle(plain, DAY, save=False)
+    finally:
+        plain.close()
+    for name in NAMES:
+        assert outcomes[name].plan.commands == reference[name].plan.commands
+        assert outcomes[name].model == reference[name].model
+        cached = pooled.forecasts[name]
+        assert cached.made_at == DAY and DAY < cached.due <= DAY + timedelta(minutes=10)
+
+
+def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled):
+    plan_cycle(pooled, DAY)
+    later = DAY + timedelta(minutes=11)  # every forecast is due again
+    outcomes = plan_cycle(pooled, later)
+    # Planned at once from the forecasts held, the refreshes handed to the pool.
+    assert all(o.error is None for o in outcomes.values())
+    assert all(pooled.forecasts[n].made_at == DAY for n in NAMES)
+    assert pooled.refresh_pool.busy() == set(NAMES)
+    plan_cycle(pooled, later)
+    assert len(pooled.refresh_pool.jobs) <= 1, "a refresh in flight is not submitted twice"
+    for job in pooled.refresh_pool.jobs:
+        job.future.result(timeout=120)
+    # The next cycle takes the new forecasts up, cached as made at the cycle that asked for them.
+    outcomes = plan_cycle(pooled, later + timedelta(minutes=1))
+    assert all(o.error is None for o in outcomes.values())
+    assert all(pooled.forecasts[n].made_at == later for n in NAMES)
+    assert all(pooled.forecasts[n].due == later + timedelta(minutes=10) for n in NAMES)
+    assert pooled.refresh_pool.busy() == set()
+
+
+def test_a_failing_pool_keeps_the_forecasts_held_and_says_so(pooled, tmp_path):
+    plan_cycle(pooled, DAY)
+    pooled.refresh_pool.close()
+    # A pool whose children cannot reach the store: every refresh fails.
+    pooled.refresh_pool = RefreshPool(1, f"sqlite:///{tmp_path / 'missing' / 'nothing.db'}")
+    later = DAY + timedelta(minutes=11)
+    plan_cycle(pooled, later)
+    for job in pooled.refresh_pool.jobs:
+        with pytest.raises(Exception):
+            job.future.result(timeout=120)
+    outcomes = plan_cycle(pooled, later + timedelta(minutes=1))
+    for name in NAMES:
+        out = outcomes[name]
+        assert out.plan is not None and out.plan.commands, "fail warm: still planned from the last forecast"
+        assert out.stage == "forecast" and "planned from the last forecast" in out.error
+        assert pooled.forecasts[name].made_at == DAY
+
+
+def test_a_killed_child_is_replaced(pooled):
+    plan_cycle(pooled, DAY)
+    pool = pooled.refresh_pool
+    for pid in list(pool._executor._processes):
+        os.kill(pid, signal.SIGKILL)
+    later = DAY + timedelta(minutes=11)
+    outcomes = plan_cycle(pooled, later)  # submits to the broken pool, or finds it broken
+    assert all(o.plan is not None for o in outcomes.values())
+    for _ in range(3):  # the failure is collected, the pool replaced, the refresh submitted again
+        for job in list(pool.jobs):
+            try:
+                job.future.result(timeout=120)
+            except Exception:  # noqa: BLE001 - the broken pool's jobs
+                pass
+        later += timedelta(minutes=1)
+        outcomes = plan_cycle(pooled, later)
+        assert all(o.plan is not None for o in outcomes.values())
+    for job in list(pool.jobs):
+        job.future.result(timeout=120)
+    plan_cycle(pooled, later + timedelta(minutes=1))
+    assert all(pooled.forecasts[n].made_at > DAY for n in NAMES), "refreshed again after the child died"
