@@ -20,10 +20,9 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from collections import deque
+from datetime import datetime, timedelta
 
 import numpy as np
-from datetime import datetime, timedelta
 
 from .burstiness import peakedness
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
@@ -123,85 +122,85 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     needs, whys = step_needs(rates, step, capacity, policy, z)
 
     floor = max(policy.floor, capacity.min_workers)
-    history = [((at - now).total_seconds(), v) for at, v in observed.need_history]
+    history = sorted(((at - now).total_seconds(), v) for at, v in observed.need_history)
 
     def index(t: float) -> int:
         return math.floor((t - t0) / step + 1e-9)
 
     busy_timeout = policy.busy_idle_timeout_s() if policy.idle_timeout_rule == "forecast" else None
-    # Keep-alive is the burst mechanism only for sparse traffic: fewer arrivals per cold start
-    # than one worker's slots. Denser traffic is sized by Erlang, and a long timeout there would
-    # keep every worker a ramp's cold requests started.
-    sparse = [r / 60.0 * max(lead, 1.0) <= capacity.concurrency for r in rates]
-
-    # The target at t is the largest need over [t - delay, t + lead] (latest step first among
-    # equals: the step that still binds), and under the forecast rule the idle timeout is the
-    # busy one while a step in that same window needs a worker and is sparse. Points are sorted,
-    # so both window ends only move forward: the largest need is kept in a monotonic deque and
-    # the busy steps in a prefix count, O(1) a point instead of a scan of the window.
-    busy_before = [0]  # busy_before[j]: steps before j that need a worker and are sparse
-    for need, thin in zip(needs, sparse):
-        busy_before.append(busy_before[-1] + (1 if need > 0 and thin else 0))
-    # Remembered needs count while h > t - delay: the largest of those after a time, by bisect.
-    history.sort(key=lambda hv: hv[0])
-    history_at = [h for h, _ in history]
-    history_max = [-1] * (len(history) + 1)  # history_max[k]: largest need among entries k..
-    for k in range(len(history) - 1, -1, -1):
-        history_max[k] = max(history[k][1], history_max[k + 1])
     lull_timeout = policy.idle_timeout_s
+    hold_until = (hold.until - now).total_seconds() if hold is not None else None
 
     # Where the target can change: a rise a lead before each step, a drop a delay after it,
-    # the expiry of remembered needs and of a hold.
-    times = {0.0}
-    for i in range(n + 1):
-        times.add(t0 + i * step - lead)
-        times.add(t0 + i * step + delay)
-    times.update(h + delay for h, _ in history)
-    if hold is not None:
-        times.add((hold.until - now).total_seconds())
-    points = sorted(t for t in times if 0.0 <= t < end)
+    # the expiry of remembered needs and of a hold. (+ 0.0: a -0.0 is the instant 0.0.)
+    i = np.arange(n + 1)
+    times = [np.zeros(1), t0 + i * step - lead, t0 + i * step + delay, np.array([h + delay for h, _ in history])]
+    if hold_until is not None:
+        times.append(np.array([hold_until]))
+    points = np.unique(np.concatenate(times)) + 0.0
+    points = points[(points >= 0.0) & (points < end)]
 
-    values: list[int] = []
-    timeouts: list[float | None] = []
-    reasons: list[list] = []
-    window: deque[int] = deque()  # step indices in the window, needs strictly falling
-    entered = 0  # steps [0, entered) have entered the window
-    to_int = math.floor
-    for t in points:
-        # index(t - delay), index(t + lead), index(t), inlined (the loop runs every step)
-        lo = max(0, to_int((t - delay - t0) / step + 1e-9))
-        hi = min(n - 1, to_int((t + lead - t0) / step + 1e-9))
-        here = to_int((t - t0) / step + 1e-9)
-        while entered <= hi:
-            while window and needs[window[-1]] <= needs[entered]:
-                window.pop()
-            window.append(entered)
-            entered += 1
-        while window and window[0] < lo:
-            window.popleft()
-        value, at, why = 0, None, whys[here] if 0 <= here < n else "forecast"
-        if window and needs[window[0]] > 0:
-            at = window[0]
-            value = needs[at]
+    # Every point at once (numpy), each the same float arithmetic as one point at a time:
+    # the target at t is the largest need over the steps [t - delay, t + lead] (the latest
+    # step first among equals: the step that still binds); remembered needs count while
+    # h > t - delay; then the floor, a hold, the cap.
+    need = np.asarray(needs, dtype=np.int64)
+    lo = np.maximum(0, np.floor((points - delay - t0) / step + 1e-9).astype(np.int64))
+    hi = np.minimum(n - 1, np.floor((points + lead - t0) / step + 1e-9).astype(np.int64))
+    here = np.floor((points - t0) / step + 1e-9).astype(np.int64)
+    spans = lo <= hi
+    at = _latest_argmax(need, lo, hi, spans)
+    windowed = np.where(spans, need[np.maximum(at, 0)], 0)
+    from_window = spans & (windowed > 0)
+    value = np.where(from_window, windowed, 0)
+    if history:
+        # history_max[k]: the largest need among remembered entries k.. (time order)
+        history_max = np.maximum.accumulate(np.array([v for _, v in history] + [-1])[::-1])[::-1]
+        remembered = history_max[np.searchsorted(np.array([h for h, _ in history]), points - delay, side="right")]
+    else:
+        remembered = np.full(len(points), -1)
+    by_memory = remembered > value
+    value = np.where(by_memory, remembered, value)
+    by_floor = floor > value
+    value = np.where(by_floor, floor, value)
+    by_hold = np.zeros(len(points), dtype=bool)
+    if hold is not None:
+        by_hold = (points < hold_until) & (hold.workers > value)
+        value = np.where(by_hold, hold.workers, value)
+    capped = value > capacity.max_workers
+    value = np.minimum(value, capacity.max_workers)
+    # Under the forecast rule the idle timeout is the busy one while a step in the same window
+    # needs a worker and is sparse: keep-alive is the burst mechanism only for sparse traffic
+    # (fewer arrivals per cold start than one worker's slots); denser traffic is sized by
+    # Erlang, and a long timeout there would keep every worker a ramp's cold requests started.
+    busy = np.zeros(len(points), dtype=bool)
+    if busy_timeout is not None and busy_timeout != lull_timeout:
+        sparse = np.asarray(rates) / 60.0 * max(lead, 1.0) <= capacity.concurrency
+        busy_before = np.concatenate(([0], np.cumsum((need > 0) & sparse)))  # [j]: such steps before j
+        busy = spans & (busy_before[np.minimum(hi + 1, n)] > busy_before[np.minimum(lo, n)])
+    values = value.tolist()
+    budget_capped = _apply_budget(points.tolist(), values, end, policy, capacity, hold, now)
+
+    def why_at(p: int) -> tuple[str, int, float]:
+        """Why the target at point p is what it is (only where a command is issued)."""
+        t, k = float(points[p]), int(here[p])
+        j = int(at[p]) if from_window[p] else None
+        if j is not None:
             # A step already over binds only through hysteresis; one ahead, through the lead.
-            why = "scale_in_delay" if t0 + (at + 1) * step <= t + 1e-9 else whys[at]
-        remembered = history_max[bisect.bisect_right(history_at, t - delay)] if history else -1
-        if remembered > value:
-            value, at, why = remembered, None, "scale_in_delay"
-        if busy_timeout is None:
-            timeouts.append(lull_timeout)
+            why = "scale_in_delay" if t0 + (j + 1) * step <= t + 1e-9 else whys[j]
         else:
-            timeouts.append(busy_timeout if lo <= hi and busy_before[hi + 1] > busy_before[lo] else lull_timeout)
-        if floor > value:
-            value, why = floor, ("floor" if policy.floor >= capacity.min_workers else "min_workers")
-        if hold is not None and t < (hold.until - now).total_seconds() and hold.workers > value:
-            value, why = hold.workers, "hold"
-        if value > capacity.max_workers:
-            value, why = capacity.max_workers, f"{why}, capped at max_workers"
-        j = at if at is not None else min(max(here, 0), n - 1)
-        values.append(value)
-        reasons.append([why, j, t])  # made into a dict only where a command is issued
-    values = _apply_budget(points, values, end, policy, capacity, hold, now, reasons)
+            why = whys[k] if 0 <= k < n else "forecast"
+        if by_memory[p]:
+            j, why = None, "scale_in_delay"
+        if by_floor[p]:
+            why = "floor" if policy.floor >= capacity.min_workers else "min_workers"
+        if by_hold[p]:
+            why = "hold"
+        if capped[p]:
+            why = f"{why}, capped at max_workers"
+        if budget_capped[p]:
+            why = f"{why}, capped by budget"
+        return why, j if j is not None else min(max(k, 0), n - 1), t
 
     def reason(why: str, j: int, t: float) -> dict:
         return {
@@ -219,22 +218,54 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "peakedness": round(z, 3),
         }
 
+    # The step function compressed to commands: one where the target or the timeout changes.
     commands: list[Command] = []
-    for t, value, timeout, why in zip(points, values, timeouts, reasons):
-        if commands and (commands[-1].warm_workers, commands[-1].idle_timeout_s) == (value, timeout):
+    last = None
+    for p, (v, b) in enumerate(zip(values, busy.tolist())):
+        if (v, b) == last:
             continue
-        commands.append(Command(at=now + timedelta(seconds=t), warm_workers=value,
-                                idle_timeout_s=timeout, reason=reason(*why)))
+        last = (v, b)
+        why, j, t = why_at(p)
+        commands.append(Command(at=now + timedelta(seconds=t), warm_workers=v,
+                                idle_timeout_s=busy_timeout if b else lull_timeout, reason=reason(why, j, t)))
     need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
     return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
 
 
-def _apply_budget(points, values, end, policy, capacity, hold, now, reasons) -> list[int]:
-    """Cap the plan so its worker-hours fit the daily budget pro rata over the horizon; the
-    floor, min_workers and a hold are kept even when they alone exceed it."""
+def _latest_argmax(values, lo, hi, spans):
+    """For each range [lo, hi] (where spans), the index of its largest value, the latest among
+    equals; -1 where the range is empty. A sparse table: block maxima over powers of two, each
+    range the better of two overlapping blocks (the right one wins ties: it is the later)."""
+    n = len(values)
+    table = [np.arange(n)]
+    width = 1
+    while 2 * width <= n:
+        prev = table[-1]
+        left, right = prev[:n - 2 * width + 1], prev[width:n - width + 1]
+        table.append(np.where(values[right] >= values[left], right, left))
+        width *= 2
+    out = np.full(len(lo), -1, dtype=np.int64)
+    if not n or not spans.any():
+        return out
+    a, b = lo[spans], hi[spans]
+    level = np.frexp((b - a + 1).astype(float))[1] - 1  # floor(log2(length)), exactly
+    first = np.empty(len(a), dtype=np.int64)
+    second = np.empty(len(a), dtype=np.int64)
+    for k in np.unique(level).tolist():
+        m = level == k
+        first[m] = table[k][a[m]]
+        second[m] = table[k][b[m] - (1 << k) + 1]
+    out[spans] = np.where(values[second] >= values[first], second, first)
+    return out
+
+
+def _apply_budget(points, values, end, policy, capacity, hold, now) -> list[bool]:
+    """Cap the plan (values, in place) so its worker-hours fit the daily budget pro rata over
+    the horizon; the floor, min_workers and a hold are kept even when they alone exceed it.
+    Returns which points the budget lowered."""
     budget = policy.budget_worker_hours_per_day
     if budget is None or not points:
-        return values
+        return [False] * len(points)
     durations = [b - a for a, b in zip(points, points[1:] + [end])]
     allowance = budget * 3600.0 * (end - points[0]) / 86400.0
     hard = [max(policy.floor, capacity.min_workers,
@@ -245,15 +276,13 @@ def _apply_budget(points, values, end, policy, capacity, hold, now, reasons) -> 
         return sum(max(h, min(v, level)) * d for v, h, d in zip(values, hard, durations))
 
     if spend(max(values)) <= allowance:
-        return values
+        return [False] * len(points)
     levels = list(range(max(values) + 1))
     # Largest level whose spend fits (spend is non-decreasing in the level).
     k = bisect.bisect_right([spend(lv) for lv in levels], allowance) - 1
     level = max(0, k)
-    out = []
-    for v, h, reason in zip(values, hard, reasons):
-        capped = max(h, min(v, level))
-        if capped < v:
-            reason[0] = f"{reason[0]}, capped by budget"
-        out.append(capped)
-    return out
+    lowered = []
+    for i, (v, h) in enumerate(zip(values, hard)):
+        values[i] = max(h, min(v, level))
+        lowered.append(values[i] < v)
+    return lowered
