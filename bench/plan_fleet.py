@@ -9,7 +9,15 @@ cached between staggered refreshes, plans written in one transaction per batch):
       forecasts plus the ~1/10 of forecasts the staggered refresh makes due, wall and CPU;
   (c) peak RSS of the process.
 
+With --refresh-processes N ([daemon] refresh_processes), refreshes run in N background
+processes as in the daemon: the first cycle waits for all of them; the following cycles only
+plan, and are paced one real minute apart (--pace, seconds) so the children refresh in the
+time a daemon would give them. Then each cycle also reports the children's CPU seconds since
+the last cycle, how many refreshes are in flight, the oldest forecast held (the refresh target:
+every forecast younger than refresh_interval plus a cycle), and the RSS of parent + children.
+
     .venv/bin/python bench/plan_fleet.py [--endpoints 10000] [--days 14] [--cycles 3] [--url URL [--reuse]]
+        [--refresh-processes 1 [--pace 60]]
 
 (--reuse: the store at --url holds a previous run's seed; plans and forecasts a previous run
 stored stay, so its first cycle confirms rather than writes plans.)
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import resource
 import sys
@@ -35,8 +44,27 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def write_config(path: Path, url: str, n: int, model: str, days: int) -> Path:
+def child_stats(pids: list[int]) -> tuple[float, float, float]:
+    """(CPU seconds, RSS MB, peak RSS MB) summed over live child processes."""
+    cpu = rss = peak = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) / 1024
+        except (OSError, IndexError):
+            pass
+    return cpu, rss, peak
+
+
+def write_config(path: Path, url: str, n: int, model: str, days: int, refresh_processes: int = 0) -> Path:
     lines = [f'[store]\nurl = "{url}"\n', '[metrics]\nenabled = false\n',
+             f'[daemon]\nrefresh_processes = {refresh_processes}\n',
              f'[forecast]\nmodel = "{model}"\nhistory = "{days}d"\nhorizon = "6h"\nstep = "5m"\n'
              'resolution = "fixed"\nrefresh_interval = "10m"\n']
     for i in range(n):
@@ -83,17 +111,21 @@ def main() -> None:
     ap.add_argument("--model", default="seasonal-naive")
     ap.add_argument("--url", default=None, help="store URL (default: a new SQLite file)")
     ap.add_argument("--reuse", action="store_true", help="the store at --url is seeded already (a previous run)")
+    ap.add_argument("--refresh-processes", type=int, default=0, help="[daemon] refresh_processes")
+    ap.add_argument("--pace", type=float, default=60.0, help="with a refresh pool: seconds between cycle starts")
     args = ap.parse_args()
 
     from prewarm import config, cycle
     from prewarm.cycle import Runtime, plan_cycle
+    from prewarm.daemon import refresh_pool_for
     from prewarm.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="prewarm-planfleet-"))
     url = args.url or f"sqlite:///{work / 'prewarm.db'}"
     now = datetime(2026, 3, 16, 9, tzinfo=timezone.utc)
     t = time.time()
-    settings = config.load(write_config(work / "prewarm.toml", url, args.endpoints, args.model, args.days), env={})
+    settings = config.load(write_config(work / "prewarm.toml", url, args.endpoints, args.model, args.days,
+                                        args.refresh_processes), env={})
     store = Store(url, auto_upgrade=True)
     if not args.reuse:
         seed(store, args.endpoints, now - timedelta(days=args.days), args.days, random.Random(1))
@@ -114,8 +146,11 @@ def main() -> None:
     cycle._refresh = timed_refresh
 
     rt = Runtime(settings, store=store)
+    rt.refresh_pool = refresh_pool_for(settings, url)
     runs = []
     rss_start = rss_mb()
+    children_cpu = 0.0
+    peak_total_rss = 0.0
     for k in range(args.cycles + 1):
         at = now + timedelta(minutes=k)
         refresh.update(wall=0.0, cpu=0.0, endpoints=0)
@@ -128,12 +163,28 @@ def main() -> None:
                "refresh_cpu_s": round(refresh["cpu"], 1), "plan_wall_s": round(wall - refresh["wall"], 1),
                "planned": sum(1 for o in outcomes.values() if o.plan is not None), "errors": errors,
                "rss_mb": round(rss_mb(), 1)}
+        if rt.refresh_pool is not None:
+            pids = list(rt.refresh_pool._executor._processes or ())
+            cpu_now, rss_children, peak_children = child_stats(pids)
+            peak_total_rss = max(peak_total_rss, peak_children)
+            oldest = min(c.made_at for c in rt.forecasts.values())
+            run.update(children_cpu_s=round(cpu_now - children_cpu, 1), in_flight=len(rt.refresh_pool.busy()),
+                       oldest_forecast_min=round((at - oldest).total_seconds() / 60, 1),
+                       overdue=sum(1 for c in rt.forecasts.values() if c.due < at - timedelta(minutes=1)),
+                       rss_with_children_mb=round(rss_mb() + rss_children, 1))
+            children_cpu = cpu_now
+            if k < args.cycles:
+                time.sleep(max(0.0, args.pace - (time.time() - w0)))
         print(json.dumps(run), file=sys.stderr)
         runs.append(run)
     print(json.dumps({
         "endpoints": args.endpoints, "days": args.days, "model": args.model, "store": store.dialect,
         "setup_s": round(setup_s), "rss_start_mb": round(rss_start, 1), "cycles": runs,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "refresh_processes": args.refresh_processes,
+        # Parent's peak + each child's own peak (an upper bound: the peaks need not coincide).
+        "peak_rss_with_children_mb": (round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + peak_total_rss, 1)
+                                      if rt.refresh_pool is not None else None),
     }, indent=2))
     rt.close()
 

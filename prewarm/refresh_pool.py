@@ -86,7 +86,14 @@ class RefreshPool:
         return out
 
     def close(self) -> None:
+        """Stop now: a child's refresh in flight is thrown away, not waited for (it only makes
+        a forecast; the next runtime makes it again). ProcessPoolExecutor on Python 3.11 has
+        no public way to stop its workers, hence the private attribute."""
+        processes = list((self._executor._processes or {}).values())
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
         self.jobs = []
 
 

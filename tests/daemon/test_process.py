@@ -128,3 +128,46 @@ def test_a_second_daemon_on_one_sqlite_database_refuses(tmp_path, faulty, sqlite
     assert "SQLite supports one daemon" in message
     assert first.poll() is None
     stop(first)
+
+
+def child_pids(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.update(int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split())
+        except OSError:
+            pass
+    return out
+
+
+def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty, sqlite_url, procs):
+    """[daemon] refresh_processes: the daemon plans from forecasts a child process refreshes;
+    the first plan waits for the first forecast; SIGTERM leaves no child behind."""
+    from prewarm.demo import generate
+    from prewarm.ingest import ingest_file
+
+    cfg, store = setup(tmp_path, faulty, sqlite_url, cycle_interval="3s", refresh_processes=1)
+    cfg.write_text(cfg.read_text() + '\n[forecast]\nmodel = "seasonal-naive"\nhistory = "3d"\nhorizon = "1h"\n'
+                                      'refresh_interval = "6s"\n')
+    start = now().replace(second=0, microsecond=0) - timedelta(days=3)
+    traffic = tmp_path / "t.csv"
+    generate(traffic, start, days=3)
+    traffic.write_text(traffic.read_text().replace("demo-chat", "api"))
+    ingest_file(store, traffic)
+    log = tmp_path / "daemon.log"
+    proc = spawn(cfg, "run", log=log)
+    procs.append(proc)
+    wait_for(lambda: store.current_plan("api"), 60, poll=0.5, what="a plan from the first refresh")
+    children = wait_for(lambda: child_pids(proc.pid), 10, what="the refresh process")
+    first = store.current_plan("api")[0]["issued_at"]
+    # Later cycles keep planning (forecasts refreshed every 6 s in the child).
+    wait_for(lambda: store.current_plan("api")[0]["issued_at"] > first + timedelta(seconds=10), 60, poll=0.5,
+             what="later cycles")
+    assert proc.poll() is None, log_text(log)
+    assert "forecast failed" not in log_text(log) and "refresh pool broken" not in log_text(log), log_text(log)
+    assert stop(proc, timeout=30) < 20
+    assert proc.returncode == 0, log_text(log)
+    for pid in children:
+        wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
+                 10, what=f"refresh process {pid} to end")
+    store.close()
