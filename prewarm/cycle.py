@@ -274,7 +274,10 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
     forecast kept in the runtime, sliced to now (a new runtime refreshes all at its first
     cycle). A refresh that fails keeps the cached forecast while it still covers the
     horizon (fail warm). Planning reads and writes a batch of endpoints in a few queries.
-    save=False or a horizon_s override (the show commands) forecast afresh and keep nothing."""
+    With a refresh pool (rt.refresh_pool, [daemon] refresh_processes) the due refreshes run in
+    other processes and the cycle plans from the forecasts it holds, waiting only for endpoints
+    that hold none usable. save=False or a horizon_s override (the show commands) forecast
+    afresh, in the cycle, and keep nothing."""
     outcomes: dict[str, EndpointOutcome] = {}
     groups: dict[Any, list[EndpointSettings]] = {}
     for ep in rt.endpoints(names):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 log = logging.getLogger("prewarm.refresh_pool")
 
 JOB_SIZE = 250  # endpoints a job: small enough that forecasts arrive through the minute
+PARENT_CHECK_S = 2.0  # how often a child checks that the daemon is still there
 
 
 @dataclass
@@ -50,7 +52,7 @@ class RefreshPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn: a child inherits no database connection, lock or scheduler thread of the daemon.
         return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_child_logging, initargs=_logging_setup())
+                                   initializer=_child_init, initargs=_logging_setup())
 
     def busy(self) -> set[str]:
         """Endpoints with a refresh submitted and not yet collected."""
@@ -106,9 +108,26 @@ def _logging_setup() -> tuple[str, str]:
     return logging.getLevelName(root.getEffectiveLevel()).lower(), fmt
 
 
-def _child_logging(level: str, fmt: str) -> None:
+def _child_init(level: str, fmt: str) -> None:
+    """In a new child: log as the daemon does, and exit when the daemon is gone."""
+    import os
+    import threading
+
     from .logs import setup_logging
+
     setup_logging(level, fmt)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # A daemon killed with SIGKILL cannot stop its children, and an orphan would wait
+        # for work forever. (Not PR_SET_PDEATHSIG: it fires when the *thread* that started
+        # the child ends, and the daemon starts children from a cycle's worker thread.)
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
 
 
 _stores: dict[str, Any] = {}

@@ -140,13 +140,13 @@ def child_pids(pid: int) -> set[int]:
     return out
 
 
-def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty, sqlite_url, procs):
-    """[daemon] refresh_processes: the daemon plans from forecasts a child process refreshes;
-    the first plan waits for the first forecast; SIGTERM leaves no child behind."""
+def start_with_refresh_processes(tmp_path, faulty, url, procs):
+    """`prewarm run` with [daemon] refresh_processes = 1 on three days of demo history, once
+    it has planned from the child's first forecast: (process, store, log, child pids)."""
     from prewarm.demo import generate
     from prewarm.ingest import ingest_file
 
-    cfg, store = setup(tmp_path, faulty, sqlite_url, cycle_interval="3s", refresh_processes=1)
+    cfg, store = setup(tmp_path, faulty, url, cycle_interval="3s", refresh_processes=1)
     cfg.write_text(cfg.read_text() + '\n[forecast]\nmodel = "seasonal-naive"\nhistory = "3d"\nhorizon = "1h"\n'
                                       'refresh_interval = "6s"\n')
     start = now().replace(second=0, microsecond=0) - timedelta(days=3)
@@ -159,6 +159,20 @@ def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty
     procs.append(proc)
     wait_for(lambda: store.current_plan("api"), 60, poll=0.5, what="a plan from the first refresh")
     children = wait_for(lambda: child_pids(proc.pid), 10, what="the refresh process")
+    return proc, store, log, children
+
+
+def gone(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty, sqlite_url, procs):
+    """[daemon] refresh_processes: the daemon plans from forecasts a child process refreshes;
+    the first plan waits for the first forecast; SIGTERM leaves no child behind."""
+    proc, store, log, children = start_with_refresh_processes(tmp_path, faulty, sqlite_url, procs)
     first = store.current_plan("api")[0]["issued_at"]
     # Later cycles keep planning (forecasts refreshed every 6 s in the child).
     wait_for(lambda: store.current_plan("api")[0]["issued_at"] > first + timedelta(seconds=10), 60, poll=0.5,
@@ -168,6 +182,14 @@ def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty
     assert stop(proc, timeout=30) < 20
     assert proc.returncode == 0, log_text(log)
     for pid in children:
-        wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
-                 10, what=f"refresh process {pid} to end")
+        wait_for(lambda pid=pid: gone(pid), 10, what=f"refresh process {pid} to end")
+    store.close()
+
+
+def test_a_killed_daemon_leaves_no_refresh_process(tmp_path, faulty, sqlite_url, procs):
+    proc, store, log, children = start_with_refresh_processes(tmp_path, faulty, sqlite_url, procs)
+    proc.kill()
+    proc.wait(10)
+    for pid in children:
+        wait_for(lambda pid=pid: gone(pid), 15, what=f"orphaned refresh process {pid} to exit")
     store.close()
