@@ -96,6 +96,8 @@ class RefreshPool:
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        for process in processes:  # reaped before the executor's thread writes to its pipes
+            process.join(5)
         self.jobs = []
 
 
