@@ -341,12 +341,14 @@ def _take_refreshes(rt: Runtime, finished: list) -> dict[str, tuple[str, str]]:
             log.error("background refresh of %d endpoints (%s...) failed, keeping their forecasts: %s",
                       len(job.names), ", ".join(job.names[:3]), error)
             failed.update({name: ("forecast", error) for name in job.names})
+            for name in job.names:
+                rt._error("forecast", name)
             continue
-        forecasts, job_failed = result
+        forecasts, job_failed, errors = result
         install_forecasts(rt, forecasts, job.fsettings, job.made_at)
         failed.update(job_failed)
-    for name, (stage, _) in failed.items():
-        rt._error(stage, name)
+        for stage, name in errors:  # what the refresh counted (failures, fallbacks), as in the cycle
+            rt._error(stage, name)
     return failed
 
 

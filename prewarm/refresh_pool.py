@@ -72,8 +72,8 @@ class RefreshPool:
                 return
             self.jobs.append(Job(future, [ep.name for ep in batch], fsettings, now))
 
-    def collect(self, names: set[str] | None = None) -> list[tuple[Job, tuple[dict, dict] | None, str | None]]:
-        """Finished jobs as (job, (forecasts, failed) or None, error or None); with `names`,
+    def collect(self, names: set[str] | None = None) -> list[tuple[Job, tuple | None, str | None]]:
+        """Finished jobs as (job, refresh_job's result or None, error or None); with `names`,
         first wait for every job holding one of them."""
         if names:
             wait([j.future for j in self.jobs if names.intersection(j.names)])
@@ -136,9 +136,10 @@ _stores: dict[str, Any] = {}
 
 
 def refresh_job(store_url: str, eps: list, fsettings, cutoff: datetime, span: float,
-                save: bool) -> tuple[dict, dict]:
+                save: bool) -> tuple[dict, dict, list]:
     """In a child: forecast `eps` as a cycle would (cycle.forecast_batches) on the child's
-    own store connection. Returns (forecasts by endpoint, failed: endpoint -> (stage, why))."""
+    own store connection. Returns (forecasts by endpoint, failed: endpoint -> (stage, why),
+    errors: the (stage, endpoint) the cycle would have counted, for the daemon's metrics)."""
     from .config import Settings
     from .cycle import Runtime, forecast_batches
     from .store import Store
@@ -147,6 +148,8 @@ def refresh_job(store_url: str, eps: list, fsettings, cutoff: datetime, span: fl
     if store is None:
         store = _stores[store_url] = Store(store_url, auto_upgrade=False)
     rt = Runtime(Settings(endpoints=tuple(eps)), store=store)
+    errors: list[tuple[str, str]] = []
+    rt._error = lambda stage, endpoint: errors.append((stage, endpoint))  # counted by the daemon
     failed: dict[str, tuple[str, str]] = {}
     forecasts = forecast_batches(rt, eps, fsettings, cutoff, span, save, failed)
-    return forecasts, failed
+    return forecasts, failed, errors

@@ -8,12 +8,14 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from prewarm import config
 from prewarm.cycle import Runtime, plan_cycle
 from prewarm.daemon import refresh_pool_for
 from prewarm.demo import generate
 from prewarm.ingest import ingest_file
+from prewarm.metrics import Metrics
 from prewarm.refresh_pool import RefreshPool
 
 START = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -73,7 +75,7 @@ def settings_for(tmp_path, url: str):
 @pytest.fixture
 def pooled(tmp_path, store_url):
     settings = settings_for(tmp_path, store_url)
-    rt = Runtime(settings)
+    rt = Runtime(settings, metrics=Metrics(CollectorRegistry()))
     rt.refresh_pool = refresh_pool_for(settings, store_url)
     assert isinstance(rt.refresh_pool, RefreshPool)
     yield rt
@@ -137,6 +139,9 @@ def test_a_failing_pool_keeps_the_forecasts_held_and_says_so(pooled, tmp_path):
         assert out.plan is not None and out.plan.commands, "fail warm: still planned from the last forecast"
         assert out.stage == "forecast" and "planned from the last forecast" in out.error
         assert pooled.forecasts[name].made_at == DAY
+        # Counted where the metrics are, in the daemon, once.
+        errors = pooled.metrics.registry.get_sample_value("prewarm_errors_total", {"stage": "forecast", "endpoint": name})
+        assert errors == 1
 
 
 def test_a_killed_child_is_replaced(pooled):
