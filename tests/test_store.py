@@ -124,3 +124,27 @@ def test_external_history_query_binds_values(store, db_url):
     assert rows == [(T0, 99)]
     with store.begin() as c:
         c.exec_driver_sql("DROP TABLE my_traffic")
+
+
+def test_prune_keeps_each_endpoints_last_readiness_measurements(store):
+    """Old times to ready go, but never an endpoint's last 50: an endpoint that rarely scales
+    out keeps its learned lead. The database ranks them (window function) on each dialect."""
+    import sqlalchemy as sa
+    from prewarm.store import schema as t
+
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(60):
+        store.record_readiness("busy", started_at=base + timedelta(minutes=i), target=1, seconds=float(i), ready=True)
+    store.record_readiness("busy", started_at=base, target=1, seconds=999.0, ready=False)
+    for i in range(3):
+        store.record_readiness("rare", started_at=base + timedelta(minutes=i), target=1, seconds=100.0 + i, ready=True)
+    last_50 = [float(i) for i in range(59, 9, -1)]  # newest first
+    assert store.ready_durations("busy") == last_50
+    assert store.ready_durations_of(["busy", "rare"], limit=2) == {"busy": [59.0, 58.0], "rare": [102.0, 101.0]}
+    assert store.prune(base - timedelta(minutes=1))["readiness"] == 0, "only measurements before the cutoff go"
+    pruned = store.prune(base + timedelta(days=30))
+    assert pruned["readiness"] == 11  # busy's 10 oldest successful ones and its failed one
+    assert store.ready_durations("busy") == last_50
+    assert store.ready_durations("rare") == [102.0, 101.0, 100.0]
+    with store.begin() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(t.readiness)).scalar() == 53

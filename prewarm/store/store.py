@@ -39,6 +39,9 @@ class CountRow:
         return (self.requests, self.cold_starts, self.p50_ms, self.p99_ms)
 
 
+READY_KEPT = 50  # measured times to ready an endpoint's learned lead is taken from
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -506,23 +509,23 @@ class Store:
             c.execute(t.readiness.insert().values(endpoint_id=eid, started_at=started_at, target=target,
                                                   seconds=seconds, ready=ready))
 
-    def ready_durations(self, endpoint: str, limit: int = 50) -> list[float]:
+    def ready_durations(self, endpoint: str, limit: int = READY_KEPT) -> list[float]:
         """Measured seconds from a scale-out to ready capacity, most recent first."""
         return self.ready_durations_of([endpoint], limit).get(endpoint, [])
 
-    def ready_durations_of(self, endpoints: Iterable[str], limit: int = 50) -> dict[str, list[float]]:
-        """`ready_durations` of many endpoints in one query per chunk."""
+    def ready_durations_of(self, endpoints: Iterable[str], limit: int = READY_KEPT) -> dict[str, list[float]]:
+        """`ready_durations` of many endpoints in one query per chunk (the database ranks and
+        trims them: an endpoint's whole measurement history is not read for its last 50)."""
         ids = self.endpoint_ids(endpoints)
         names = {eid: name for name, eid in ids.items()}
-        r = t.readiness.c
         out: dict[str, list[float]] = {}
         with self.begin() as c:
             for chunk in _chunks(list(names)):
-                for eid, seconds in c.execute(sa.select(r.endpoint_id, r.seconds).where(
-                        r.endpoint_id.in_(chunk), r.ready.is_(True)).order_by(r.started_at.desc(), r.id.desc())):
-                    mine = out.setdefault(names[eid], [])
-                    if len(mine) < limit:
-                        mine.append(seconds)
+                ranked = _ranked_readiness(t.readiness.c.endpoint_id.in_(chunk))
+                for eid, seconds in c.execute(sa.select(ranked.c.endpoint_id, ranked.c.seconds)
+                                              .where(ranked.c.rank <= limit)
+                                              .order_by(ranked.c.endpoint_id, ranked.c.rank)):
+                    out.setdefault(names[eid], []).append(seconds)
         return out
 
     def tuned_policies(self, endpoints: Iterable[str]) -> dict[str, tuple[datetime, dict[str, Any]]]:
@@ -654,7 +657,8 @@ class Store:
                                                .where(f.endpoint_id.in_(chunk)).group_by(f.endpoint_id))}
 
     def prune(self, before: datetime) -> dict[str, int]:
-        """Drop forecasts, superseded plans and accuracy rows older than `before`. The audit
+        """Drop forecasts, superseded plans, recorded needs, accuracy rows and times to ready
+        older than `before` (but each endpoint's last READY_KEPT times to ready). The audit
         log is kept: it is the record of what was done."""
         p = t.plans.c
         with self.begin() as c:
@@ -665,6 +669,14 @@ class Store:
             out["plan_needs"] = c.execute(t.plan_needs.delete().where(t.plan_needs.c.at < before)).rowcount
             out["forecast_accuracy"] = c.execute(t.forecast_accuracy.delete().where(
                 t.forecast_accuracy.c.issued_at < before)).rowcount
+            # Times to ready: old ones go, but never an endpoint's last READY_KEPT (the learned
+            # lead of an endpoint that rarely scales out must not fall back for want of them).
+            kept = _ranked_readiness(sa.true())
+            keep = sa.select(kept.c.id).where(kept.c.rank <= READY_KEPT)
+            if self.dialect in ("mysql", "mariadb"):  # it cannot read the table it deletes from
+                keep = sa.select(sa.literal_column("kept_ids.id")).select_from(keep.subquery("kept_ids"))
+            out["readiness"] = c.execute(t.readiness.delete().where(
+                t.readiness.c.started_at < before, t.readiness.c.id.not_in(keep))).rowcount
         return out
 
     def forecast_issues(self, endpoint: str, before: datetime, limit: int = 50) -> list[datetime]:
@@ -713,6 +725,13 @@ def _naive_utc(values: Sequence[Any], dialect: str):
     if dialect == "sqlite":
         return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
     return pd.to_datetime(pd.Series(values, dtype=object))
+
+
+def _ranked_readiness(where) -> sa.Subquery:
+    """Successful readiness measurements with their rank per endpoint, newest first (1)."""
+    r = t.readiness.c
+    rank = sa.func.row_number().over(partition_by=r.endpoint_id, order_by=(r.started_at.desc(), r.id.desc()))
+    return sa.select(r.id, r.endpoint_id, r.seconds, rank.label("rank")).where(r.ready.is_(True), where).subquery()
 
 
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
