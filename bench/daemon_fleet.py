@@ -22,6 +22,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from fleet_config import write_fleet_config  # bench/ is the script's directory
+
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -31,14 +33,9 @@ def rss_mb() -> float:
 
 
 def write_config(path: Path, url: str, n: int, cycle: str, reconcile: str) -> Path:
-    lines = [f'[store]\nurl = "{url}"\n', f'[daemon]\ncycle_interval = "{cycle}"\nreconcile_interval = "{reconcile}"\n',
-             '[metrics]\nenabled = false\n',
-             '[forecast]\nmodel = "seasonal-naive"\nhistory = "2d"\nhorizon = "2h"\nstep = "5m"\nresolution = "fixed"\n']
-    for i in range(n):
-        lines.append(f'[[endpoints]]\nname = "ep{i:05d}"\n[endpoints.provider]\nkind = "dry-run"\n'
-                     f'[endpoints.capacity]\nmax_workers = 50\ncold_start_s = {60 + 30 * (i % 7)}\n')
-    path.write_text("\n".join(lines))
-    return path
+    return write_fleet_config(path, url, n, daemon={"cycle_interval": cycle, "reconcile_interval": reconcile},
+                              forecast={"model": "seasonal-naive", "history": "2d", "horizon": "2h", "step": "5m",
+                                        "resolution": "fixed"})
 
 
 def seed_history(store, n: int, start: datetime, days: float, rng: random.Random) -> None:

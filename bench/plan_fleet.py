@@ -36,6 +36,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from fleet_config import write_fleet_config  # bench/ is the script's directory
+
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -63,15 +65,9 @@ def child_stats(pids: list[int]) -> tuple[float, float, float]:
 
 
 def write_config(path: Path, url: str, n: int, model: str, days: int, refresh_processes: int = 0) -> Path:
-    lines = [f'[store]\nurl = "{url}"\n', '[metrics]\nenabled = false\n',
-             f'[daemon]\nrefresh_processes = {refresh_processes}\n',
-             f'[forecast]\nmodel = "{model}"\nhistory = "{days}d"\nhorizon = "6h"\nstep = "5m"\n'
-             'resolution = "fixed"\nrefresh_interval = "10m"\n']
-    for i in range(n):
-        lines.append(f'[[endpoints]]\nname = "ep{i:05d}"\n[endpoints.provider]\nkind = "dry-run"\n'
-                     f'[endpoints.capacity]\nmax_workers = 50\ncold_start_s = {60 + 30 * (i % 7)}\n')
-    path.write_text("\n".join(lines))
-    return path
+    return write_fleet_config(path, url, n, daemon={"refresh_processes": refresh_processes},
+                              forecast={"model": model, "history": f"{days}d", "horizon": "6h", "step": "5m",
+                                        "resolution": "fixed", "refresh_interval": "10m"})
 
 
 def seed(store, n: int, start: datetime, days: float, rng: random.Random) -> None:
