@@ -108,6 +108,9 @@ class Daemon:
         self._jobs_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._stepping = threading.Lock()
+        # One cycle at a time: the start-up job's cycle and the interval job's are different
+        # jobs to the scheduler, and a first cycle (every forecast) can outlast the interval.
+        self._cycling = threading.Lock()
 
     # -- timing derived from the settings ---------------------------------------------------
     @property
@@ -285,13 +288,26 @@ class Daemon:
         """Refresh the forecasts that are due (staggered over [forecast] refresh_interval;
         all of them at the first cycle of a leadership term, whose Runtime starts empty),
         plan every endpoint, then converge. The work runs on a worker thread that a stop
-        abandons (a forecast cannot be interrupted; nothing is applied from it after a stop)."""
+        abandons (a forecast cannot be interrupted; nothing is applied from it after a stop).
+        A cycle due while another still runs is skipped."""
         started = time.monotonic()
         rt = self.rt
         if rt is None:
             return
         now = self.clock()
-        outcomes = self._abandonable(lambda: plan_cycle(rt, now))
+        if not self._cycling.acquire(blocking=False):
+            # Two cycles on one runtime would race on its forecasts and both write a plan.
+            log.info("the previous cycle is still running (a first cycle refreshes every forecast): "
+                     "this one is skipped")
+            return
+
+        def work():
+            try:
+                return plan_cycle(rt, now)
+            finally:  # held by the work itself: an abandoned cycle still blocks the next
+                self._cycling.release()
+
+        outcomes = self._abandonable(work)
         if outcomes is None:
             return
         ok = all(o.error is None for o in outcomes.values())

@@ -147,3 +147,35 @@ def test_throttling_backs_off_without_dropping_or_doubling(tmp_path, sqlite_url,
     assert results[-1] == (6, "ok", None) and [r for r in results if r[1] == "ok"] == [(3, "ok", None), (6, "ok", None)]
     assert not sim.errors
     store.close()
+
+
+def test_a_cycle_due_while_one_runs_is_skipped(tmp_path, sqlite_url, faulty, monkeypatch):
+    """The start-up job's cycle and the interval job's are different jobs to the scheduler: a
+    first cycle that outlasts the interval must not run beside the next one (both would write
+    a current plan for the same endpoint)."""
+    import threading
+
+    from prewarm import daemon as daemon_module
+
+    store = Store(sqlite_url)
+    sim, daemon = sim_daemon(settings_for(tmp_path, sqlite_url, faulty), store)
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def slow_plan_cycle(rt, now):
+        calls.append(now)
+        entered.set()
+        release.wait(10)
+        return {}
+
+    monkeypatch.setattr(daemon_module, "plan_cycle", slow_plan_cycle)
+    first = threading.Thread(target=daemon.cycle)
+    first.start()
+    assert entered.wait(10)
+    daemon.cycle()  # due while the first runs: skipped, at once
+    assert len(calls) == 1
+    release.set()
+    first.join(10)
+    daemon.cycle()  # the next one runs again
+    assert len(calls) == 2
+    daemon._step_down()
+    store.close()

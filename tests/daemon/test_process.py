@@ -179,6 +179,8 @@ def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty
              what="later cycles")
     assert proc.poll() is None, log_text(log)
     assert "forecast failed" not in log_text(log) and "refresh pool broken" not in log_text(log), log_text(log)
+    with store.begin() as c:  # the long first cycle and the next one did not both write a plan
+        assert c.exec_driver_sql("SELECT count(*) FROM plans WHERE current").scalar() == 1
     assert stop(proc, timeout=30) < 20
     assert proc.returncode == 0, log_text(log)
     for pid in children:
