@@ -39,7 +39,7 @@ class Job:
 
 class RefreshPool:
     """Processes that refresh forecasts for one runtime. `submit` never blocks; `collect`
-    returns finished jobs; `wait` blocks until the given endpoints' jobs are done."""
+    returns the finished jobs, first waiting for the jobs of the endpoints it is given."""
 
     def __init__(self, processes: int, store_url: str) -> None:
         if processes < 1:
