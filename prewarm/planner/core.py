@@ -177,7 +177,8 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     if busy_timeout is not None and busy_timeout != lull_timeout:
         sparse = np.asarray(rates) / 60.0 * max(lead, 1.0) <= capacity.concurrency
         busy_before = np.concatenate(([0], np.cumsum((need > 0) & sparse)))  # [j]: such steps before j
-        busy = spans & (busy_before[np.minimum(hi + 1, n)] > busy_before[np.minimum(lo, n)])
+        # (hi is negative before a forecast that starts later; such points span no step)
+        busy = spans & (busy_before[np.clip(hi + 1, 0, n)] > busy_before[np.clip(lo, 0, n)])
     values = value.tolist()
     budget_capped = _apply_budget(points.tolist(), values, end, policy, capacity, hold, now)
 

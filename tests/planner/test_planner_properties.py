@@ -57,6 +57,26 @@ def test_never_above_max_never_below_floor_never_before_now(mean, cap, pol):
 
 
 @settings(max_examples=150, deadline=None)
+@given(rates, capacities, policies, st.sampled_from([-90.0, 0.0, 30.0, 600.0, 3600.0, 86400.0]),
+       st.sampled_from(["fixed", "forecast"]), st.sampled_from([60, 300]))
+def test_a_forecast_may_start_before_or_after_now(mean, cap, pol, offset_s, rule, step):
+    """A replay or a cached forecast can start before now; a forecast of a later window after
+    it (the target before its first step comes from the floor, never from its steps)."""
+    pol = PolicySettings(**{**pol.__dict__, "idle_timeout_rule": rule})
+    start = NOW + timedelta(seconds=offset_s)
+    plan = plan_endpoint("e", forecast(mean, start=start, step=step), cap, pol, NOW)
+    if start + timedelta(seconds=len(mean) * step) <= NOW:
+        assert plan.commands == (), "a forecast that ended before now plans nothing"
+        return
+    assert plan.commands and plan.commands[0].at == NOW
+    floor = min(cap.max_workers, max(pol.floor, cap.min_workers))
+    for c in plan.commands:
+        assert floor <= c.warm_workers <= cap.max_workers
+        if c.at + timedelta(seconds=cap.cold_start_s) < start:  # no step of the forecast within its lead
+            assert c.warm_workers == floor
+
+
+@settings(max_examples=150, deadline=None)
 @given(rates, st.lists(st.floats(0, 50, allow_nan=False), min_size=40, max_size=40), capacities, policies)
 def test_monotone_in_the_quantile(mean, extra, cap, pol):
     fc = forecast(mean, extra[: len(mean)])
