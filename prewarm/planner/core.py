@@ -20,15 +20,17 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+from collections import deque
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from .burstiness import peakedness
 from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
-from .sizing import fewest_workers_for_values_array, workers_for_rate
+from .sizing import fewest_workers_for_values, fewest_workers_for_values_array, workers_for_rate
 
-# Sizing to a blocking target is pure and per rate: memoized (a replay sees the same rates).
+# Sizing is pure and per rate: memoized for short forecasts (a replay sees the same rates).
+_by_values = functools.lru_cache(maxsize=8192)(fewest_workers_for_values)
 _by_rate = functools.lru_cache(maxsize=8192)(workers_for_rate)
 
 __all__ = ["plan_endpoint", "workers_for_rate", "speculative_pays", "step_needs"]
@@ -54,9 +56,6 @@ def smoothed(values, window_steps: int) -> list[float]:
     return ((prefix[hi] - prefix[lo]) / (hi - lo)).tolist()
 
 
-_WHY_BY_VALUE = ("below break-even", "break-even", "forecast")
-
-
 def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
                policy: PolicySettings, z: float = 1.0) -> tuple[list[int], list[str]]:
     """Workers needed in each step for arrival `rates` (per minute) of peakedness z, and why."""
@@ -69,19 +68,25 @@ def step_needs(rates: list[float], step_s: float, capacity: CapacityModel,
     # workers a burst starts stay for the next burst anyway. Both sized from one set of losses,
     # every step at once (sizing.fewest_workers_for_values_array).
     values = (value,) if policy.burst_value_share >= 1.0 else (value, value * policy.burst_value_share)
-    rate = np.asarray(rates, dtype=float)
-    sized = fewest_workers_for_values_array(rate, capacity.service_time_s, capacity.concurrency, values,
-                                            10_000, z)
-    need = sized[0]
-    if len(sized) > 1:
-        need = np.where(need > 1, np.maximum(1, sized[1]), need)
-    why = np.minimum(need, 2)  # index into _WHY_BY_VALUE
-    whys = [_WHY_BY_VALUE[k] for k in why.tolist()]
-    if not policy.speculative:
-        # Under one arrival expected in the step, no speculative worker.
-        for i in np.flatnonzero((need == 1) & (rate * step_s / 60.0 < 1.0)).tolist():
-            need[i], whys[i] = 0, "lull, speculative off"
-    return need.tolist(), whys
+    if len(rates) <= SHORT_FORECAST_STEPS:
+        # A replay plans a few steps a minute and sees the same rates again: the memoized
+        # search is cheaper than an array call there.
+        rows = [_by_values(r, capacity.service_time_s, capacity.concurrency, values, 10_000, z) for r in rates]
+    else:
+        sized = fewest_workers_for_values_array(np.asarray(rates, dtype=float), capacity.service_time_s,
+                                                capacity.concurrency, values, 10_000, z)
+        rows = list(zip(*(a.tolist() for a in sized)))
+    needs, whys = [], []
+    for rate, row in zip(rates, rows):
+        need = row[0]
+        if need > 1 and len(row) > 1:
+            need = max(1, row[1])
+        why = "forecast" if need > 1 else ("break-even" if need else "below break-even")
+        if need == 1 and not policy.speculative and rate * step_s / 60.0 < 1.0:
+            need, why = 0, "lull, speculative off"  # under one arrival expected in the step
+        needs.append(need)
+        whys.append(why)
+    return needs, whys
 
 
 def _step_needs_by_blocking(rates, capacity: CapacityModel, policy: PolicySettings,
@@ -131,73 +136,43 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     lull_timeout = policy.idle_timeout_s
     hold_until = (hold.until - now).total_seconds() if hold is not None else None
 
-    # Where the target can change: a rise a lead before each step, a drop a delay after it,
-    # the expiry of remembered needs and of a hold. (+ 0.0: a -0.0 is the instant 0.0.)
-    i = np.arange(n + 1)
-    times = [np.zeros(1), t0 + i * step - lead, t0 + i * step + delay, np.array([h + delay for h, _ in history])]
-    if hold_until is not None:
-        times.append(np.array([hold_until]))
-    points = np.unique(np.concatenate(times)) + 0.0
-    points = points[(points >= 0.0) & (points < end)]
-
-    # Every point at once (numpy), each the same float arithmetic as one point at a time:
-    # the target at t is the largest need over the steps [t - delay, t + lead] (the latest
-    # step first among equals: the step that still binds); remembered needs count while
-    # h > t - delay; then the floor, a hold, the cap.
-    need = np.asarray(needs, dtype=np.int64)
-    lo = np.maximum(0, np.floor((points - delay - t0) / step + 1e-9).astype(np.int64))
-    hi = np.minimum(n - 1, np.floor((points + lead - t0) / step + 1e-9).astype(np.int64))
-    here = np.floor((points - t0) / step + 1e-9).astype(np.int64)
-    spans = lo <= hi
-    at = _latest_argmax(need, lo, hi, spans)
-    windowed = np.where(spans, need[np.maximum(at, 0)], 0)
-    from_window = spans & (windowed > 0)
-    value = np.where(from_window, windowed, 0)
-    if history:
-        # history_max[k]: the largest need among remembered entries k.. (time order)
-        history_max = np.maximum.accumulate(np.array([v for _, v in history] + [-1])[::-1])[::-1]
-        remembered = history_max[np.searchsorted(np.array([h for h, _ in history]), points - delay, side="right")]
-    else:
-        remembered = np.full(len(points), -1)
-    by_memory = remembered > value
-    value = np.where(by_memory, remembered, value)
-    by_floor = floor > value
-    value = np.where(by_floor, floor, value)
-    by_hold = np.zeros(len(points), dtype=bool)
-    if hold is not None:
-        by_hold = (points < hold_until) & (hold.workers > value)
-        value = np.where(by_hold, hold.workers, value)
-    capped = value > capacity.max_workers
-    value = np.minimum(value, capacity.max_workers)
-    # Under the forecast rule the idle timeout is the busy one while a step in the same window
+    # Under the forecast rule the idle timeout is the busy one while a step in the window
     # needs a worker and is sparse: keep-alive is the burst mechanism only for sparse traffic
     # (fewer arrivals per cold start than one worker's slots); denser traffic is sized by
     # Erlang, and a long timeout there would keep every worker a ramp's cold requests started.
-    busy = np.zeros(len(points), dtype=bool)
+    sparse = None
     if busy_timeout is not None and busy_timeout != lull_timeout:
-        sparse = np.asarray(rates) / 60.0 * max(lead, 1.0) <= capacity.concurrency
-        busy_before = np.concatenate(([0], np.cumsum((need > 0) & sparse)))  # [j]: such steps before j
-        # (hi is negative before a forecast that starts later; such points span no step)
-        busy = spans & (busy_before[np.clip(hi + 1, 0, n)] > busy_before[np.clip(lo, 0, n)])
-    values = value.tolist()
-    budget_capped = _apply_budget(points.tolist(), values, end, policy, capacity, hold, now)
+        sparse = [r / 60.0 * max(lead, 1.0) <= capacity.concurrency for r in rates]
+    # The target at each point where it can change: the largest need over the steps
+    # [t - delay, t + lead] (the latest step first among equals: the step that still binds),
+    # remembered needs while h > t - delay, then the floor, a hold, the cap. Two ways to the
+    # same numbers: a loop for the short forecasts a replay plans each minute, array
+    # operations for the daemon's hours of steps (numpy's fixed cost per call is more than
+    # a short loop).
+    window = _WindowLoop if n <= SHORT_FORECAST_STEPS else _WindowArrays
+    targets = window(n, t0, step, lead, delay, end, needs, sparse, history, floor, hold, hold_until,
+                     capacity.max_workers)
+    points, values, busy = targets.points, list(targets.values), targets.busy
+    budget_capped = _apply_budget(list(points), values, end, policy, capacity, hold, now)
 
     def why_at(p: int) -> tuple[str, int, float]:
         """Why the target at point p is what it is (only where a command is issued)."""
-        t, k = float(points[p]), int(here[p])
-        j = int(at[p]) if from_window[p] else None
+        t = float(points[p])
+        k, j, from_window, by_memory, by_floor, by_hold, capped = targets.state(p)
+        if not from_window:
+            j = None
         if j is not None:
             # A step already over binds only through hysteresis; one ahead, through the lead.
             why = "scale_in_delay" if t0 + (j + 1) * step <= t + 1e-9 else whys[j]
         else:
             why = whys[k] if 0 <= k < n else "forecast"
-        if by_memory[p]:
+        if by_memory:
             j, why = None, "scale_in_delay"
-        if by_floor[p]:
+        if by_floor:
             why = "floor" if policy.floor >= capacity.min_workers else "min_workers"
-        if by_hold[p]:
+        if by_hold:
             why = "hold"
-        if capped[p]:
+        if capped:
             why = f"{why}, capped at max_workers"
         if budget_capped[p]:
             why = f"{why}, capped by budget"
@@ -222,7 +197,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     # The step function compressed to commands: one where the target or the timeout changes.
     commands: list[Command] = []
     last = None
-    for p, (v, b) in enumerate(zip(values, busy.tolist())):
+    for p, (v, b) in enumerate(zip(values, busy)):
         if (v, b) == last:
             continue
         last = (v, b)
@@ -231,6 +206,118 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
                                 idle_timeout_s=busy_timeout if b else lull_timeout, reason=reason(why, j, t)))
     need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
     return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
+
+
+SHORT_FORECAST_STEPS = 48  # up to this many steps the loop is the faster of the two
+
+
+class _WindowArrays:
+    """The targets at every change point at once, as array operations: window maxima from a
+    sparse table, remembered needs by searchsorted, busy windows by prefix counts. The same
+    float arithmetic as _WindowLoop, point for point."""
+
+    def __init__(self, n, t0, step, lead, delay, end, needs, sparse, history, floor, hold, hold_until, cap):
+        # Where the target can change: a rise a lead before each step, a drop a delay after
+        # it, the expiry of remembered needs and of a hold. (+ 0.0: -0.0 is the instant 0.0.)
+        i = np.arange(n + 1)
+        times = [np.zeros(1), t0 + i * step - lead, t0 + i * step + delay, np.array([h + delay for h, _ in history])]
+        if hold_until is not None:
+            times.append(np.array([hold_until]))
+        points = np.unique(np.concatenate(times)) + 0.0
+        points = points[(points >= 0.0) & (points < end)]
+        need = np.asarray(needs, dtype=np.int64)
+        lo = np.maximum(0, np.floor((points - delay - t0) / step + 1e-9).astype(np.int64))
+        hi = np.minimum(n - 1, np.floor((points + lead - t0) / step + 1e-9).astype(np.int64))
+        here = np.floor((points - t0) / step + 1e-9).astype(np.int64)
+        spans = lo <= hi
+        at = _latest_argmax(need, lo, hi, spans)
+        windowed = np.where(spans, need[np.maximum(at, 0)], 0)
+        from_window = spans & (windowed > 0)
+        value = np.where(from_window, windowed, 0)
+        if history:
+            # history_max[k]: the largest need among remembered entries k.. (time order)
+            history_max = np.maximum.accumulate(np.array([v for _, v in history] + [-1])[::-1])[::-1]
+            remembered = history_max[np.searchsorted(np.array([h for h, _ in history]), points - delay, side="right")]
+        else:
+            remembered = np.full(len(points), -1)
+        by_memory = remembered > value
+        value = np.where(by_memory, remembered, value)
+        by_floor = floor > value
+        value = np.where(by_floor, floor, value)
+        by_hold = np.zeros(len(points), dtype=bool)
+        if hold is not None:
+            by_hold = (points < hold_until) & (hold.workers > value)
+            value = np.where(by_hold, hold.workers, value)
+        capped = value > cap
+        value = np.minimum(value, cap)
+        busy = np.zeros(len(points), dtype=bool)
+        if sparse is not None:
+            busy_before = np.concatenate(([0], np.cumsum((need > 0) & np.asarray(sparse, dtype=bool))))
+            # (hi is negative before a forecast that starts later; such points span no step)
+            busy = spans & (busy_before[np.clip(hi + 1, 0, n)] > busy_before[np.clip(lo, 0, n)])
+        self.points, self.values, self.busy = points.tolist(), value.tolist(), busy.tolist()
+        self._state = (here, at, from_window, by_memory, by_floor, by_hold, capped)
+
+    def state(self, p: int) -> tuple:
+        """(here, at, from_window, by_memory, by_floor, by_hold, capped) at point p: the step
+        holding it, the step whose need binds (-1: none), and which rule set the target."""
+        here, at, *flags = (a[p] for a in self._state)
+        return (int(here), int(at), *(bool(f) for f in flags))
+
+
+class _WindowLoop:
+    """The targets point by point: the window's largest need kept in a monotonic deque (both
+    window ends only move forward), busy steps in a prefix count, remembered needs as a
+    suffix maximum found by bisect."""
+
+    def __init__(self, n, t0, step, lead, delay, end, needs, sparse, history, floor, hold, hold_until, cap):
+        times = {0.0}
+        for i in range(n + 1):
+            times.add(t0 + i * step - lead)
+            times.add(t0 + i * step + delay)
+        times.update(h + delay for h, _ in history)
+        if hold_until is not None:
+            times.add(hold_until)
+        self.points = sorted(t for t in times if 0.0 <= t < end)
+        busy_before = [0]  # busy_before[j]: steps before j that need a worker and are sparse
+        if sparse is not None:
+            for need, thin in zip(needs, sparse):
+                busy_before.append(busy_before[-1] + (1 if need > 0 and thin else 0))
+        history_at = [h for h, _ in history]
+        history_max = [-1] * (len(history) + 1)  # history_max[k]: largest need among entries k..
+        for k in range(len(history) - 1, -1, -1):
+            history_max[k] = max(history[k][1], history_max[k + 1])
+        self.values, self.busy, self.rows = [], [], []  # rows: state() of each point
+        window: deque[int] = deque()  # step indices in the window, needs strictly falling
+        entered = 0  # steps [0, entered) have entered the window
+        to_int = math.floor
+        for t in self.points:
+            lo = max(0, to_int((t - delay - t0) / step + 1e-9))
+            hi = min(n - 1, to_int((t + lead - t0) / step + 1e-9))
+            while entered <= hi:
+                while window and needs[window[-1]] <= needs[entered]:
+                    window.pop()
+                window.append(entered)
+                entered += 1
+            while window and window[0] < lo:
+                window.popleft()
+            at = window[0] if window else -1
+            from_window = bool(window) and needs[at] > 0
+            value = needs[at] if from_window else 0
+            remembered = history_max[bisect.bisect_right(history_at, t - delay)] if history else -1
+            by_memory = remembered > value
+            value = remembered if by_memory else value
+            by_floor = floor > value
+            value = floor if by_floor else value
+            by_hold = hold is not None and t < hold_until and hold.workers > value
+            value = hold.workers if by_hold else value
+            self.rows.append((to_int((t - t0) / step + 1e-9), at, from_window, by_memory, by_floor, by_hold,
+                              value > cap))
+            self.values.append(min(value, cap))
+            self.busy.append(sparse is not None and lo <= hi and busy_before[hi + 1] > busy_before[lo])
+
+    def state(self, p: int) -> tuple:
+        return self.rows[p]
 
 
 def _latest_argmax(values, lo, hi, spans):

@@ -125,3 +125,32 @@ def test_hold_wins_until_it_expires():
     assert plan.target_at(NOW + timedelta(minutes=5)) == 4
     assert plan.target_at(NOW + timedelta(minutes=11)) == 0
     assert plan.commands[0].reason["why"] == "hold"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=120), st.sampled_from([60.0, 300.0]),
+       st.sampled_from([-300.0, -90.0, 0.0, 30.0, 600.0, 7200.0]), st.floats(0, 900), st.sampled_from([0.0, 60.0, 600.0]),
+       st.one_of(st.none(), st.lists(st.booleans(), min_size=120, max_size=120)),
+       st.lists(st.tuples(st.floats(-900, 0), st.integers(0, 8)), max_size=4), st.integers(0, 3),
+       st.one_of(st.none(), st.tuples(st.integers(1, 9), st.floats(0, 7200))), st.integers(1, 8))
+def test_the_window_loop_and_the_window_arrays_agree(needs, step, t0, lead, delay, sparse, history, floor, hold, cap):
+    """Short forecasts take the loop, long ones the array operations: the same targets, the
+    same reasons, point for point."""
+    from prewarm.planner.core import _WindowArrays, _WindowLoop
+
+    n = len(needs)
+    sparse = None if sparse is None else sparse[:n]
+    history = sorted(history)
+    held = None if hold is None else Hold(hold[0], NOW + timedelta(seconds=hold[1]))
+    args = (n, t0, step, lead, delay, t0 + n * step, needs, sparse, history, floor, held,
+            None if hold is None else hold[1], cap)
+    loop, arrays = _WindowLoop(*args), _WindowArrays(*args)
+    assert loop.points == arrays.points
+    assert [int(v) for v in loop.values] == [int(v) for v in arrays.values]
+    assert [bool(b) for b in loop.busy] == [bool(b) for b in arrays.busy]
+    for p in range(len(loop.points)):
+        here, at, from_window, *rules = loop.state(p)
+        here2, at2, from_window2, *rules2 = arrays.state(p)
+        assert (here, from_window, rules) == (here2, from_window2, rules2), p
+        if from_window:
+            assert at == at2, p
