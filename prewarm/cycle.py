@@ -212,6 +212,7 @@ def read_history_frames(rt: Runtime, eps: list[EndpointSettings], start: datetim
     from .forecasting import history_from_rows
 
     out: dict[int, list] = {}
+    mine: dict[str, tuple[str, str]] = {}  # this read's failures (`failed` may hold earlier ones)
     stored = [ep.name for ep in eps if ep.history is None]
     if stored:
         try:
@@ -219,7 +220,7 @@ def read_history_frames(rt: Runtime, eps: list[EndpointSettings], start: datetim
         except Exception as exc:  # noqa: BLE001 - fail warm: keep the cached forecast and the last plan
             frame = None
             for name in stored:
-                failed[name] = ("history", str(exc))
+                mine[name] = ("history", str(exc))
         if frame is not None and len(frame):
             ns = frame["ds"].astype("int64")
             frame["aligned"] = (ns % (frame["bucket_s"] * 1_000_000_000)) == 0
@@ -238,13 +239,13 @@ def read_history_frames(rt: Runtime, eps: list[EndpointSettings], start: datetim
             try:
                 external[ep.name] = read_history(rt, ep, start, end)
             except Exception as exc:  # noqa: BLE001
-                failed[ep.name] = ("history", str(exc))
+                mine[ep.name] = ("history", str(exc))
     if any(external.values()):
         out.setdefault(60, []).append(history_from_rows(external))
-    for name, (stage, why) in failed.items():
-        if stage == "history":
-            rt._error("history", name)
-            log.error("history for %s failed, keeping the last forecast and plan: %s", name, why)
+    for name, (_, why) in mine.items():
+        rt._error("history", name)
+        log.error("history for %s failed, keeping the last forecast and plan: %s", name, why)
+    failed.update(mine)
     return {step: pd.concat(parts, ignore_index=True) for step, parts in out.items()}
 
 

@@ -159,6 +159,24 @@ def test_a_failed_refresh_plans_from_the_cached_forecast_while_it_covers_the_hor
     assert rt.store.current_plan("ep00")[0]["issued_at"] == NOW + timedelta(minutes=11)
 
 
+def test_a_failed_history_read_is_counted_once_per_endpoint_across_batches(fleet, monkeypatch):
+    import prewarm.cycle
+
+    make, _ = fleet
+    rt = make(3)
+    plan_cycle(rt, NOW)
+    monkeypatch.setattr(prewarm.cycle, "REFRESH_BATCH", 1)  # three refresh batches in one cycle
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("database away (injected)")
+
+    monkeypatch.setattr(rt.store, "history_frame", unreachable)
+    out = plan_cycle(rt, NOW + timedelta(minutes=11))  # every forecast is due by now
+    for name, o in out.items():
+        assert o.plan is not None and o.stage == "history" and "planned from the last forecast" in o.error
+        assert rt.metrics.registry.get_sample_value("prewarm_errors_total", {"stage": "history", "endpoint": name}) == 1
+
+
 def test_same_schedule_compares_what_is_asked_from_now_on():
     at = [NOW - timedelta(minutes=10), NOW + timedelta(minutes=30)]
     current = [(at[0], 3, None), (at[1], 5, 600.0)]
