@@ -25,10 +25,11 @@ import re
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PC_PATH = re.compile(r"^/2019-09-30/functions/(?P<fn>[^/]+)/provisioned-concurrency$")
@@ -67,6 +68,10 @@ class AwsFront:
         self.ops: list[str] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
+        # Cleared by `held()`: pending changes stay pending until it ends, so a test can see a
+        # wait that waits without racing the clock.
+        self.settling = threading.Event()
+        self.settling.set()
         self.lambda_pc: dict[tuple[str, str], dict[str, Any]] = {}
         self.serverless: dict[tuple[str, str], dict[str, Any]] = {}
         self.components: dict[str, dict[str, Any]] = {}
@@ -214,8 +219,19 @@ class AwsFront:
                    "UpdateInferenceComponentRuntimeConfig": self.update_component}.get(operation)
         return handler(request, headers) if handler else None
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within this block no pending change completes, however long it has been pending."""
+        self.settling.clear()
+        try:
+            yield
+        finally:
+            self.settling.set()
+
     def _settle(self, record: dict[str, Any]) -> None:
         """Advance a pending change once its time has come (status as AWS reports it)."""
+        if not self.settling.is_set():
+            return
         if record.get("ready_at") and time.monotonic() >= record["ready_at"]:
             record["ready_at"] = None
             record["settle"](record)

@@ -19,12 +19,15 @@ def pc(front_client, function: str) -> dict:
 def test_apply_sets_provisioned_concurrency_and_waits_for_ready(make_provider, front, front_client,
                                                                   lambda_function):
     provider = make_provider("aws-lambda", function_name=lambda_function, qualifier="live")
-    result = provider.apply(3)
-    assert (result.changed, result.previous, result.target) == (True, 0, 3)
-    assert pc(front_client, lambda_function)["RequestedProvisionedConcurrentExecutions"] == 3
+    with front.held():  # allocation stays IN_PROGRESS until the block ends
+        result = provider.apply(3)
+        assert (result.changed, result.previous, result.target) == (True, 0, 3)
+        assert pc(front_client, lambda_function)["RequestedProvisionedConcurrentExecutions"] == 3
+        pending = provider.wait_ready(3, timeout_s=0.3, poll_s=0.05)
+        assert not pending.ready and pending.state.detail["status"] == "IN_PROGRESS"
+        assert pending.state.ready == 0
     report = provider.wait_ready(3, timeout_s=10, poll_s=0.05)
     assert report.ready and report.state.detail["status"] == "READY"
-    assert 0.25 <= report.seconds < 5  # the front takes 0.3 s to allocate
     assert pc(front_client, lambda_function)["AllocatedProvisionedConcurrentExecutions"] == 3
     assert provider.read().ready == 3
 

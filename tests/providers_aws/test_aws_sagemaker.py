@@ -60,13 +60,15 @@ def test_unknown_variant_and_endpoint_are_not_retried(make_provider, front, sage
 def test_serverless_provisioned_concurrency(make_provider, front, front_client, sagemaker_serverless):
     provider = make_provider("aws-sagemaker-serverless", endpoint_name=sagemaker_serverless)
     assert provider.read().desired == 1
-    result = provider.apply(5)
-    assert result.changed and result.previous == 1
-    got = variant(front_client, sagemaker_serverless)
-    assert got["DesiredServerlessConfig"]["ProvisionedConcurrency"] == 5
-    assert got["CurrentServerlessConfig"]["ProvisionedConcurrency"] == 1  # still updating
+    with front.held():  # the update stays in progress until the block ends
+        result = provider.apply(5)
+        assert result.changed and result.previous == 1
+        got = variant(front_client, sagemaker_serverless)
+        assert got["DesiredServerlessConfig"]["ProvisionedConcurrency"] == 5
+        assert got["CurrentServerlessConfig"]["ProvisionedConcurrency"] == 1  # still updating
+        assert not provider.wait_ready(5, timeout_s=0.3, poll_s=0.05).ready
     report = provider.wait_ready(5, timeout_s=10, poll_s=0.05)
-    assert report.ready and report.seconds >= 0.25 and report.state.detail["status"] == "InService"
+    assert report.ready and report.state.detail["status"] == "InService"
     assert not provider.apply(5).changed
     assert provider.apply(0).target == 1  # the API's range is 1..200: keep 1 (fail warm)
     assert variant(front_client, sagemaker_serverless)["DesiredServerlessConfig"][

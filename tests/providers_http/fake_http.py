@@ -10,9 +10,10 @@ import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 
 @dataclass
@@ -40,6 +41,23 @@ class Fault:
     times: int
 
 
+# Cleared by `warmups_held()`: no scale-out completes until it is set again, so a test can see
+# a wait that waits without racing the clock (a loaded CI machine can take longer than delay_s
+# between a change and the first poll).
+_SETTLING = threading.Event()
+_SETTLING.set()
+
+
+@contextmanager
+def warmups_held() -> Iterator[None]:
+    """Within this block every fake's pending scale-out stays pending."""
+    _SETTLING.clear()
+    try:
+        yield
+    finally:
+        _SETTLING.set()
+
+
 class Warmup:
     """Capacity that becomes ready `delay_s` after the target changes (what a real platform
     does while it starts workers)."""
@@ -54,8 +72,10 @@ class Warmup:
         self._from, self._to, self._since = self.ready(), target, time.monotonic()
 
     def ready(self) -> int:
-        if time.monotonic() - self._since >= self.delay_s or self._to < self._from:
-            return self._to  # scale-in is immediate; scale-out takes delay_s
+        if self._to < self._from:
+            return self._to  # scale-in is immediate
+        if _SETTLING.is_set() and time.monotonic() - self._since >= self.delay_s:
+            return self._to  # scale-out takes delay_s
         return self._from
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from prewarm.providers import registry
 from prewarm.providers.base import EndpointRef, ProviderError
 from fake_kube import KUBE_TOKEN, KubeFake
+from fake_http import warmups_held
 
 SCALE = "/apis/apps/v1/namespaces/ml/deployments/chat/scale"
 
@@ -54,18 +55,19 @@ def test_deployment_through_kubeconfig_context(kube, kubeconfig):
     provider = registry.create({"kind": "kubernetes", "namespace": "ml", "name": "chat",
                                 "kubeconfig": kubeconfig, "context": "fake"}, EndpointRef("chat", 0, 10))
     assert provider.read().desired == 1
-    result = provider.apply(3)
-    changed_at = time.monotonic()
-    assert (result.changed, result.previous, result.target) == (True, 1, 3)
-    assert kube.workloads[("deployments", "chat")]["spec"]["replicas"] == 3
-    patch = kube.calls("PATCH", "/scale")[0]
-    assert patch.headers["Content-Type"] == "application/merge-patch+json"
-    assert patch.body == {"spec": {"replicas": 3}}
-    assert not provider.apply(3).changed
-    assert len(kube.calls("PATCH")) == 1
+    with warmups_held():  # the new replicas stay unready until the block ends
+        result = provider.apply(3)
+        assert (result.changed, result.previous, result.target) == (True, 1, 3)
+        assert kube.workloads[("deployments", "chat")]["spec"]["replicas"] == 3
+        patch = kube.calls("PATCH", "/scale")[0]
+        assert patch.headers["Content-Type"] == "application/merge-patch+json"
+        assert patch.body == {"spec": {"replicas": 3}}
+        assert not provider.apply(3).changed
+        assert len(kube.calls("PATCH")) == 1
+        pending = provider.wait_ready(3, timeout_s=0.3, poll_s=0.05)
+        assert not pending.ready and pending.state.ready == 1  # it waits for readiness
     report = provider.wait_ready(3, timeout_s=5, poll_s=0.05)
     assert report.ready and report.state.ready == 3
-    assert time.monotonic() - changed_at >= 0.2  # the fake warms workers in 0.3 s: it waited
     provider.close()
 
 

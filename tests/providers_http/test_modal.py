@@ -3,7 +3,6 @@ control plane (the RPCs from modal_proto, served by grpclib on 127.0.0.1)."""
 from __future__ import annotations
 
 import logging
-import time
 import sys
 
 import pytest
@@ -15,6 +14,7 @@ from prewarm.providers.base import EndpointRef, ProviderError
 pytest.importorskip("modal")  # installed by the test extra; the provider needs prewarm[modal]
 from grpclib import Status  # noqa: E402
 from fake_modal import TOKEN_ID, TOKEN_SECRET, ModalFake  # noqa: E402
+from fake_http import warmups_held  # noqa: E402
 
 
 @pytest.fixture
@@ -34,15 +34,16 @@ def make(ref=None, **keys):
 
 def test_min_containers_and_scaledown_window_idempotent(modal_api):
     provider = make()
-    result = provider.apply(2, idle_timeout_s=120)
-    changed_at = time.monotonic()
-    assert (result.changed, result.previous, result.target, result.idle_timeout_s) == (True, 0, 2, 120.0)
-    assert modal_api.settings["min_containers"] == 2 and modal_api.settings["scaledown_window"] == 120
-    assert not provider.apply(2, idle_timeout_s=120).changed
-    assert modal_api.updates == [{"min_containers": 2, "scaledown_window": 120}]  # one write
+    with warmups_held():  # the new containers stay unready until the block ends
+        result = provider.apply(2, idle_timeout_s=120)
+        assert (result.changed, result.previous, result.target, result.idle_timeout_s) == (True, 0, 2, 120.0)
+        assert modal_api.settings["min_containers"] == 2 and modal_api.settings["scaledown_window"] == 120
+        assert not provider.apply(2, idle_timeout_s=120).changed
+        assert modal_api.updates == [{"min_containers": 2, "scaledown_window": 120}]  # one write
+        pending = provider.wait_ready(2, timeout_s=0.3, poll_s=0.05)
+        assert not pending.ready and pending.state.ready == 0  # it waits for readiness
     report = provider.wait_ready(2, timeout_s=5, poll_s=0.05)
     assert report.ready and report.state.ready == 2
-    assert time.monotonic() - changed_at >= 0.2  # the fake warms workers in 0.3 s: it waited
     # Only the window differs: the update carries only it; an out-of-range window is bounded.
     provider.apply(2, idle_timeout_s=7200)
     assert modal_api.updates[-1] == {"scaledown_window": 3600}
