@@ -214,8 +214,9 @@ class StatsForecastForecaster(Forecaster):
                                 levels=levels)
             return tidy(out, levels, keep=_keep(out))
         out = self.point_cv(df, history, horizon=horizon, step_s=step_s, n_windows=n_windows, levels=())
-        if out.empty:
-            return tidy(out, levels, keep=_keep(out))
+        if out.empty:  # too short for any window: no scores (the point CV asked for no bands)
+            return tidy(out.reindex(columns=[*out.columns, *interval_columns(levels)]), levels,
+                        keep=_keep(out))
         return tidy(self.cv_bands(out, df, history, horizon=horizon, step_s=step_s, levels=levels),
                     levels, keep=_keep(out))
 

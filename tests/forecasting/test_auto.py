@@ -60,3 +60,21 @@ def test_stored_choice_is_reused_until_the_refit_interval(alibaba):
     assert set(run.new_choices) == {"M0002"} and run.new_choices["M0002"].chosen_at == NOW
     assert run.forecasts["M0002"].model == run.new_choices["M0002"].model + "".join(
         f"+{k}" for k in run.new_choices["M0002"].params)
+
+
+@pytest.mark.parametrize("minutes", [12, 20, 30, 45])
+def test_auto_on_minutes_of_history_chooses_without_an_error(azure, minutes):
+    """The Azure LLM code trace is under an hour long: at 20 minutes of history no candidate
+    has a cross-validation window, and `auto` crashed on the empty frame (KeyError 'lo-80'),
+    which the cycle counted as a forecaster error and answered with the fallback at every
+    refresh. Too short to score is not a failure: the baseline is chosen, with no scores."""
+    history = azure[azure["unique_id"] == "code"]
+    origin = history["ds"].min() + dt.timedelta(minutes=minutes)
+    now = origin.to_pydatetime().replace(tzinfo=dt.timezone.utc)
+    settings = ForecastSettings(model="auto", step_s=60, horizon_s=300)
+    run = forecast_endpoints(history, settings, now=now)
+    assert run.errors == {}
+    forecast = run.forecasts["code"]
+    assert "fallback" not in forecast.model
+    assert run.new_choices["code"].step_s == 60
+    assert len(forecast.demand.series("hi-80")) >= 5
