@@ -74,6 +74,9 @@ class DaemonSettings(_Strict):
     refresh_processes: int = Field(
         0, ge=0, le=64, description="forecast refreshes run in this many background processes while cycles only plan "
                                     "(for fleets of thousands of endpoints); 0 refreshes in the cycle")
+    refresh_timeout_s: float = Field(
+        1800.0, gt=0, description="a background refresh job (250 endpoints) running longer than this fails: the "
+                                  "refresh processes are restarted and the cached forecasts kept")
 
     @model_validator(mode="before")
     @classmethod
@@ -83,7 +86,8 @@ class DaemonSettings(_Strict):
                                            "ingest_delay": "ingest_delay_s",
                                            "leader_takeover": "leader_takeover_s",
                                            "forecast_snapshot_interval": "forecast_snapshot_interval_s",
-                                           "retention": "retention_s"})
+                                           "retention": "retention_s",
+                                           "refresh_timeout": "refresh_timeout_s"})
 
     @field_validator("timezone")
     @classmethod

@@ -76,7 +76,8 @@ def refresh_pool_for(settings, store_url: str):
     if settings.daemon.refresh_processes <= 0:
         return None
     from .refresh_pool import RefreshPool
-    return RefreshPool(settings.daemon.refresh_processes, store_url)
+    return RefreshPool(settings.daemon.refresh_processes, store_url,
+                       job_timeout_s=settings.daemon.refresh_timeout_s)
 
 
 class Daemon:
@@ -214,6 +215,8 @@ class Daemon:
                 if (rt.refresh_pool.processes if rt.refresh_pool else 0) != new.daemon.refresh_processes:
                     rt.close_refresh_pool()
                     rt.refresh_pool = refresh_pool_for(new, rt.store.url)
+                elif rt.refresh_pool is not None:
+                    rt.refresh_pool.job_timeout_s = new.daemon.refresh_timeout_s
                 old, rt.providers = rt.providers, {}
                 for name, provider in old.items():
                     with state(rt).lock(name):  # let a call in flight finish before closing

@@ -11,22 +11,29 @@ changed [forecast] settings, or one past its cover) is planned only once its ref
 so the cycle waits for those; a refresh that fails keeps the cached forecast while it covers
 the horizon (fail warm), and is tried again at the next cycle. The children run the same code
 as an in-cycle refresh (cycle.forecast_batches) on their own database connections.
+
+A refresh that hangs (a database that accepts connections and never answers, a stuck model)
+would otherwise hang every cycle that waits for it, and hold its endpoints as "in flight"
+for good. A job running longer than `job_timeout_s` ([daemon] refresh_timeout) fails: the
+children are killed and replaced, every job in flight fails with it (its endpoints keep their
+forecasts and are submitted again by the next cycle).
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("prewarm.refresh_pool")
 
 JOB_SIZE = 250  # endpoints a job: small enough that forecasts arrive through the minute
 PARENT_CHECK_S = 2.0  # how often a child checks that the daemon is still there
+WAIT_POLL_S = 1.0  # while a cycle waits for a job: how often it checks the jobs' deadlines
 
 
 @dataclass
@@ -35,17 +42,23 @@ class Job:
     names: list[str]
     fsettings: Any
     made_at: datetime  # the cycle's now: the forecast is cached as made then
+    #: when the job was first seen handed to a child (monotonic). Not the submit time: at a
+    #: start, 40 jobs of a 10,000-endpoint fleet queue behind each other for minutes.
+    running_since: float | None = None
 
 
 class RefreshPool:
     """Processes that refresh forecasts for one runtime. `submit` never blocks; `collect`
     returns the finished jobs, first waiting for the jobs of the endpoints it is given."""
 
-    def __init__(self, processes: int, store_url: str) -> None:
+    def __init__(self, processes: int, store_url: str, job_timeout_s: float = 1800.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if processes < 1:
             raise ValueError("a refresh pool needs at least one process")
         self.processes = processes
         self.store_url = store_url
+        self.job_timeout_s = job_timeout_s
+        self._clock = clock
         self.jobs: list[Job] = []
         self._executor = self._new_executor()
 
@@ -67,16 +80,21 @@ class RefreshPool:
                 # A child died (killed, out of memory): the pool is unusable; start a new one and
                 # let the next cycle submit again. The cached forecasts stay (fail warm).
                 log.error("refresh pool broken (%s): starting a new one", exc)
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
+                self._restart()
                 return
             self.jobs.append(Job(future, [ep.name for ep in batch], fsettings, now))
 
     def collect(self, names: set[str] | None = None) -> list[tuple[Job, tuple | None, str | None]]:
         """Finished jobs as (job, refresh_job's result or None, error or None); with `names`,
-        first wait for every job holding one of them."""
-        if names:
-            wait([j.future for j in self.jobs if names.intersection(j.names)])
+        first wait for every job holding one of them, or until one of them is overdue. An
+        overdue job restarts the pool, and every job in flight is returned failed."""
+        waited = [j for j in self.jobs if names and names.intersection(j.names)]
+        while not self._overdue():
+            pending = [j.future for j in waited if not j.future.done()]
+            if not pending:
+                break
+            wait(pending, timeout=WAIT_POLL_S, return_when=FIRST_COMPLETED)
+        overdue = self._overdue()
         done = [j for j in self.jobs if j.future.done()]
         self.jobs = [j for j in self.jobs if not j.future.done()]
         out = []
@@ -85,12 +103,40 @@ class RefreshPool:
                 out.append((job, job.future.result(), None))
             except Exception as exc:  # noqa: BLE001 - a job that died: its endpoints keep their forecasts
                 out.append((job, None, f"refresh process failed: {exc!r}"))
+        if overdue:
+            lost, self.jobs = self.jobs, []
+            log.error("a background refresh ran over %.0f s (%s...): restarting the refresh processes; "
+                      "%d jobs in flight are tried again at the next cycle", self.job_timeout_s,
+                      ", ".join(overdue[0].names[:3]), len(lost))
+            self._restart()
+            for job in lost:
+                why = (f"refresh timed out after {self.job_timeout_s:.0f} s" if job in overdue
+                       else "refresh stopped: the refresh processes were restarted after another timed out")
+                out.append((job, None, why))
         return out
+
+    def _overdue(self) -> list[Job]:
+        """Jobs running past the timeout. A job counts as running once the executor has handed
+        it to its call queue (`Future.running()`), at most one job ahead of a free child."""
+        now = self._clock()
+        for job in self.jobs:
+            if job.running_since is None and (job.future.running() or job.future.done()):
+                job.running_since = now
+        return [j for j in self.jobs if not j.future.done() and j.running_since is not None
+                and now - j.running_since >= self.job_timeout_s]
+
+    def _restart(self) -> None:
+        self._stop_children()
+        self._executor = self._new_executor()
 
     def close(self) -> None:
         """Stop now: a child's refresh in flight is thrown away, not waited for (it only makes
         a forecast; the next runtime makes it again). ProcessPoolExecutor on Python 3.11 has
         no public way to stop its workers, hence the private attribute."""
+        self._stop_children()
+        self.jobs = []
+
+    def _stop_children(self) -> None:
         processes = list((self._executor._processes or {}).values())
         self._executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
@@ -98,7 +144,9 @@ class RefreshPool:
                 process.terminate()
         for process in processes:  # reaped before the executor's thread writes to its pipes
             process.join(5)
-        self.jobs = []
+            if process.is_alive():  # ignoring SIGTERM (stopped, or stuck in native code)
+                process.kill()
+                process.join(5)
 
 
 def _logging_setup() -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -123,6 +124,17 @@ def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled):
     assert pooled.refresh_pool.busy() == set()
 
 
+def assert_planned_from_the_last_forecast(rt, outcomes, why: str) -> None:
+    for name in NAMES:
+        out = outcomes[name]
+        assert out.plan is not None and out.plan.commands, "fail warm: still planned from the last forecast"
+        assert out.stage == "forecast" and why in out.error
+        assert rt.forecasts[name].made_at == DAY
+        # Counted where the metrics are, in the daemon, once.
+        errors = rt.metrics.registry.get_sample_value("prewarm_errors_total", {"stage": "forecast", "endpoint": name})
+        assert errors == 1
+
+
 def test_a_failing_pool_keeps_the_forecasts_held_and_says_so(pooled, tmp_path):
     plan_cycle(pooled, DAY)
     pooled.refresh_pool.close()
@@ -134,14 +146,7 @@ def test_a_failing_pool_keeps_the_forecasts_held_and_says_so(pooled, tmp_path):
         with pytest.raises(Exception):
             job.future.result(timeout=120)
     outcomes = plan_cycle(pooled, later + timedelta(minutes=1))
-    for name in NAMES:
-        out = outcomes[name]
-        assert out.plan is not None and out.plan.commands, "fail warm: still planned from the last forecast"
-        assert out.stage == "forecast" and "planned from the last forecast" in out.error
-        assert pooled.forecasts[name].made_at == DAY
-        # Counted where the metrics are, in the daemon, once.
-        errors = pooled.metrics.registry.get_sample_value("prewarm_errors_total", {"stage": "forecast", "endpoint": name})
-        assert errors == 1
+    assert_planned_from_the_last_forecast(pooled, outcomes, "planned from the last forecast")
 
 
 def test_a_killed_child_is_replaced(pooled):
@@ -165,3 +170,56 @@ def test_a_killed_child_is_replaced(pooled):
         job.future.result(timeout=120)
     plan_cycle(pooled, later + timedelta(minutes=1))
     assert all(pooled.forecasts[n].made_at > DAY for n in NAMES), "refreshed again after the child died"
+
+
+@pytest.fixture
+def silent_store():
+    """A PostgreSQL URL whose server accepts the connection and never answers: a refresh
+    process that reads history from it hangs, as it would on a wedged database."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)  # the kernel completes the handshakes; nobody ever reads
+    yield f"postgresql://postgres@127.0.0.1:{server.getsockname()[1]}/test"
+    server.close()
+
+
+def children(pool: RefreshPool) -> list:
+    return list((pool._executor._processes or {}).values())
+
+
+def test_a_hung_refresh_times_out_keeps_the_forecasts_and_replaces_the_children(pooled, silent_store):
+    plan_cycle(pooled, DAY)
+    pooled.refresh_pool.close()
+    pooled.refresh_pool = pool = RefreshPool(1, silent_store, job_timeout_s=3.0)
+    later = DAY + timedelta(minutes=11)
+    outcomes = plan_cycle(pooled, later)  # planned from what it holds; the refreshes hang
+    assert all(o.error is None and o.plan is not None for o in outcomes.values())
+    hung = children(pool)
+    assert pool.busy() == set(NAMES)
+    # A job's clock starts when a cycle first sees it running, so a timeout is noticed up to
+    # a cycle late; no cycle before that waited for it.
+    outcomes = plan_cycle(pooled, later + timedelta(minutes=1))
+    assert all(o.error is None for o in outcomes.values())
+    time.sleep(3.5)
+    outcomes = plan_cycle(pooled, later + timedelta(minutes=2))
+    assert_planned_from_the_last_forecast(pooled, outcomes, "timed out after 3 s")
+    assert hung and not any(p.is_alive() for p in hung), "the hung child is stopped"
+    # The next cycle submits the refreshes again, to new children.
+    assert pool.busy() == set(NAMES)
+    assert children(pool) and not set(children(pool)) & set(hung)
+
+
+def test_a_cycle_waiting_on_a_hung_refresh_gives_up_at_the_timeout(tmp_path, store_url, silent_store):
+    """A new runtime holds no forecast, so its first cycle waits for the refreshes: with the
+    children's database wedged it must come back (nothing planned, the stored plans stay)."""
+    rt = Runtime(settings_for(tmp_path, store_url), metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = pool = RefreshPool(1, silent_store, job_timeout_s=3.0)
+    try:
+        outcomes = plan_cycle(rt, DAY)
+        assert {o.stage for o in outcomes.values()} == {"forecast"}
+        assert all(o.plan is None and "timed out" in o.error for o in outcomes.values())
+        assert pool.jobs == []
+    finally:
+        rt.close()
