@@ -141,6 +141,17 @@ def main() -> None:
             refresh["endpoints"] += len(eps)
     cycle._refresh = timed_refresh
 
+    # When a cycle's first plans are written (a waiting cycle plans each job as it arrives).
+    first_plan: dict[str, float | None] = {"at": None}
+    real_plan_batch = cycle._plan_batch
+
+    def timed_plan_batch(*a, **kw):
+        out = real_plan_batch(*a, **kw)
+        if first_plan["at"] is None:
+            first_plan["at"] = time.time()
+        return out
+    cycle._plan_batch = timed_plan_batch
+
     rt = Runtime(settings, store=store)
     rt.refresh_pool = refresh_pool_for(settings, url)
     runs = []
@@ -150,6 +161,7 @@ def main() -> None:
     for k in range(args.cycles + 1):
         at = now + timedelta(minutes=k)
         refresh.update(wall=0.0, cpu=0.0, endpoints=0)
+        first_plan["at"] = None
         w0, c0 = time.time(), time.process_time()
         outcomes = plan_cycle(rt, at)
         wall, cpu = time.time() - w0, time.process_time() - c0
@@ -158,7 +170,8 @@ def main() -> None:
                "refreshed": refresh["endpoints"], "refresh_wall_s": round(refresh["wall"], 1),
                "refresh_cpu_s": round(refresh["cpu"], 1), "plan_wall_s": round(wall - refresh["wall"], 1),
                "planned": sum(1 for o in outcomes.values() if o.plan is not None), "errors": errors,
-               "rss_mb": round(rss_mb(), 1)}
+               "rss_mb": round(rss_mb(), 1),
+               "first_plans_after_s": round(first_plan["at"] - w0, 1) if first_plan["at"] else None}
         if rt.refresh_pool is not None:
             pids = list(rt.refresh_pool._executor._processes or ())
             cpu_now, rss_children, peak_children = child_stats(pids)

@@ -291,29 +291,23 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
         horizon = fsettings.horizon_s if horizon_s is None else horizon_s
         due = [ep for ep in eps if not use_cache or _refresh_due(rt, ep.name, fsettings, now)]
         failed = {ep.name: background_failed[ep.name] for ep in eps if ep.name in background_failed}
+        waiting: set[str] = set()
         if pool is not None:
-            _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save, failed)
+            waiting = _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save)
             due = []
         fresh = _refresh(rt, due, fsettings, now, cutoff, horizon, use_cache, save, failed)
-        forecasts: dict[str, Any] = {}
-        for ep in eps:
-            cached = rt.forecasts.get(ep.name) if use_cache else None
-            if ep.name in fresh:
-                forecasts[ep.name] = fresh[ep.name]
-            elif _usable(cached, fsettings, now):
-                forecasts[ep.name] = cached.forecast
-                if ep.name in failed:
-                    log.warning("%s: planning from the forecast made at %s", ep.name, cached.made_at.isoformat())
-            elif ep.name in failed:
-                stage, why = failed[ep.name]
-                outcomes[ep.name] = EndpointOutcome(ep.name, error=why, stage=stage)
-            else:
-                log.warning("no history for %s yet; nothing planned", ep.name)
-                outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
-        todo = [ep for ep in eps if ep.name in forecasts]
-        _update_dispersions(rt, todo, cutoff)
-        for i in range(0, len(todo), PLAN_BATCH):
-            outcomes.update(_plan_batch(rt, todo[i:i + PLAN_BATCH], forecasts, now, cutoff, horizon, save))
+        ready = [ep for ep in eps if ep.name not in waiting]
+        while True:
+            outcomes.update(_plan_endpoints(rt, ready, fresh, fsettings, now, cutoff, horizon, save,
+                                            use_cache, failed))
+            if not waiting:
+                break
+            # Plan each job's endpoints as it arrives: at a (re)start of a 10,000-endpoint fleet
+            # the refreshes take minutes, and the first plans should not wait for the last.
+            failed.update(_take_refreshes(rt, pool.collect(waiting, first=True)))
+            arrived = waiting - pool.busy()
+            waiting -= arrived
+            ready = [ep for ep in eps if ep.name in arrived]
         for name, (stage, why) in failed.items():
             out = outcomes.get(name)
             if out is not None and out.error is None:  # planned from the cache, but say the refresh failed
@@ -321,16 +315,42 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
     return outcomes
 
 
+def _plan_endpoints(rt: Runtime, eps: list[EndpointSettings], fresh: dict, fsettings, now: datetime,
+                    cutoff: datetime, horizon: float, save: bool, use_cache: bool,
+                    failed: dict[str, tuple[str, str]]) -> dict[str, EndpointOutcome]:
+    """Plan `eps` from their fresh forecast, else the cached one while it is usable (fail warm);
+    an endpoint with neither gets an outcome that says why."""
+    outcomes: dict[str, EndpointOutcome] = {}
+    forecasts: dict[str, Any] = {}
+    for ep in eps:
+        cached = rt.forecasts.get(ep.name) if use_cache else None
+        if ep.name in fresh:
+            forecasts[ep.name] = fresh[ep.name]
+        elif _usable(cached, fsettings, now):
+            forecasts[ep.name] = cached.forecast
+            if ep.name in failed:
+                log.warning("%s: planning from the forecast made at %s", ep.name, cached.made_at.isoformat())
+        elif ep.name in failed:
+            stage, why = failed[ep.name]
+            outcomes[ep.name] = EndpointOutcome(ep.name, error=why, stage=stage)
+        else:
+            log.warning("no history for %s yet; nothing planned", ep.name)
+            outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
+    todo = [ep for ep in eps if ep.name in forecasts]
+    _update_dispersions(rt, todo, cutoff)
+    for i in range(0, len(todo), PLAN_BATCH):
+        outcomes.update(_plan_batch(rt, todo[i:i + PLAN_BATCH], forecasts, now, cutoff, horizon, save))
+    return outcomes
+
+
 def _refresh_in_background(rt: Runtime, pool, due: list[EndpointSettings], fsettings, now: datetime,
-                           cutoff: datetime, horizon: float, save: bool, failed: dict[str, tuple[str, str]]) -> None:
-    """Hand the due refreshes to the pool (prewarm.refresh_pool); wait only for endpoints
-    with no usable cached forecast, so nothing is planned from nothing."""
+                           cutoff: datetime, horizon: float, save: bool) -> set[str]:
+    """Hand the due refreshes to the pool (prewarm.refresh_pool). Returns the endpoints to
+    wait for: those with no usable cached forecast, so nothing is planned from nothing."""
     busy = pool.busy()
     pool.submit([ep for ep in due if ep.name not in busy], fsettings, now, cutoff,
                 refresh_span(fsettings, now, cutoff, horizon, keep=True), save)
-    waiting = {ep.name for ep in due if not _usable(rt.forecasts.get(ep.name), fsettings, now)}
-    if waiting:
-        failed.update(_take_refreshes(rt, pool.collect(waiting)))
+    return {ep.name for ep in due if not _usable(rt.forecasts.get(ep.name), fsettings, now)} & pool.busy()
 
 
 def _take_refreshes(rt: Runtime, finished: list) -> dict[str, tuple[str, str]]:

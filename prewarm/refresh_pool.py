@@ -84,14 +84,15 @@ class RefreshPool:
                 return
             self.jobs.append(Job(future, [ep.name for ep in batch], fsettings, now))
 
-    def collect(self, names: set[str] | None = None) -> list[tuple[Job, tuple | None, str | None]]:
+    def collect(self, names: set[str] | None = None, *, first: bool = False) -> list[tuple[Job, tuple | None, str | None]]:
         """Finished jobs as (job, refresh_job's result or None, error or None); with `names`,
-        first wait for every job holding one of them, or until one of them is overdue. An
-        overdue job restarts the pool, and every job in flight is returned failed."""
+        first wait for every job holding one of them (with `first`, for the first of those
+        jobs to finish), or until a job is overdue. An overdue job restarts the pool, and
+        every job in flight is returned failed."""
         waited = [j for j in self.jobs if names and names.intersection(j.names)]
         while not self._overdue():
             pending = [j.future for j in waited if not j.future.done()]
-            if not pending:
+            if not pending or (first and len(pending) < len(waited)):
                 break
             wait(pending, timeout=WAIT_POLL_S, return_when=FIRST_COMPLETED)
         overdue = self._overdue()

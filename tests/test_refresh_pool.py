@@ -223,3 +223,31 @@ def test_a_cycle_waiting_on_a_hung_refresh_gives_up_at_the_timeout(tmp_path, sto
         assert pool.jobs == []
     finally:
         rt.close()
+
+
+def test_a_waiting_cycle_plans_each_job_as_it_arrives(tmp_path, store_url, monkeypatch):
+    """At a (re)start every refresh is waited for; at 10,000 endpoints that is minutes, and
+    the first plans should not wait for the last refresh. One endpoint a job here: the cycle
+    plans in rounds, the first while later jobs are still in flight."""
+    import prewarm.cycle as cycle_module
+    import prewarm.refresh_pool as pool_module
+
+    monkeypatch.setattr(pool_module, "JOB_SIZE", 1)
+    rounds: list[tuple[list[str], set[str]]] = []
+    plan_endpoints = cycle_module._plan_endpoints
+
+    def recorded(rt, eps, *args, **kwargs):
+        if eps:
+            rounds.append(([ep.name for ep in eps], rt.refresh_pool.busy()))
+        return plan_endpoints(rt, eps, *args, **kwargs)
+
+    monkeypatch.setattr(cycle_module, "_plan_endpoints", recorded)
+    rt = Runtime(settings_for(tmp_path, store_url), metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = RefreshPool(1, store_url)
+    try:
+        outcomes = plan_cycle(rt, DAY)
+    finally:
+        rt.close()
+    assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
+    assert sorted(n for names, _ in rounds for n in names) == sorted(NAMES), "each planned once"
+    assert len(rounds) >= 2 and rounds[0][1], "the first planned while other refreshes ran"
