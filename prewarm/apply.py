@@ -5,7 +5,9 @@ change). Fail warm, everywhere:
 
 - database unreachable: the plan and hold last read are used (kept in memory per runtime),
   and as the plan may be out of date, only a raise is applied; audit records that cannot be
-  written wait in memory and are written once the database answers again;
+  written wait in the audit spool on local disk (prewarm.audit_spool; in memory if it is
+  disabled or the disk refuses) and are written once the database answers again, by this
+  process or the next one;
 - plan stale (no successful plan for 3 cycles): a target below the current one is not applied;
 - provider state unreadable: only a raise above what the provider was last told is sent;
 - provider throttling: retried with jittered backoff until a deadline, then left for the next
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
+from .audit_spool import AuditSpool, default_path
 from .errors import StoreError
 from .providers.base import EndpointRef, ProviderError, retry_call
 
@@ -48,6 +51,7 @@ class ApplyState:
     told: dict[str, int] = field(default_factory=dict)
     applied_at: dict[str, datetime] = field(default_factory=dict)  # latest `now` applied per endpoint
     pending_audit: deque = field(default_factory=lambda: deque(maxlen=MAX_PENDING_AUDIT))
+    spool: AuditSpool | None = None  # where records wait first (None: [daemon] audit_spool = "")
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,8 +64,15 @@ def state(rt) -> ApplyState:
     # Kept on the runtime so `once` and the daemon share one code path without a global.
     with _STATE_GUARD:
         if not hasattr(rt, "apply_state"):
-            rt.apply_state = ApplyState()
+            rt.apply_state = ApplyState(spool=spool_for(rt.settings))
         return rt.apply_state
+
+
+def spool_for(settings) -> AuditSpool | None:
+    path = settings.daemon.audit_spool
+    if path == "":
+        return None
+    return AuditSpool(path if path is not None else default_path())
 
 
 _STATE_GUARD = threading.Lock()
@@ -274,17 +285,44 @@ def record(rt, endpoint: str, kind: str, requested: dict, cmd: dict, result: str
                  error=error, retryable=retryable, duration_ms=(time.monotonic() - started) * 1000,
                  command_id=cmd.get("id"))
     st = state(rt)
-    if st.pending_audit:
+    if _waiting(st):
         flush_audit(rt)
-    if st.pending_audit or not _write_audit(rt, endpoint, entry):
-        st.pending_audit.append((endpoint, entry))
+    if _waiting(st) or not _write_audit(rt, endpoint, entry):
+        _keep(st, endpoint, entry)
+
+
+def _waiting(st: ApplyState) -> bool:
+    return bool(st.pending_audit) or bool(st.spool)
+
+
+def _keep(st: ApplyState, endpoint: str, entry: dict) -> None:
+    if st.spool is not None:
+        try:
+            st.spool.append(endpoint, entry)
+            return
+        except OSError as exc:
+            log.error("audit spool %s not writable (%s): the record waits in memory only",
+                      st.spool.path, exc, extra=fields(endpoint, stage="store"))
+    st.pending_audit.append((endpoint, entry))
+
+
+def pending_audit_count(rt) -> int:
+    """Audit records not yet in the database: in memory, and in the spool (any process's)."""
+    st = state(rt)
+    return len(st.pending_audit) + (st.spool.count() if st.spool else 0)
 
 
 def flush_audit(rt) -> int:
-    """Write audit records kept while the database was down, oldest first."""
+    """Write audit records kept while the database was down, oldest first: the spool's (which
+    may hold a previous process's), then those kept in memory."""
     st = state(rt)
     written = 0
-    while st.pending_audit:
+    if st.spool:
+        try:
+            written += st.spool.flush(lambda endpoint, entry: _write_audit(rt, endpoint, entry, quiet=True))
+        except OSError as exc:
+            log.error("audit spool %s unreadable (%s): its records wait", st.spool.path, exc)
+    while st.pending_audit and not st.spool:
         endpoint, entry = st.pending_audit[0]
         if not _write_audit(rt, endpoint, entry, quiet=True):
             break

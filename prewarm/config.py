@@ -74,6 +74,10 @@ class DaemonSettings(_Strict):
     refresh_processes: int = Field(
         0, ge=0, le=64, description="forecast refreshes run in this many background processes while cycles only plan "
                                     "(for fleets of thousands of endpoints); 0 refreshes in the cycle")
+    audit_spool: Optional[str] = Field(
+        None, description="file where audit records wait while the database is down, so a crash does not lose them "
+                          "(default: $STATE_DIRECTORY/audit-spool.jsonl under systemd, else .prewarm/audit-spool.jsonl; "
+                          "\"\" keeps them in memory only)")
     refresh_timeout_s: float = Field(
         1800.0, gt=0, description="a background refresh job (250 endpoints) running longer than this fails: the "
                                   "refresh processes are restarted and the cached forecasts kept")

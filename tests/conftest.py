@@ -15,6 +15,14 @@ PG_ADMIN = os.environ.get("PREWARM_TEST_PG", "postgresql+psycopg://postgres@127.
 MARIA_ADMIN = os.environ.get("PREWARM_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
+@pytest.fixture(autouse=True)
+def _own_audit_spool(tmp_path, monkeypatch):
+    """Each test's audit spool in its own directory (the default follows STATE_DIRECTORY):
+    records spooled by one test's outage must not be written into the next test's database.
+    Child processes (the daemon tests) inherit it."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+
+
 def _server_db(admin_url: str, kind: str):
     name = f"prewarm_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -181,7 +181,7 @@ def _print_explanation(d: dict) -> None:
 @click.pass_context
 def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
     """Hold at least WORKERS warm on ENDPOINT: applied at once, kept as a floor until it expires."""
-    from ..apply import record, state
+    from ..apply import pending_audit_count, record
     from ..providers.base import EndpointRef, retry_call
 
     rt = runtime(ctx)
@@ -208,7 +208,7 @@ def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
             except Exception as exc:  # noqa: BLE001 - recorded, and the hold stays for the daemon
                 result, error = "error", str(exc)
         record(rt, ep.name, provider.kind, requested, cmd, result, now, started, error=error, verb="hold")
-        pending = len(state(rt).pending_audit)
+        pending = pending_audit_count(rt)
     finally:
         rt.close()
     doc = {"endpoint": endpoint, "hold": workers, "until": until, "target": requested["target"],

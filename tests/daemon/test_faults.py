@@ -179,3 +179,42 @@ def test_a_cycle_due_while_one_runs_is_skipped(tmp_path, sqlite_url, faulty, mon
     assert len(calls) == 2
     daemon._step_down()
     store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("spooled", [True, False])
+def test_audit_records_of_an_outage_survive_a_crash_through_the_spool(tmp_path, pg_url, faulty, spooled):
+    """The database goes away, a warm-up is applied (its audit record cannot be written), and
+    the daemon dies before the database is back. With the spool the next daemon writes the
+    record, at its time; kept in memory only ([daemon] audit_spool = "") it is lost."""
+    url = fresh_pg(pg_url)
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    proxy = TcpProxy(u.host, u.port or 5432)
+    proxied = u.set(port=proxy.port).render_as_string(hide_password=False)
+    spool = tmp_path / "spool" / "audit.jsonl"
+    store = Store(proxied)
+    seed_plan(store, "api", T0, [(T0, 1), (at(10), 4)])
+    settings = settings_for(tmp_path, proxied, faulty, cycle_interval="1h",
+                            audit_spool=str(spool) if spooled else "")
+    try:
+        sim, _crashed = sim_daemon(settings, store)
+        sim.run_until(at(1))
+        proxy.cut()
+        sim.run_until(at(15))
+        assert faulty.target("api") == 4, "the warm-up is applied with the database down"
+        assert spool.exists() == spooled
+        # The daemon dies here (nothing stops it, nothing flushes); the database comes back.
+        proxy.restore()
+        again = Store(proxied)
+        sim2 = SimulatedScheduler(at(16))
+        Daemon(settings, clock=sim2.clock, scheduler_factory=lambda: sim2, store=again)._lead()
+        sim2.run_until(at(17))
+        expected = [(T0, 1), (at(10), 4)] if spooled else [(T0, 1)]
+        assert ok_actions(again) == expected
+        assert not spool.exists(), "written once, the spool is gone"
+        assert [c["target"] for c in faulty.changes()] == [1, 4], "nothing applied twice"
+        again.close()
+    finally:
+        proxy.close()
+        store.close()
