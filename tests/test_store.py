@@ -70,6 +70,34 @@ def test_plan_replacement_supersedes_pending_commands(store):
     assert [c["status"] for c in old] == ["applied", "superseded"]
 
 
+def test_many_plans_in_one_write_each_land_on_their_endpoint(store):
+    """save_plans writes a cycle's changed plans in a few statements (RETURNING the new ids in
+    parameter order): each endpoint must get its own commands, and a changed plan must
+    supersede only its own endpoint's pending commands."""
+    names = [f"ep-{i:03d}" for i in range(120)]
+
+    def plan(i: int, issued: datetime, shift: int = 0) -> dict:  # as the planner issues them: in force now, then a change
+        return {"endpoint": names[i], "horizon_end": T0 + timedelta(hours=6), "model": "m", "need_now": i % 5,
+                "commands": [{"at": issued, "warm_workers": (i + shift) % 7 + 1, "reason": {"i": i}},
+                             {"at": T0 + timedelta(hours=2), "warm_workers": 1, "reason": {"i": i}}]}
+
+    assert set(store.save_plans([plan(i, T0) for i in range(120)], T0).values()) == {"new"}
+    first = {n: store.current_plan(n) for n in names}
+    for i, n in enumerate(names):
+        assert [(c["warm_workers"], c["reason"]) for c in first[n]] == [(i % 7 + 1, {"i": i}), (1, {"i": i})]
+    later = T0 + timedelta(minutes=1)
+    out = store.save_plans([plan(i, later, shift=i % 2) for i in range(120)], later)
+    assert [out[n] for n in names] == ["confirmed" if i % 2 == 0 else "new" for i in range(120)]
+    for i, n in enumerate(names):
+        current = store.current_plan(n)
+        assert current[0]["warm_workers"] == (i + i % 2) % 7 + 1 and current[0]["reason"] == {"i": i}
+        if i % 2 == 0:  # confirmed: the same commands, untouched
+            assert [c["id"] for c in current] == [c["id"] for c in first[n]]
+        else:  # replaced: its own old commands superseded, nobody else's
+            assert [c["status"] for c in store.plan_as_of(n, T0)] == ["superseded", "superseded"]
+            assert [c["at"] for c in current][0] == later
+
+
 def test_forecast_latest_and_as_of(store):
     for k in range(2):
         issued = T0 + timedelta(minutes=k)
