@@ -23,6 +23,18 @@ def _own_audit_spool(tmp_path, monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
 
 
+@pytest.fixture(autouse=True)
+def _prewarm_logger_restored():
+    """The CLI run in-process sets up the `prewarm` logger (its own stderr handler, no
+    propagation): put it back after each test, so a later test's caplog still sees records."""
+    import logging
+
+    logger = logging.getLogger("prewarm")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
 def _server_db(admin_url: str, kind: str):
     name = f"prewarm_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
