@@ -70,10 +70,13 @@ def test_plan_replacement_supersedes_pending_commands(store):
     assert [c["status"] for c in old] == ["applied", "superseded"]
 
 
-def test_many_plans_in_one_write_each_land_on_their_endpoint(store):
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "one-insert-a-plan"])
+def test_many_plans_in_one_write_each_land_on_their_endpoint(store, returning, monkeypatch):
     """save_plans writes a cycle's changed plans in a few statements (RETURNING the new ids in
-    parameter order): each endpoint must get its own commands, and a changed plan must
-    supersede only its own endpoint's pending commands."""
+    parameter order; one insert a plan on a server without it): each endpoint must get its
+    own commands, and a changed plan must supersede only its own endpoint's pending commands."""
+    if not returning:
+        monkeypatch.setattr(store.engine.dialect, "insert_executemany_returning_sort_by_parameter_order", False)
     names = [f"ep-{i:03d}" for i in range(120)]
 
     def plan(i: int, issued: datetime, shift: int = 0) -> dict:  # as the planner issues them: in force now, then a change

@@ -392,10 +392,13 @@ class Store:
             c.execute(t.plan_commands.update().where(pc.plan_id.in_(chunk), pc.status == "pending")
                       .values(status="superseded"))
             c.execute(t.plans.update().where(p.id.in_(chunk)).values(current=False))
-        rows = c.execute(t.plans.insert().returning(p.id, sort_by_parameter_order=True), [
-            {"endpoint_id": plan.eid, "issued_at": issued_at, "horizon_end": plan.horizon_end,
-             "model": plan.model, "current": True, "need_now": plan.need_now} for plan in new]).all()
-        ids = [row[0] for row in rows]
+        values = [{"endpoint_id": plan.eid, "issued_at": issued_at, "horizon_end": plan.horizon_end,
+                   "model": plan.model, "current": True, "need_now": plan.need_now} for plan in new]
+        if c.dialect.insert_executemany_returning_sort_by_parameter_order:
+            rows = c.execute(t.plans.insert().returning(p.id, sort_by_parameter_order=True), values).all()
+            ids = [row[0] for row in rows]
+        else:  # a server without RETURNING (MySQL, MariaDB before 10.5): one insert a plan
+            ids = [c.execute(t.plans.insert().values(**v)).inserted_primary_key[0] for v in values]
         commands = [{
             "plan_id": plan_id, "endpoint_id": plan.eid, "at": cmd["at"],
             "warm_workers": int(cmd["warm_workers"]), "idle_timeout_s": cmd.get("idle_timeout_s"),
