@@ -293,7 +293,7 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
         failed = {ep.name: background_failed[ep.name] for ep in eps if ep.name in background_failed}
         waiting: set[str] = set()
         if pool is not None:
-            waiting = _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save)
+            waiting = _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save, failed)
             due = []
         fresh = _refresh(rt, due, fsettings, now, cutoff, horizon, use_cache, save, failed)
         ready = [ep for ep in eps if ep.name not in waiting]
@@ -344,12 +344,17 @@ def _plan_endpoints(rt: Runtime, eps: list[EndpointSettings], fresh: dict, fsett
 
 
 def _refresh_in_background(rt: Runtime, pool, due: list[EndpointSettings], fsettings, now: datetime,
-                           cutoff: datetime, horizon: float, save: bool) -> set[str]:
+                           cutoff: datetime, horizon: float, save: bool,
+                           failed: dict[str, tuple[str, str]]) -> set[str]:
     """Hand the due refreshes to the pool (prewarm.refresh_pool). Returns the endpoints to
-    wait for: those with no usable cached forecast, so nothing is planned from nothing."""
+    wait for: those with no usable cached forecast, so nothing is planned from nothing. What
+    the pool could not take is a failed refresh (counted, in `failed`), tried again next cycle."""
     busy = pool.busy()
-    pool.submit([ep for ep in due if ep.name not in busy], fsettings, now, cutoff,
-                refresh_span(fsettings, now, cutoff, horizon, keep=True), save)
+    refused = pool.submit([ep for ep in due if ep.name not in busy], fsettings, now, cutoff,
+                          refresh_span(fsettings, now, cutoff, horizon, keep=True), save)
+    for name, why in refused.items():
+        rt._error("forecast", name)
+        failed[name] = ("forecast", why)
     return {ep.name for ep in due if not _usable(rt.forecasts.get(ep.name), fsettings, now)} & pool.busy()
 
 

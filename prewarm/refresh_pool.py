@@ -71,18 +71,28 @@ class RefreshPool:
         """Endpoints with a refresh submitted and not yet collected."""
         return {name for job in self.jobs for name in job.names}
 
-    def submit(self, eps: list, fsettings, now: datetime, cutoff: datetime, span: float, save: bool) -> None:
+    def submit(self, eps: list, fsettings, now: datetime, cutoff: datetime, span: float,
+               save: bool) -> dict[str, str]:
+        """Hand `eps` to the children in jobs of JOB_SIZE. Returns the endpoints that could not
+        be handed over, with why (the pool broke, and broke again once restarted)."""
+        restarted = False
         for i in range(0, len(eps), JOB_SIZE):
             batch = eps[i:i + JOB_SIZE]
-            try:
-                future = self._executor.submit(refresh_job, self.store_url, batch, fsettings, cutoff, span, save)
-            except (BrokenProcessPool, RuntimeError) as exc:
-                # A child died (killed, out of memory): the pool is unusable; start a new one and
-                # let the next cycle submit again. The cached forecasts stay (fail warm).
-                log.error("refresh pool broken (%s): starting a new one", exc)
-                self._restart()
-                return
+            while True:
+                try:
+                    future = self._executor.submit(refresh_job, self.store_url, batch, fsettings, cutoff, span, save)
+                    break
+                except (BrokenProcessPool, RuntimeError) as exc:
+                    # A child died (killed, out of memory): the pool is unusable. Start a new one
+                    # and go on with it; the jobs of the old one fail, and are submitted again
+                    # by the next cycle. The cached forecasts stay (fail warm).
+                    log.error("refresh pool broken (%s): starting a new one", exc)
+                    self._restart()
+                    if restarted:
+                        return {ep.name: f"refresh processes broken: {exc}" for ep in eps[i:]}
+                    restarted = True
             self.jobs.append(Job(future, [ep.name for ep in batch], fsettings, now))
+        return {}
 
     def collect(self, names: set[str] | None = None, *, first: bool = False) -> list[tuple[Job, tuple | None, str | None]]:
         """Finished jobs as (job, refresh_job's result or None, error or None); with `names`,

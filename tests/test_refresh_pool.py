@@ -251,3 +251,50 @@ def test_a_waiting_cycle_plans_each_job_as_it_arrives(tmp_path, store_url, monke
     assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
     assert sorted(n for names, _ in rounds for n in names) == sorted(NAMES), "each planned once"
     assert len(rounds) >= 2 and rounds[0][1], "the first planned while other refreshes ran"
+
+
+def test_a_pool_that_breaks_on_submit_is_replaced_and_takes_the_refreshes(tmp_path, store_url):
+    """Children killed between cycles: the next submit finds the pool broken, starts a new
+    one and hands the refreshes to it in the same cycle (a first cycle still plans all)."""
+    rt = Runtime(settings_for(tmp_path, store_url), metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = pool = RefreshPool(1, store_url)
+    try:
+        pool._executor.submit(int, 0).result(timeout=120)  # a child is up
+        first = children(pool)
+        for process in first:
+            os.kill(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not pool._executor._broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool._executor._broken
+        outcomes = plan_cycle(rt, DAY)
+        assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
+        assert children(pool) and not set(children(pool)) & set(first)
+    finally:
+        rt.close()
+
+
+def test_a_pool_that_cannot_be_restarted_fails_the_refreshes_and_says_why(tmp_path, store_url, monkeypatch):
+    """A pool that is broken again as soon as it is restarted: the refreshes fail, counted
+    per endpoint, with the reason (not 'no history yet'), and the next cycle tries again."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    def broken() -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(1)
+        executor.shutdown()  # submit raises RuntimeError, as on a pool that cannot start
+        return executor
+
+    rt = Runtime(settings_for(tmp_path, store_url), metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = pool = RefreshPool(1, store_url)
+    try:
+        pool._stop_children()
+        monkeypatch.setattr(pool, "_new_executor", broken)
+        outcomes = plan_cycle(rt, DAY)
+        for name in NAMES:
+            assert outcomes[name].plan is None and outcomes[name].stage == "forecast"
+            assert "refresh processes broken" in outcomes[name].error
+            assert rt.metrics.registry.get_sample_value(
+                "prewarm_errors_total", {"stage": "forecast", "endpoint": name}) == 1
+        assert pool.busy() == set()
+    finally:
+        rt.close()
