@@ -40,11 +40,16 @@ def _next_change(rows: list[dict], at: datetime, current: int | None) -> dict | 
 @json_option
 @click.pass_context
 def status(ctx, as_json) -> None:
-    """Per endpoint: the target now, the next planned change, and the provider's state."""
+    """Per endpoint: the target now, the next planned change, and the provider's state; and
+    audit records still waiting in the audit spool for the database, if any."""
+    from ..apply import state
+
     rt = runtime(ctx)
     now = utcnow()
     doc = []
     try:
+        spool = state(rt).spool
+        waiting = {"records": spool.count(), "spool": str(spool.path)} if spool else None
         for ep in rt.endpoints():
             rows = rt.store.current_plan(ep.name)
             hold = rt.store.active_hold(ep.name, now)
@@ -61,7 +66,7 @@ def status(ctx, as_json) -> None:
     finally:
         rt.close()
     if as_json:
-        emit_json({"at": now, "endpoints": doc})
+        emit_json({"at": now, "endpoints": doc, "audit_waiting": waiting})
         return
     table([[d["endpoint"], d["provider"], d["target"], d["why"],
             d["next_change"]["at"] if d["next_change"] else None,
@@ -70,6 +75,9 @@ def status(ctx, as_json) -> None:
             f"{d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else None,
             d["provider_state"]["error"]] for d in doc],
           ["endpoint", "provider", "target", "why", "next change", "to", "desired", "ready", "hold", "error"])
+    if waiting:
+        click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
+                   "(the next apply writes them)")
 
 
 def _forecast_at(rows: list[dict], moment: datetime) -> dict | None:

@@ -112,3 +112,25 @@ def test_hold_applies_at_once_is_kept_by_planner_and_reconcile_and_release_is_au
     assert hold_row["reason"]["note"] == "launch" and hold_row["requested"]["previous"] == before
     assert "no hold to release" in run("release", "api").output
     store.close()
+
+
+def test_status_shows_audit_records_waiting_in_the_spool_until_an_apply_writes_them(env):
+    from prewarm.audit_spool import default_path, AuditSpool
+
+    run, now, faulty, url, _ = env
+    assert json.loads(run("status", "--json").output)["audit_waiting"] is None
+    # What a process that died during a database outage left behind.
+    AuditSpool(default_path()).append("api", dict(ts=now - timedelta(minutes=5), provider="faulty", verb="apply",
+                                                  requested={"target": 3}, reason={"why": "forecast"},
+                                                  result="ok", error=None, retryable=None, duration_ms=2.0,
+                                                  command_id=None))
+    doc = json.loads(run("status", "--json").output)
+    assert doc["audit_waiting"] == {"records": 1, "spool": str(default_path())}
+    assert "1 audit records wait in" in run("status").output
+    run("once")  # the database answers: the apply writes the record
+    assert json.loads(run("status", "--json").output)["audit_waiting"] is None
+    store = Store(url)
+    try:
+        assert (now - timedelta(minutes=5), 3) in [(a["ts"], a["requested"]["target"]) for a in store.actions("api")]
+    finally:
+        store.close()
