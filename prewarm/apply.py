@@ -318,10 +318,7 @@ def flush_audit(rt) -> int:
     st = state(rt)
     written = 0
     if st.spool:
-        try:
-            written += st.spool.flush(lambda endpoint, entry: _write_audit(rt, endpoint, entry, quiet=True))
-        except OSError as exc:
-            log.error("audit spool %s unreadable (%s): its records wait", st.spool.path, exc)
+        written += flush_spool(rt.store, st.spool)
     while st.pending_audit and not st.spool:
         endpoint, entry = st.pending_audit[0]
         if not _write_audit(rt, endpoint, entry, quiet=True):
@@ -331,6 +328,24 @@ def flush_audit(rt) -> int:
     if written:
         log.info("wrote %d audit records kept while the database was unreachable", written)
     return written
+
+
+def flush_spool(store, spool: AuditSpool) -> int:
+    """Write the spool's records with `store`, oldest first, until the database refuses one.
+    Also what a standby daemon does (it writes audit records, and never acts), so the records
+    of a leader that died during an outage reach the database even if it never leads again."""
+    def write(endpoint: str, entry: dict) -> bool:
+        try:
+            store.record_action(endpoint, **entry)
+            return True
+        except STORE_ERRORS:
+            return False
+
+    try:
+        return spool.flush(write)
+    except OSError as exc:
+        log.error("audit spool %s unreadable (%s): its records wait", spool.path, exc)
+        return 0
 
 
 def _write_audit(rt, endpoint: str, entry: dict, quiet: bool = False) -> bool:

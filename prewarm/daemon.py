@@ -59,6 +59,9 @@ def sd_notify(message: str) -> bool:
         return False
 
 
+SPOOL_RETRY_S = 30.0  # a standby's attempts to write the audit spool, at most this often
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -112,6 +115,7 @@ class Daemon:
         # One cycle at a time: the start-up job's cycle and the interval job's are different
         # jobs to the scheduler, and a first cycle (every forecast) can outlast the interval.
         self._cycling = threading.Lock()
+        self._spool_retry_at = 0.0
 
     # -- timing derived from the settings ---------------------------------------------------
     @property
@@ -162,14 +166,41 @@ class Daemon:
                     self._step_down()
                     if self.lock is not None:
                         self.lock.release()
-            elif self.metrics:
-                self.metrics.leader.set(0)
+            else:
+                if self.metrics:
+                    self.metrics.leader.set(0)
+                self._flush_spool_standing_by()
         elif self.lock is not None:
             if self.lock.still_held():
                 self._renew_lease()
             else:
                 log.error("leadership lost; standing by")
                 self._step_down()
+
+    def _flush_spool_standing_by(self) -> None:
+        """A standby writes the audit spool this host kept (its previous leadership died during
+        a database outage): at most every SPOOL_RETRY_S, and only when the spool exists."""
+        from .apply import flush_spool, spool_for
+
+        spool = spool_for(self.settings)
+        now = time.monotonic()
+        if not spool or now < self._spool_retry_at:
+            return
+        self._spool_retry_at = now + SPOOL_RETRY_S
+        from .store import Store
+
+        try:
+            store = self.store or Store(self.settings.store.url, auto_upgrade=False)
+        except Exception as exc:  # noqa: BLE001 - the database is still away: next time
+            log.warning("audit spool %s waits: %s", spool.path, exc)
+            return
+        try:
+            written = flush_spool(store, spool)
+            if written:
+                log.info("standing by: wrote %d audit records kept while the database was unreachable", written)
+        finally:
+            if store is not self.store:
+                store.close()
 
     def stop(self) -> None:
         self.stop_event.set()

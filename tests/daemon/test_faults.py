@@ -218,3 +218,32 @@ def test_audit_records_of_an_outage_survive_a_crash_through_the_spool(tmp_path, 
     finally:
         proxy.close()
         store.close()
+
+
+def test_a_standby_writes_the_audit_spool_its_host_kept(tmp_path, sqlite_url, faulty):
+    """A leader that died during an outage comes back as a standby (another host leads now):
+    it never runs apply, but it writes the records its spool kept once the database answers."""
+    from prewarm.audit_spool import AuditSpool
+
+    class AnotherHostLeads:
+        def try_acquire(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    spool = AuditSpool(tmp_path / "spool" / "audit.jsonl")
+    spool.append("api", dict(ts=at(10), provider="faulty", verb="apply", requested={"target": 4},
+                             reason={"why": "forecast"}, result="ok", error=None, retryable=None,
+                             duration_ms=3.0, command_id=None))
+    settings = settings_for(tmp_path, sqlite_url, faulty, audit_spool=str(spool.path))
+    store = Store(sqlite_url)
+    try:
+        daemon = Daemon(settings, lock=AnotherHostLeads(), store=store)
+        daemon._tick()
+        assert not daemon.leading
+        assert ok_actions(store) == [(at(10), 4)]
+        assert not spool, "written once, the spool is gone"
+        assert faulty.changes() == [], "a standby never acts"
+    finally:
+        store.close()
