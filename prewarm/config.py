@@ -61,14 +61,14 @@ class MetricsSettings(_Strict):
 
 
 class DaemonSettings(_Strict):
-    cycle_interval_s: float = Field(60.0, description="seconds between forecast+plan cycles")
-    reconcile_interval_s: float = Field(30.0, description="seconds between reconcile passes")
+    cycle_interval_s: float = Field(60.0, gt=0, description="seconds between forecast+plan cycles")
+    reconcile_interval_s: float = Field(30.0, gt=0, description="seconds between reconcile passes")
     timezone: str = Field("UTC", description="zone of naive time stamps in ingested files")
-    ingest_delay_s: float = Field(60.0, description="history newer than now - this is ignored")
-    leader_takeover_s: float = Field(15.0, description="standby takes over within this")
+    ingest_delay_s: float = Field(60.0, ge=0, description="history newer than now - this is ignored")
+    leader_takeover_s: float = Field(15.0, gt=0, description="standby takes over within this")
     forecast_snapshot_interval_s: float = Field(
-        3600.0, description="store a forecast this often per endpoint (for accuracy and explain)")
-    retention_s: float = Field(14 * 86400.0, description="drop forecasts, old plans, needs, accuracy scores and times "
+        3600.0, gt=0, description="store a forecast this often per endpoint (for accuracy and explain)")
+    retention_s: float = Field(14 * 86400.0, gt=0, description="drop forecasts, old plans, needs, accuracy scores and times "
                                                           "to ready older than this (not an endpoint's last 50 times "
                                                           "to ready, nor the audit log)")
     refresh_processes: int = Field(
@@ -102,15 +102,15 @@ class DaemonSettings(_Strict):
 
 class ForecastSettings(_Strict):
     model: str = Field("seasonal-mean", description="forecaster name (entry point) or 'auto'")
-    season_s: float = Field(86400.0, description="season length for seasonal models")
-    history_s: float = Field(14 * 86400.0, description="how much history to read")
-    horizon_s: float = Field(6 * 3600.0, description="how far ahead to forecast and plan")
-    step_s: int = Field(60, description="forecast step in seconds (60, 300, 900)")
+    season_s: float = Field(86400.0, gt=0, description="season length for seasonal models")
+    history_s: float = Field(14 * 86400.0, gt=0, description="how much history to read")
+    horizon_s: float = Field(6 * 3600.0, gt=0, description="how far ahead to forecast and plan")
+    step_s: int = Field(60, gt=0, description="forecast step in seconds, whole minutes that divide a day (60, 300, 900, ...)")
     levels: tuple[int, ...] = Field((80, 95), description="prediction interval levels")
     resolution: Literal["auto", "fixed"] = Field(
         "auto", description="auto: per endpoint the finest of 1/5/15 min (>= step) that is mostly non-zero")
     timezone: Optional[str] = Field(None, description="local zone of the daily season (DST-aware)")
-    refit_interval_s: float = Field(86400.0, description="re-run the 'auto' model choice this often")
+    refit_interval_s: float = Field(86400.0, gt=0, description="re-run the 'auto' model choice this often")
     refresh_interval_s: float = Field(
         600.0, gt=0, description="re-forecast an endpoint this often (staggered); cycles in between re-plan from it")
     gap_fill: Literal["seasonal", "zero"] = Field("seasonal", description="missing steps: last week/day, or 0")
@@ -134,6 +134,14 @@ class ForecastSettings(_Strict):
             zone(v)
         return v
 
+    @field_validator("step_s")
+    @classmethod
+    def _step(cls, v: int) -> int:
+        # Steps line up with the day (daily seasons, per-minute counts aggregated into them).
+        if v % 60 or 86400 % v:
+            raise ValueError(f"expected whole minutes that divide a day (60, 300, 900, 3600, ...), got {v} s")
+        return v
+
     @field_validator("levels")
     @classmethod
     def _levels(cls, v: tuple[int, ...]) -> tuple[int, ...]:
@@ -148,17 +156,17 @@ class PlannerSettings(_Strict):
     quantile: str = Field("mean", description="forecast band that sizes the pool: mean, hi-50, hi-80, hi-95")
     speculative: bool = Field(True, description="hold one warm worker through lulls")
     speculative_min_requests_per_hour: float = Field(
-        0.0, description="without cold_start_value: drop the speculative worker below this rate")
+        0.0, ge=0, description="without cold_start_value: drop the speculative worker below this rate")
     floor: int = Field(0, ge=0, description="always-on workers (hybrid pattern)")
     floor_rule: Literal["fixed", "baseline"] = Field(
         "fixed", description="baseline: the tuner sizes the floor to the baseline load")
     baseline_percentile: float = Field(10.0, gt=0, lt=100, description="low percentile of load that is the baseline")
-    scale_in_delay_s: float = Field(1800.0, description="hysteresis before lowering a target")
-    idle_timeout_s: Optional[float] = Field(None, description="fixed idle timeout for on-demand workers")
+    scale_in_delay_s: float = Field(1800.0, ge=0, description="hysteresis before lowering a target")
+    idle_timeout_s: Optional[float] = Field(None, ge=0, description="fixed idle timeout for on-demand workers")
     idle_timeout_rule: Literal["fixed", "forecast"] = Field(
         "forecast", description="forecast: a long keep-alive in forecast busy hours, the platform's in lulls")
     idle_timeout_busy_s: Optional[float] = Field(
-        None, description="keep-alive in busy hours (none: the value of an avoided cold start)")
+        None, ge=0, description="keep-alive in busy hours (none: the value of an avoided cold start)")
     idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
     burst_value_share: float = Field(0.5, gt=0, le=1,
                                      description="share of a cold start's value counted for workers beyond the first")
@@ -170,7 +178,7 @@ class PlannerSettings(_Strict):
     blocking: Optional[float] = Field(0.02, gt=0, lt=1,
                                       description="busy steps: Erlang loss the pool is sized for (none: mean load)")
     cold_start_value_s: Optional[float] = Field(
-        None, description="worker-seconds one avoided cold start is worth (none: derived from the target)")
+        None, ge=0, description="worker-seconds one avoided cold start is worth (none: derived from the target)")
     smoothing_s: float = Field(3600.0, ge=0, description="average the forecast over +- this")
     recent_window_s: float = Field(600.0, ge=0, description="how far ahead recent actual traffic floors the plan")
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "

@@ -49,6 +49,14 @@ def test_good_file_with_durations_and_overrides(tmp_path):
     (GOOD.replace('planner = { speculative = false', 'planner = { speculative = "maybe"'),
      "endpoints.chat.planner.speculative", "boolean"),
     (GOOD + GOOD[GOOD.index("[[endpoints]]"):], "endpoints", "appears twice"),
+    # Intervals and delays that would spin the scheduler or mean nothing.
+    (GOOD + '\n[daemon]\ncycle_interval = "0s"\n', "daemon.cycle_interval_s", "greater than 0"),
+    (GOOD + '\n[daemon]\nreconcile_interval_s = -30\n', "daemon.reconcile_interval_s", "greater than 0"),
+    (GOOD + '\n[daemon]\nretention = "0s"\n', "daemon.retention_s", "greater than 0"),
+    (GOOD + '\n[forecast]\nhorizon = "0s"\n', "forecast.horizon_s", "greater than 0"),
+    (GOOD + '\n[forecast]\nstep = "7m"\n', "forecast.step_s", "divide a day"),
+    (GOOD + '\n[forecast]\nstep_s = 90\n', "forecast.step_s", "whole minutes"),
+    (GOOD.replace('scale_in_delay = "5m"', 'scale_in_delay_s = -1'), "planner.scale_in_delay_s", "greater than or equal to 0"),
 ])
 def test_bad_file_names_file_key_and_expectation(tmp_path, text, key, expected):
     path = write(tmp_path, text)
