@@ -92,6 +92,8 @@ def test_ingest_forecast_plan_once(project):
 def test_bad_input_exit_codes(project):
     assert run("forecast", "nope", cwd=project, check=2).stderr.startswith("error: unknown endpoint 'nope'")
     assert "not an ISO-8601" in run("plan", "--at", "tuesday", cwd=project, check=2).stderr
+    assert "expected a positive duration" in run("forecast", "chat", "--horizon", "0s", cwd=project, check=2).stderr
+    assert "'--for'" in run("hold", "chat", "2", "--for", "0m", cwd=project, check=2).stderr
     (project / "bad.csv").write_text("ts,endpoint,requests\n2024-01-01T00:00:00Z,chat,-1\n")
     assert "line 2: requests '-1' is negative" in run("ingest", "bad.csv", cwd=project, check=2).stderr
     (project / "prewarm.toml").write_text("[planner]\nquantile = 7\n")

@@ -9,15 +9,17 @@ from ..units import parse_duration, parse_timestamp
 
 
 class DurationType(click.ParamType):
+    """A positive duration (every option taking one is a span ahead: a horizon, a hold)."""
     name = "duration"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
         try:
-            return parse_duration(value)
+            seconds = float(value) if isinstance(value, (int, float)) else parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f"expected a positive duration such as '30m' or '6h', got {value!r}", param, ctx)
+        return seconds
 
 
 class TimeType(click.ParamType):
