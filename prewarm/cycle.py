@@ -312,6 +312,8 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
             out = outcomes.get(name)
             if out is not None and out.error is None:  # planned from the cache, but say the refresh failed
                 out.error, out.stage = f"{stage} failed, planned from the last forecast: {why}", stage
+    if pool is not None and rt.metrics is not None:
+        rt.metrics.refresh_in_flight.set(len(pool.busy()))
     return outcomes
 
 
@@ -340,6 +342,13 @@ def _plan_endpoints(rt: Runtime, eps: list[EndpointSettings], fresh: dict, fsett
     _update_dispersions(rt, todo, cutoff)
     for i in range(0, len(todo), PLAN_BATCH):
         outcomes.update(_plan_batch(rt, todo[i:i + PLAN_BATCH], forecasts, now, cutoff, horizon, save))
+    if rt.metrics is not None and use_cache:
+        for ep in todo:
+            if outcomes[ep.name].plan is None:
+                continue
+            cached = rt.forecasts.get(ep.name)
+            made_at = cached.made_at if cached is not None else now
+            rt.metrics.forecast_age.labels(ep.name).set(max(0.0, (now - made_at).total_seconds()))
     return outcomes
 
 

@@ -42,6 +42,14 @@ class Metrics:
         self.leader = Gauge("prewarm_leader", "1 on the daemon that leads, 0 on a standby", registry=registry)
         self.plan_age = Gauge("prewarm_plan_age_seconds", "Age of the plan in force", ["endpoint"],
                               registry=registry)
+        # A refresh that keeps failing (or a hung refresh process) shows as a forecast that
+        # ages past the refresh interval while plans stay fresh: alert on this, not on plan age.
+        self.forecast_age = Gauge("prewarm_forecast_age_seconds",
+                                  "Age of the forecast the last plan was made from", ["endpoint"],
+                                  registry=registry)
+        self.refresh_in_flight = Gauge("prewarm_refresh_in_flight",
+                                       "Endpoints whose forecast refresh is running in a refresh process",
+                                       registry=registry)
 
 
 class MetricsServer:

@@ -112,6 +112,9 @@ def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled):
     assert all(o.error is None for o in outcomes.values())
     assert all(pooled.forecasts[n].made_at == DAY for n in NAMES)
     assert pooled.refresh_pool.busy() == set(NAMES)
+    gauge = pooled.metrics.registry.get_sample_value
+    assert gauge("prewarm_refresh_in_flight") == 3
+    assert all(gauge("prewarm_forecast_age_seconds", {"endpoint": n}) == 11 * 60 for n in NAMES)
     plan_cycle(pooled, later)
     assert len(pooled.refresh_pool.jobs) <= 1, "a refresh in flight is not submitted twice"
     for job in pooled.refresh_pool.jobs:
@@ -122,6 +125,8 @@ def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled):
     assert all(pooled.forecasts[n].made_at == later for n in NAMES)
     assert all(pooled.forecasts[n].due == later + timedelta(minutes=10) for n in NAMES)
     assert pooled.refresh_pool.busy() == set()
+    assert gauge("prewarm_refresh_in_flight") == 0
+    assert all(gauge("prewarm_forecast_age_seconds", {"endpoint": n}) == 60 for n in NAMES)
 
 
 def assert_planned_from_the_last_forecast(rt, outcomes, why: str) -> None:

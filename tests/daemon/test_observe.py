@@ -48,6 +48,8 @@ def test_every_metric_exists_and_moves(tmp_path, sqlite_url, faulty):
     sim.run_until(T0 + timedelta(minutes=2, seconds=45))
     # The reconcile at 2:30 saw the plan issued by the cycle at 2:00.
     assert value(samples(metrics), "prewarm_plan_age_seconds", endpoint="api") == 30
+    # Planned at 2:00 from the forecast made at the first cycle or at its staggered refresh.
+    assert 0 <= value(samples(metrics), "prewarm_forecast_age_seconds", endpoint="api") <= 120
     faulty.control(read_fail=True)
     sim.run_until(T0 + timedelta(minutes=3))
     after = samples(metrics)
