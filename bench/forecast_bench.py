@@ -159,7 +159,15 @@ def accuracy_plans(args) -> dict:
             "alibaba": (TRACES / "alibaba_genai_2026" / "per_minute.csv", last_week,
                         dict(step_s=args.step, horizon_s=6 * 3600, refit_interval_s=86400)),
             "azure": (TRACES / "azure_llm_2023" / "per_minute.csv", within_the_hour,
-                      dict(step_s=60, horizon_s=300, refit_interval_s=600))}
+                      dict(step_s=60, horizon_s=300, refit_interval_s=600)),
+            # A new endpoint: the same origins with one day of history (under two seasons).
+            "nasa-1d": (TRACES / "nasa_http_1995" / "per_minute.csv", last_week,
+                        dict(step_s=args.step, horizon_s=6 * 3600, refit_interval_s=86400, history_s=86400)),
+            "alibaba-1d": (TRACES / "alibaba_genai_2026" / "per_minute.csv", last_week,
+                           dict(step_s=args.step, horizon_s=6 * 3600, refit_interval_s=86400, history_s=86400))}
+
+
+DEFAULT_TRACES = ("nasa", "alibaba", "azure")
 
 
 def cmd_accuracy(args) -> None:
@@ -175,7 +183,7 @@ def cmd_accuracy(args) -> None:
     runs = {"auto": ("auto", {}), "seasonal-naive": ("seasonal-naive", {}),
             "sn-raw": ("seasonal-naive", {"calibration": "model"})}
     for trace, (path, origins_of, plan) in accuracy_plans(args).items():
-        if args.traces and trace not in args.traces:
+        if trace not in (args.traces or DEFAULT_TRACES):
             continue
         everything = history_from_csv(str(path))
         for run_name in args.runs or list(runs):
@@ -224,7 +232,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500)
     p = sub.add_parser("accuracy")
     p.add_argument("--step", type=int, default=300, help="finest step the resolution choice may pick")
-    p.add_argument("--traces", nargs="*", help="nasa, alibaba, azure (default all)")
+    p.add_argument("--traces", nargs="*", help="nasa, alibaba, azure (the default); nasa-1d, alibaba-1d: one day of history")
     p.add_argument("--runs", nargs="*", help="auto, seasonal-naive, sn-raw (default), or any forecaster name")
     args = parser.parse_args()
     {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy}[args.cmd](args)
