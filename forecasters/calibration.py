@@ -339,6 +339,19 @@ def poisson_quantile(rate: float, q: float) -> int:
 DEFAULT_KAPPA = 0.25
 
 
+def default_bands(mean: "np.ndarray", levels: Sequence[int]) -> dict[str, "np.ndarray"]:
+    """The default row's bands straight on a point forecast, its own level: what a model with
+    nothing to calibrate on gives (seasonal mean under two days of history). Count-aware
+    widths instead of none; rounded to whole requests as `apply` does."""
+    import numpy as np
+    from statistics import NormalDist
+
+    mean = np.asarray(mean, dtype=float)
+    width = scale(np.clip(mean, 0.0, None), np.full(mean.shape, DEFAULT_KAPPA))
+    return {c: np.floor(np.maximum(mean + NormalDist().inv_cdf(level_to_quantile(c)) * width, 0.0) + 0.5)
+            for c in interval_columns(levels)}
+
+
 def with_default(calibration: Calibration, ids: Sequence[str], levels: Sequence[int]) -> Calibration:
     """`calibration` plus a default row (normal scores, DEFAULT_KAPPA) for ids it lacks."""
     import pandas as pd

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import Forecaster, tidy
+from .calibration import default_bands
 
 
 class SeasonalMeanForecaster(Forecaster):
@@ -49,9 +50,15 @@ class SeasonalMeanForecaster(Forecaster):
             out = {"unique_id": uid,
                    "ds": part["ds"].iloc[-1] + pd.to_timedelta((ahead + 1) * int(step_s), unit="s"),
                    "mean": mean}
-            for lv in levels:
-                out[f"lo-{lv}"] = np.quantile(copies, 0.5 - lv / 200.0, axis=0)
-                out[f"hi-{lv}"] = np.quantile(copies, 0.5 + lv / 200.0, axis=0)
+            if k < 2:
+                # Under two seasons there are no days to take quantiles across: one copy (or
+                # none) gave bands of zero width, which covered 0.4% of the next hours on NASA
+                # with a day of history. The calibration layer's default width instead.
+                out.update(default_bands(np.asarray(mean, dtype=float), levels))
+            else:
+                for lv in levels:
+                    out[f"lo-{lv}"] = np.quantile(copies, 0.5 - lv / 200.0, axis=0)
+                    out[f"hi-{lv}"] = np.quantile(copies, 0.5 + lv / 200.0, axis=0)
             frames.append(pd.DataFrame(out))
         if not frames:
             return pd.DataFrame(columns=["unique_id", "ds", "mean", *[f"{s}-{lv}" for lv in levels for s in ("lo", "hi")]])

@@ -64,3 +64,29 @@ def test_seasonal_mean_averages_the_same_time_of_day_over_days():
     assert out["hi-80"].iloc[5] >= out["mean"].iloc[5] >= out["lo-80"].iloc[5] >= 0.0
     short = SeasonalMeanForecaster(days=1).forecast(hist, horizon=24, step_s=step)
     assert short["mean"].iloc[5] == 0.0  # yesterday only: the seasonal naive copy
+
+
+@pytest.mark.parametrize("hours", [6, 30])
+def test_seasonal_mean_under_two_days_has_count_aware_bands_not_none(hours):
+    """Under two seasons there are no days to take band quantiles across: the bands had zero
+    width (NASA with a day of history: 0.4% of the next hours inside its 80% band). They now
+    take the calibration layer's default width around the mean, and two days or more keep
+    the quantiles across days."""
+    from prewarm.forecasters.calibration import default_bands
+
+    step = 300
+    rng = np.random.default_rng(3)
+    y = rng.poisson(40, size=hours * 12).astype(float)
+    hist = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=len(y), freq="5min"), "y": y})
+    out = SeasonalMeanForecaster(days=7).forecast(hist, horizon=24, step_s=step, levels=(80, 95))
+    mean = out["mean"].to_numpy()
+    assert (out["lo-95"] < out["lo-80"]).all() and (out["lo-80"] < mean).all()
+    assert (mean < out["hi-80"]).all() and (out["hi-80"] < out["hi-95"]).all()
+    expected = default_bands(mean, (80, 95))
+    assert np.array_equal(out["hi-80"].to_numpy(), expected["hi-80"])
+    # With two days the bands are quantiles across the days again (a copy per day).
+    y2 = rng.poisson(40, size=2 * 288).astype(float)
+    two = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=len(y2), freq="5min"), "y": y2})
+    again = SeasonalMeanForecaster(days=7).forecast(two, horizon=24, step_s=step, levels=(80,))
+    copies = np.stack([y2[288:288 + 24], y2[:24]])
+    assert np.allclose(again["hi-80"].to_numpy(), np.quantile(copies, 0.9, axis=0))
