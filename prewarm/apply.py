@@ -287,7 +287,7 @@ def record(rt, endpoint: str, kind: str, requested: dict, cmd: dict, result: str
     st = state(rt)
     if _waiting(st):
         flush_audit(rt)
-    if _waiting(st) or not _write_audit(rt, endpoint, entry):
+    if _waiting(st) or not _write_audit(rt.store, endpoint, entry):
         _keep(st, endpoint, entry)
 
 
@@ -321,7 +321,7 @@ def flush_audit(rt) -> int:
         written += flush_spool(rt.store, st.spool)
     while st.pending_audit and not st.spool:
         endpoint, entry = st.pending_audit[0]
-        if not _write_audit(rt, endpoint, entry, quiet=True):
+        if not _write_audit(rt.store, endpoint, entry, quiet=True):
             break
         st.pending_audit.popleft()
         written += 1
@@ -334,27 +334,20 @@ def flush_spool(store, spool: AuditSpool) -> int:
     """Write the spool's records with `store`, oldest first, until the database refuses one.
     Also what a standby daemon does (it writes audit records, and never acts), so the records
     of a leader that died during an outage reach the database even if it never leads again."""
-    def write(endpoint: str, entry: dict) -> bool:
-        try:
-            store.record_action(endpoint, **entry)
-            return True
-        except STORE_ERRORS:
-            return False
-
     try:
-        return spool.flush(write)
+        return spool.flush(lambda endpoint, entry: _write_audit(store, endpoint, entry, quiet=True))
     except OSError as exc:
         log.error("audit spool %s unreadable (%s): its records wait", spool.path, exc)
         return 0
 
 
-def _write_audit(rt, endpoint: str, entry: dict, quiet: bool = False) -> bool:
+def _write_audit(store, endpoint: str, entry: dict, quiet: bool = False) -> bool:
     try:
-        rt.store.record_action(endpoint, **entry)
+        store.record_action(endpoint, **entry)
         return True
     except STORE_ERRORS as exc:
         if not quiet:
-            log.error("audit log write for %s failed, kept in memory: %s", endpoint, _short(exc),
+            log.error("audit log write for %s failed, kept to write later: %s", endpoint, _short(exc),
                       extra=fields(endpoint, stage="store"))
         return False
 
