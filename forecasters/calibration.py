@@ -283,16 +283,23 @@ def apply(frame: "pd.DataFrame", calibration: Calibration, profile: LevelProfile
     width = scale(level, z["kappa"].fillna(0.0).to_numpy())
     mean = out["mean"].to_numpy(float)
     for c in interval_columns(levels):
-        band = np.maximum(mean + z[c].to_numpy(float) * width, 0.0)
-        # Requests per step are whole numbers, and a band between two counts covers the
-        # same steps as the count inside it: 2.3 as hi covers up to 2. The scores were
-        # calibrated on such whole-count outcomes, so the band's position between the two
-        # counts says how much of the boundary count's mass it takes; rounding to the
-        # nearest count splits it (mid-p). Flooring lo and ceiling hi took all of it on
-        # both sides: on sparse series each tail was missed ~7% instead of 10% (Alibaba
-        # M0004 and M0010 covered 86-89% at 80%); no rounding gives none of it (70-77%).
-        out[c] = np.floor(band + 0.5)
+        out[c] = _whole_band(mean, z[c].to_numpy(float), width)
     return out
+
+
+def _whole_band(mean: "np.ndarray", z: "np.ndarray | float", width: "np.ndarray") -> "np.ndarray":
+    """mean + z * width, at least 0, rounded to the nearest whole request.
+
+    Requests per step are whole numbers, and a band between two counts covers the same steps
+    as the count inside it: 2.3 as hi covers up to 2. The scores were calibrated on such
+    whole-count outcomes, so the band's position between the two counts says how much of the
+    boundary count's mass it takes; rounding to the nearest count splits it (mid-p). Flooring
+    lo and ceiling hi took all of it on both sides: on sparse series each tail was missed ~7%
+    instead of 10% (Alibaba M0004 and M0010 covered 86-89% at 80%); no rounding gives none of
+    it (70-77%)."""
+    import numpy as np
+
+    return np.floor(np.maximum(mean + z * width, 0.0) + 0.5)
 
 
 def cross_fitted(cv: "pd.DataFrame", profile: LevelProfile, levels: Sequence[int],
@@ -344,23 +351,28 @@ def default_bands(mean: "np.ndarray", levels: Sequence[int]) -> dict[str, "np.nd
     nothing to calibrate on gives (seasonal mean under two days of history). Count-aware
     widths instead of none; rounded to whole requests as `apply` does."""
     import numpy as np
+
+    row = _default_row(levels)
+    mean = np.asarray(mean, dtype=float)
+    width = scale(np.clip(mean, 0.0, None), np.full(mean.shape, row["kappa"]))
+    return {c: _whole_band(mean, row[c], width) for c in interval_columns(levels)}
+
+
+def _default_row(levels: Sequence[int]) -> dict[str, float]:
+    """The calibration of a series with no errors to fit on: normal scores, DEFAULT_KAPPA."""
     from statistics import NormalDist
 
-    mean = np.asarray(mean, dtype=float)
-    width = scale(np.clip(mean, 0.0, None), np.full(mean.shape, DEFAULT_KAPPA))
-    return {c: np.floor(np.maximum(mean + NormalDist().inv_cdf(level_to_quantile(c)) * width, 0.0) + 0.5)
-            for c in interval_columns(levels)}
+    return {"kappa": DEFAULT_KAPPA, **{c: NormalDist().inv_cdf(level_to_quantile(c))
+                                       for c in interval_columns(levels)}}
 
 
 def with_default(calibration: Calibration, ids: Sequence[str], levels: Sequence[int]) -> Calibration:
     """`calibration` plus a default row (normal scores, DEFAULT_KAPPA) for ids it lacks."""
     import pandas as pd
-    from statistics import NormalDist
 
     missing = [u for u in ids if u not in calibration.z.index or calibration.z.loc[u].isna().any()]
     if not missing:
         return calibration
-    row = {"kappa": DEFAULT_KAPPA, **{c: NormalDist().inv_cdf(level_to_quantile(c))
-                                      for c in interval_columns(levels)}}
+    row = _default_row(levels)
     default = pd.DataFrame([row] * len(missing), index=pd.Index(missing, name="unique_id"))
     return calibration.merged(Calibration(default))
