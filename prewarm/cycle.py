@@ -290,7 +290,8 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
     for fsettings, eps in groups.items():
         horizon = fsettings.horizon_s if horizon_s is None else horizon_s
         due = [ep for ep in eps if not use_cache or _refresh_due(rt, ep.name, fsettings, now)]
-        failed = {ep.name: background_failed[ep.name] for ep in eps if ep.name in background_failed}
+        names = {ep.name for ep in eps}
+        failed = {name: why for name, why in background_failed.items() if name in names}
         waiting: set[str] = set()
         if pool is not None:
             waiting = _refresh_in_background(rt, pool, due, fsettings, now, cutoff, horizon, save, failed)
@@ -304,7 +305,10 @@ def plan_cycle(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *
                 break
             # Plan each job's endpoints as it arrives: at a (re)start of a 10,000-endpoint fleet
             # the refreshes take minutes, and the first plans should not wait for the last.
-            failed.update(_take_refreshes(rt, pool.collect(waiting, first=True)))
+            # What else finished meanwhile may be another group's: it goes to that group.
+            taken = _take_refreshes(rt, pool.collect(waiting, first=True))
+            background_failed.update(taken)
+            failed.update({name: why for name, why in taken.items() if name in names})
             arrived = waiting - pool.busy()
             waiting -= arrived
             ready = [ep for ep in eps if ep.name in arrived]

@@ -303,3 +303,23 @@ def test_a_pool_that_cannot_be_restarted_fails_the_refreshes_and_says_why(tmp_pa
         assert pool.busy() == set()
     finally:
         rt.close()
+
+
+def test_a_failure_collected_while_another_group_waits_is_reported_on_its_own_endpoint(pooled, silent_store):
+    """chat's [forecast] settings change, so its cycle waits for its refresh; the job it
+    waits on also holds code and embed (one job of the old settings) and times out. Their
+    failure was filed under chat's group, and code and embed read as planned without error."""
+    plan_cycle(pooled, DAY)
+    pooled.refresh_pool.close()
+    pooled.refresh_pool = RefreshPool(1, silent_store, job_timeout_s=3.0)
+    later = DAY + timedelta(minutes=11)
+    plan_cycle(pooled, later)  # all three due: one job, hung
+    plan_cycle(pooled, later + timedelta(minutes=1))  # the job is seen running: its clock starts
+    chat = pooled.settings.endpoint("chat").model_copy(update={"forecast": {"horizon": "3h"}})
+    pooled.settings = pooled.settings.model_copy(update={"endpoints": (
+        chat, *[ep for ep in pooled.settings.endpoints if ep.name != "chat"])})
+    outcomes = plan_cycle(pooled, later + timedelta(minutes=2))  # chat waits: the job times out
+    assert outcomes["chat"].plan is None and "timed out" in outcomes["chat"].error
+    for name in ("code", "embed"):
+        assert outcomes[name].plan is not None, "fail warm: planned from the last forecast"
+        assert outcomes[name].stage == "forecast" and "timed out" in outcomes[name].error
