@@ -3,6 +3,7 @@ database created for the test session and dropped after it."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside the tests (demo_endpoints)
 TRACES = REPO.parent / "shared" / "traces"
 PG_ADMIN = os.environ.get("PREWARM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIA_ADMIN = os.environ.get("PREWARM_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")

@@ -1,18 +1,16 @@
 """The cycle on the embedded default: plan, apply, snapshot, score, prune."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from prewarm import config
 from prewarm.cycle import Runtime, plan_cycle, run_once
-from prewarm.demo import generate
 from prewarm.ingest import ingest_file
 from prewarm.metrics import Metrics
-
-START = datetime(2026, 11, 23, tzinfo=timezone.utc)
+from demo_endpoints import START, endpoints_toml, ingest_demo_traffic
 
 CONFIG = """
 [store]
@@ -24,16 +22,7 @@ retention = "2d"
 model = "seasonal-naive"
 history = "3d"
 horizon = "2h"
-[[endpoints]]
-name = "chat"
-[endpoints.capacity]
-concurrency = 4
-service_time = "20s"
-cold_start = "10m"
-max_workers = 6
-[endpoints.provider]
-kind = "dry-run"
-"""
+""" + endpoints_toml(["chat"])
 
 
 @pytest.fixture
@@ -42,10 +31,7 @@ def rt(tmp_path):
     path.write_text(CONFIG.format(url=f"sqlite:///{tmp_path / 'p.db'}"))
     settings = config.load(path, env={})
     runtime = Runtime(settings, metrics=Metrics(CollectorRegistry()))
-    traffic = tmp_path / "t.csv"
-    generate(traffic, START, days=4)
-    traffic.write_text(traffic.read_text().replace("demo-chat", "chat"))
-    ingest_file(runtime.store, traffic)
+    ingest_demo_traffic(runtime.store, tmp_path, ["chat"])
     yield runtime
     runtime.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,12 +14,10 @@ from prometheus_client import CollectorRegistry
 from prewarm import config
 from prewarm.cycle import Runtime, plan_cycle
 from prewarm.daemon import refresh_pool_for
-from prewarm.demo import generate
-from prewarm.ingest import ingest_file
 from prewarm.metrics import Metrics
 from prewarm.refresh_pool import RefreshPool
+from demo_endpoints import START, endpoints_toml, ingest_demo_traffic
 
-START = datetime(2026, 11, 23, tzinfo=timezone.utc)
 DAY = START + timedelta(days=3)
 
 CONFIG = """
@@ -34,17 +32,6 @@ horizon = "2h"
 refresh_interval = "10m"
 {endpoints}
 """
-ENDPOINT = """
-[[endpoints]]
-name = "{name}"
-[endpoints.capacity]
-concurrency = 4
-service_time = "20s"
-cold_start = "10m"
-max_workers = 6
-[endpoints.provider]
-kind = "dry-run"
-"""
 NAMES = ("chat", "code", "embed")
 
 
@@ -57,19 +44,14 @@ def store_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pool")
     url = f"sqlite:///{tmp / 'p.db'}"
     store = Store(url)
-    traffic = tmp / "t.csv"
-    generate(traffic, START, days=4)
-    text = traffic.read_text()
-    for name in NAMES:
-        (tmp / f"{name}.csv").write_text(text.replace("demo-chat", name))
-        ingest_file(store, tmp / f"{name}.csv")
+    ingest_demo_traffic(store, tmp, NAMES)
     store.close()
     return url
 
 
 def settings_for(tmp_path, url: str):
     path = tmp_path / "prewarm.toml"
-    path.write_text(CONFIG.format(url=url, endpoints="".join(ENDPOINT.format(name=n) for n in NAMES)))
+    path.write_text(CONFIG.format(url=url, endpoints=endpoints_toml(NAMES)))
     return config.load(path, env={})
 
 
