@@ -10,7 +10,8 @@ cached between staggered refreshes, plans written in one transaction per batch):
   (c) peak RSS of the process.
 
 With --refresh-processes N ([daemon] refresh_processes), refreshes run in N background
-processes as in the daemon: the first cycle waits for all of them; the following cycles only
+processes as in the daemon: the first cycle plans each job's endpoints as the job arrives
+(first_plans_after_s says when the first were written); the following cycles only
 plan, and are paced one real minute apart (--pace, seconds) so the children refresh in the
 time a daemon would give them. Then each cycle also reports the children's CPU seconds since
 the last cycle, how many refreshes are in flight, the oldest forecast held (the refresh target:
