@@ -29,9 +29,18 @@ THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
     "TooManyRequestsException", "ProvisionedThroughputExceededException",
     "ProvisionedThroughputExceeded", "TransactionInProgressException", "RequestLimitExceeded",
-    "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown",
+    "BandwidthLimitExceeded", "RequestThrottled", "SlowDown",
     "PriorRequestNotComplete", "EC2ThrottledException",
 })
+# Quotas, not rates: a retry cannot help until someone raises the quota or removes resources.
+# botocore's standard retry mode counts `LimitExceededException` as throttling (API Gateway
+# uses it so), but for the services here it is a quota: Application Auto Scaling's
+# LimitExceededException is "A per-account resource limit is exceeded" (e.g. 200 scheduled
+# actions per scalable target), EC2 Auto Scaling's LimitExceeded "You have already reached a
+# limit for your Amazon EC2 Auto Scaling resources", SageMaker's ResourceLimitExceeded.
+# (https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PutScheduledAction.html,
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScheduledUpdateGroupAction.html)
+QUOTA_CODES = frozenset({"LimitExceededException", "LimitExceeded", "ResourceLimitExceeded"})
 # Transient server-side or conflict codes that a later attempt can clear.
 TRANSIENT_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure",
@@ -75,6 +84,8 @@ def classify(exc: BaseException) -> tuple[bool, str, str] | None:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         # Bounded: some services echo request details in messages; keep logs short and plain.
         message = str(err.get("Message") or err.get("message") or exc)[:300]
+        if code in QUOTA_CODES:
+            return False, code, f"{message} (a service quota: raise it or free resources; not retried)"
         retryable = code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500
         return retryable, code, message
     if isinstance(exc, _CONNECTION_ERRORS):

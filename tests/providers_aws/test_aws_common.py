@@ -35,6 +35,14 @@ def test_client_errors_are_judged(code, status, retryable):
     assert classify(client_error(code, status)) == (retryable, code, "m")
 
 
+@pytest.mark.parametrize("code", ["LimitExceededException", "LimitExceeded", "ResourceLimitExceeded"])
+def test_quotas_are_not_throttling(code):
+    # Application Auto Scaling's LimitExceededException is a per-account quota (botocore's
+    # standard retry mode would treat it as throttling): retrying cannot help.
+    retryable, got, message = classify(client_error(code, 400))
+    assert (retryable, got) == (False, code) and "quota" in message
+
+
 def test_connection_and_setup_errors_are_judged():
     assert classify(EndpointConnectionError(endpoint_url="http://x"))[0] is True
     assert classify(NoCredentialsError())[:2] == (False, "NoCredentialsError")

@@ -59,6 +59,17 @@ def test_schedule_written_as_at_actions(scheduled_ecs, front, moto_client):
     assert provider.capabilities().scheduled
 
 
+def test_scheduled_action_quota_is_not_retried(scheduled_ecs, front):
+    provider, _, _ = scheduled_ecs
+    front.fail("PutScheduledAction", times=5, code="LimitExceededException",
+               message="Maximum number of scheduled actions reached for the scalable target")
+    with pytest.raises(ProviderError) as err:
+        provider.apply_schedule([(at(10), 3)], now=NOW)
+    assert (err.value.code, err.value.retryable) == ("LimitExceededException", False)
+    assert "aws-ecs" in str(err.value) and "not retryable" in str(err.value)
+    assert front.ops.count("PutScheduledAction") == 1 and provider.sleep.delays == []
+
+
 def test_same_schedule_twice_writes_nothing(scheduled_ecs, front, moto_client):
     provider, rid, dim = scheduled_ecs
     commands = [(at(10), 3), (at(20), 6)]
