@@ -18,6 +18,7 @@ from botocore import xform_name
 from botocore.config import Config as BotoConfig
 from pydantic import Field, field_validator
 
+from .aws_scheduled import AppAutoScalingSchedule
 from .base import (ApplyResult, Capabilities, CapacityState, EndpointRef, Provider, ProviderConfig,
                    ProviderError, ReadyReport, retry_call)
 
@@ -217,8 +218,6 @@ class AwsProvider(Provider):
         return self._schedule
 
     def make_schedule(self):
-        from .aws_scheduled import AppAutoScalingSchedule
-
         return AppAutoScalingSchedule(self, *self.scalable_target())
 
     def scalable_target(self) -> tuple[str, str, str]:

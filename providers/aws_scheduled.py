@@ -14,6 +14,9 @@ policies or the daemon's next `apply`. The maximum is never written by a schedul
 the target's MaxCapacity (or the group's MaxSize) stays as the user set it, and floors are
 clamped under it. Actions prewarm owns are named `<prefix>-<endpoint>-<UTC time>`; actions
 with other names are never touched.
+
+This module sits below aws_common.py: it knows the provider only through `ScheduleHost` (the
+few members a schedule uses), so aws_common imports it and it imports nothing of aws_common.
 """
 from __future__ import annotations
 
@@ -21,10 +24,9 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
-if TYPE_CHECKING:
-    from .aws_common import AwsProvider
+from .base import EndpointRef
 
 # AWS allows 200 scheduled actions per scalable target and 125 per Auto Scaling group; new
 # actions are written before superseded ones are deleted (fail warm), so stay under half.
@@ -57,10 +59,21 @@ def owned_prefix(prefix: str, endpoint: str) -> str:
     return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', endpoint)}-"
 
 
+class ScheduleHost(Protocol):
+    """What a schedule needs of its AWS provider (aws_common.AwsProvider is one)."""
+
+    config: Any  # an AwsConfig: `schedule_prefix` is read
+    endpoint: EndpointRef
+
+    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]: ...
+
+    def bounded(self, target: int) -> int: ...
+
+
 class Schedule(ABC):
     """Reconciles owned scheduled actions with a list of (moment, workers) commands."""
 
-    def __init__(self, provider: "AwsProvider") -> None:
+    def __init__(self, provider: ScheduleHost) -> None:
         self.provider = provider
         self.prefix = owned_prefix(provider.config.schedule_prefix, provider.endpoint.name)
 
@@ -154,7 +167,7 @@ class Schedule(ABC):
 class AppAutoScalingSchedule(Schedule):
     """Application Auto Scaling: one scalable target, `at(...)` actions with MinCapacity."""
 
-    def __init__(self, provider: "AwsProvider", namespace: str, resource_id: str,
+    def __init__(self, provider: ScheduleHost, namespace: str, resource_id: str,
                  dimension: str) -> None:
         super().__init__(provider)
         self.ids = {"ServiceNamespace": namespace, "ResourceId": resource_id,

@@ -115,3 +115,44 @@ def test_retries_log_no_secret(make_provider, front, ecs_service, caplog, fake_s
         provider.apply(2)
     assert "UpdateService" in caplog.text and "ThrottlingException" in caplog.text
     assert fake_secret not in caplog.text
+
+
+def _provider_imports() -> dict[str, set[str]]:
+    """providers/ module -> the providers/ modules it imports anywhere in it (top level, inside
+    functions, under TYPE_CHECKING): each is an edge of the import graph."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "providers"
+    names = {p.stem for p in folder.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    edges.add(node.module.split(".")[0])
+                else:
+                    edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prewarm.providers."):
+                edges.add(node.module.split(".")[2])
+        graph[path.stem] = edges & names - {path.stem}
+    return graph
+
+
+def test_provider_modules_import_no_circle():
+    graph = _provider_imports()
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for nxt in sorted(graph[module]):
+            assert state.get(nxt) != 1, "import circle: " + " -> ".join(path + [nxt])
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert "aws_common" in graph["aws_asg"] and "aws_scheduled" in graph["aws_common"]
