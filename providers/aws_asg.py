@@ -2,7 +2,14 @@
 
 Warm workers = the group's DesiredCapacity; ready = InService, Healthy instances. An optional
 warm pool (`warm_pool_min_size`) keeps stopped, pre-initialised instances waiting so a
-scale-out skips the boot and model load. Scheduled mode uses the group's own scheduled
+scale-out skips the boot and model load.
+
+PutWarmPool (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutWarmPool.html):
+without `MaxGroupPreparedCapacity` AWS keeps MaxSize - DesiredCapacity instances in the pool
+(MinSize is only a floor), and "only when MaxGroupPreparedCapacity and MinSize are set to the
+same value does the warm pool have an absolute size": so both are sent as warm_pool_min_size.
+A put replaces the whole pool configuration: the pool's InstanceReusePolicy, and its PoolState
+unless `warm_pool_state` is set, are read (DescribeWarmPool) and sent back unchanged. Scheduled mode uses the group's own scheduled
 actions (MinSize at a StartTime): Application Auto Scaling does not drive EC2 groups.
 """
 from __future__ import annotations
@@ -21,8 +28,8 @@ class AwsAsgConfig(AwsConfig):
     kind: str = "aws-asg"
     group_name: str = Field(min_length=1, description="Auto Scaling group name")
     warm_pool_min_size: Optional[int] = Field(None, ge=0, description="keep a warm pool of this size")
-    warm_pool_state: Literal["Stopped", "Running", "Hibernated"] = Field(
-        "Stopped", description="state of warm-pool instances")
+    warm_pool_state: Optional[Literal["Stopped", "Running", "Hibernated"]] = Field(
+        None, description="state of warm-pool instances (default: keep the pool's, Stopped for a new pool)")
 
 
 class AwsAsgProvider(AwsProvider):
@@ -66,13 +73,21 @@ class AwsAsgProvider(AwsProvider):
                       DesiredCapacity=target, HonorCooldown=False)
             changed = True
         if self.config.warm_pool_min_size is not None:
-            want = {"MinSize": self.config.warm_pool_min_size, "PoolState": self.config.warm_pool_state}
-            have = state.detail.get("warm_pool") or {}
-            if {k: have.get(k) for k in want} != want:
-                self.call("autoscaling", "PutWarmPool", AutoScalingGroupName=self.config.group_name,
-                          **want)
-                changed = True
+            changed |= self._put_warm_pool(state.detail.get("warm_pool") or {})
         return changed
+
+    def _put_warm_pool(self, have: dict[str, Any]) -> bool:
+        size = self.config.warm_pool_min_size
+        want: dict[str, Any] = {"MinSize": size, "MaxGroupPreparedCapacity": size}
+        if self.config.warm_pool_state is not None:
+            want["PoolState"] = self.config.warm_pool_state
+        if all(have.get(k) == v for k, v in want.items()):
+            return False
+        # Everything PutWarmPool is not given goes back to AWS's default: keep the user's.
+        kept = {k: have[k] for k in ("PoolState", "InstanceReusePolicy") if have.get(k) is not None}
+        self.call("autoscaling", "PutWarmPool", AutoScalingGroupName=self.config.group_name,
+                  **{**kept, **want})
+        return True
 
     def make_schedule(self) -> "AsgSchedule":
         return AsgSchedule(self)

@@ -80,10 +80,31 @@ def test_asg_warm_pool(make_provider, front, moto_client, asg_group):
     assert provider.apply(1).changed  # desired already 1: only the warm pool changes
     pool = moto_client("autoscaling").describe_warm_pool(AutoScalingGroupName=asg_group)
     assert pool["WarmPoolConfiguration"]["MinSize"] == 2
-    assert pool["WarmPoolConfiguration"]["PoolState"] == "Stopped"
+    # Without MaxGroupPreparedCapacity AWS would keep MaxSize - Desired (5) in the pool.
+    assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 2
+    assert pool["WarmPoolConfiguration"]["PoolState"] == "Stopped"  # AWS's default, new pool
     assert not provider.apply(1).changed
     assert front.ops.count("PutWarmPool") == 1 and "SetDesiredCapacity" not in front.ops
     assert provider.capabilities().typical_ready_s < 300
+
+
+def test_asg_warm_pool_keeps_the_users_reuse_policy_and_state(make_provider, front, moto_client,
+                                                              asg_group):
+    asg = moto_client("autoscaling")
+    asg.put_warm_pool(AutoScalingGroupName=asg_group, MinSize=1, PoolState="Hibernated",
+                      InstanceReusePolicy={"ReuseOnScaleIn": True})
+    provider = make_provider("aws-asg", group_name=asg_group, warm_pool_min_size=3)
+    assert provider.apply(1).changed
+    pool = asg.describe_warm_pool(AutoScalingGroupName=asg_group)["WarmPoolConfiguration"]
+    assert (pool["MinSize"], pool["MaxGroupPreparedCapacity"]) == (3, 3)
+    assert pool["PoolState"] == "Hibernated"  # not configured: the pool's own is kept
+    assert pool["InstanceReusePolicy"] == {"ReuseOnScaleIn": True}
+    stopped = make_provider("aws-asg", group_name=asg_group, warm_pool_min_size=3,
+                            warm_pool_state="Stopped")
+    assert stopped.apply(1).changed  # configured: the state is set, the reuse policy kept
+    pool = asg.describe_warm_pool(AutoScalingGroupName=asg_group)["WarmPoolConfiguration"]
+    assert pool["PoolState"] == "Stopped" and pool["InstanceReusePolicy"] == {"ReuseOnScaleIn": True}
+    assert not stopped.apply(1).changed and front.ops.count("PutWarmPool") == 2
 
 
 def test_asg_unknown_group(make_provider, front):
