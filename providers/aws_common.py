@@ -19,8 +19,8 @@ from botocore.config import Config as BotoConfig
 from pydantic import Field, field_validator
 
 from .aws_scheduled import AppAutoScalingSchedule
-from .base import (ApplyResult, Capabilities, CapacityState, EndpointRef, Provider, ProviderConfig,
-                   ProviderError, ReadyReport, retry_call)
+from .base import (ApplyResult, Capabilities, CapacityState, EndpointRef, Finding, Provider,
+                   ProviderConfig, ProviderError, ReadyReport, retry_call)
 
 log = logging.getLogger("prewarm.providers.aws")
 
@@ -49,6 +49,10 @@ TRANSIENT_CODES = frozenset({
     "ConcurrentUpdateException", "ResourceContention", "ScalingActivityInProgress",
     "ResourceConflictException", "IDPCommunicationError", "EC2ThrottledException",
 })
+# Codes that are transient only with a given message: SageMaker answers a change to an endpoint
+# that another update holds with `ValidationException: Cannot update in-progress endpoint` (the
+# status check before a write cannot close the race with another writer).
+TRANSIENT_MESSAGES = {"ValidationException": ("Cannot update in-progress endpoint",)}
 _CONNECTION_ERRORS = (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
                       bx.ConnectionClosedError, bx.ConnectionError, bx.HTTPClientError)
 _SETUP_ERRORS = (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound,
@@ -87,7 +91,8 @@ def classify(exc: BaseException) -> tuple[bool, str, str] | None:
         message = str(err.get("Message") or err.get("message") or exc)[:300]
         if code in QUOTA_CODES:
             return False, code, f"{message} (a service quota: raise it or free resources; not retried)"
-        retryable = code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500
+        retryable = (code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500
+                     or message.startswith(TRANSIENT_MESSAGES.get(code, ())))
         return retryable, code, message
     if isinstance(exc, _CONNECTION_ERRORS):
         return True, type(exc).__name__, str(exc)
@@ -231,6 +236,28 @@ class AwsProvider(Provider):
             raise self.error("apply_schedule needs mode = \"scheduled\" in the provider table",
                              retryable=False, code="NotScheduled")
         return schedule.sync(commands, now=now)
+
+    def check(self) -> list[Finding]:
+        """Direct mode beside an Application Auto Scaling policy on the same scalable target: the
+        policy also sets the capacity ("adds or removes service tasks as required to keep the
+        metric at, or close to, the specified target value",
+        https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-autoscaling-targettracking.html)
+        and undoes a raise when it scales in; prewarm raises again at its next pass. Warned."""
+        if self.config.mode != "direct":
+            return []
+        try:
+            namespace, resource_id, dimension = self.scalable_target()
+        except NotImplementedError:
+            return []
+        got = self.call("application-autoscaling", "DescribeScalingPolicies", ServiceNamespace=namespace,
+                        ResourceId=resource_id, ScalableDimension=dimension)
+        policies = [f"{p.get('PolicyName')} ({p.get('PolicyType')})" for p in got.get("ScalingPolicies", [])]
+        if not policies:
+            return []
+        return [Finding("warning", f"{resource_id} has Application Auto Scaling policies "
+                                   f"{', '.join(policies)}: in direct mode they also set the capacity and "
+                                   "undo prewarm's raises when they scale in. Use mode = \"scheduled\": "
+                                   "prewarm then moves MinCapacity, the floor the policies scale above")]
 
     def base_capabilities(self, **kw: Any) -> Capabilities:
         return Capabilities(scheduled=self.config.mode == "scheduled", **kw)

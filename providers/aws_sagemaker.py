@@ -7,6 +7,22 @@
 The first two go through UpdateEndpointWeightsAndCapacities, the third through
 UpdateInferenceComponentRuntimeConfig. Ready counts come from the Describe calls
 (CurrentInstanceCount, CurrentServerlessConfig, CurrentCopyCount); a Failed status stops a wait.
+
+While an endpoint is `Creating`, `Updating`, `SystemUpdating` or `RollingBack`, SageMaker refuses
+capacity changes ("Updating: UpdateEndpoint or UpdateEndpointWeightsAndCapacities is executing";
+"SystemUpdating: ... cannot be updated or deleted or re-scaled until it has completed";
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html) with
+`ValidationException: Cannot update in-progress endpoint`. A variant provider therefore reads
+the status before it writes: a different target during an update is not sent but raised as a
+retryable `EndpointUpdating` error, so the caller's retries and the daemon's next pass send the
+target then in force once the endpoint is `InService` (capacity stays as it is meanwhile: fail
+warm; a raise is retried, never dropped). `Failed` and `Deleting` endpoints are not written.
+
+A serverless variant deployed without provisioned concurrency cannot gain it in place: AWS
+needs a new endpoint config with `ServerlessConfig.ProvisionedConcurrency` deployed by
+`UpdateEndpoint` (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-update.html),
+which re-creates the serverless environments (cold starts). prewarm does not redeploy an
+endpoint on its own: `check` (daemon start, config check) and `apply` refuse it with that fix.
 """
 from __future__ import annotations
 
@@ -15,9 +31,11 @@ from typing import Any, Optional
 from pydantic import Field
 
 from .aws_common import AwsConfig, AwsProvider
-from .base import Capabilities, CapacityState
+from .base import Capabilities, CapacityState, Finding
 
 _SETTLED = "InService"
+_IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+_NOT_WRITABLE = frozenset({"Failed", "Deleting"})
 
 
 class AwsSageMakerVariantConfig(AwsConfig):
@@ -64,7 +82,16 @@ class _VariantProvider(AwsProvider):
                          f"{self.config.variant_name!r} (has {names})", retryable=False,
                          code="VariantNotFound")
 
-    def _update(self, change: dict[str, Any]) -> None:
+    def _update(self, target: int, state: CapacityState, change: dict[str, Any]) -> None:
+        status = state.detail.get("status", "")
+        if status in _IN_PROGRESS:
+            raise self.error(f"endpoint {self.config.endpoint_name} is {status}: AWS refuses a capacity "
+                             f"change until it is InService; {target} is sent then (retried)",
+                             retryable=True, code="EndpointUpdating")
+        if status in _NOT_WRITABLE:
+            raise self.error(f"endpoint {self.config.endpoint_name} is {status}: its capacity cannot be "
+                             f"changed ({state.detail.get('failed') or status})", retryable=False,
+                             code=f"Endpoint{status}")
         self.call("sagemaker", "UpdateEndpointWeightsAndCapacities",
                   EndpointName=self.config.endpoint_name,
                   DesiredWeightsAndCapacities=[{"VariantName": self.config.variant_name, **change}])
@@ -87,7 +114,7 @@ class AwsSageMakerEndpointProvider(_VariantProvider):
     def _write(self, target: int, state: CapacityState) -> bool:
         if target == state.desired:
             return False
-        self._update({"DesiredInstanceCount": target})
+        self._update(target, state, {"DesiredInstanceCount": target})
         return True
 
     def scalable_target(self) -> tuple[str, str, str]:
@@ -108,13 +135,37 @@ class AwsSageMakerServerlessProvider(_VariantProvider):
         current = (variant.get("CurrentServerlessConfig") or {})
         detail = _status_detail(endpoint.get("EndpointStatus", ""), endpoint.get("FailureReason"))
         detail["max_concurrency"] = current.get("MaxConcurrency")
+        detail["problem"] = self._problem(variant)
         return CapacityState(int(desired.get("ProvisionedConcurrency", 0)),
                              int(current.get("ProvisionedConcurrency", 0)), detail=detail)
+
+    def _problem(self, variant: dict[str, Any]) -> str | None:
+        """Why provisioned concurrency cannot be set in place on this variant, with the fix."""
+        where = f"variant {self.config.variant_name} of endpoint {self.config.endpoint_name}"
+        current = variant.get("CurrentServerlessConfig")
+        if current is None:
+            return (f"{where} is not serverless (it has instances): use kind = "
+                    "\"aws-sagemaker-endpoint\" for it")
+        if current.get("ProvisionedConcurrency") is None and \
+                (variant.get("DesiredServerlessConfig") or {}).get("ProvisionedConcurrency") is None:
+            return (f"{where} was deployed without provisioned concurrency, and AWS cannot add it in "
+                    "place (UpdateEndpointWeightsAndCapacities refuses it). Create an endpoint config "
+                    "whose ServerlessConfig has ProvisionedConcurrency (1 to MaxConcurrency "
+                    f"{current.get('MaxConcurrency')}) and deploy it with UpdateEndpoint once; "
+                    "prewarm then sets it in place")
+        return None
+
+    def check(self) -> list[Finding]:
+        _, variant = self._variant()
+        problem = self._problem(variant)
+        return [Finding("error", problem)] if problem else super().check()
 
     def _write(self, target: int, state: CapacityState) -> bool:
         if target == state.desired:
             return False
-        self._update({"ServerlessUpdateConfig": {"ProvisionedConcurrency": target}})
+        if state.detail.get("problem"):
+            raise self.error(state.detail["problem"], retryable=False, code="NoProvisionedConcurrency")
+        self._update(target, state, {"ServerlessUpdateConfig": {"ProvisionedConcurrency": target}})
         return True
 
     def scalable_target(self) -> tuple[str, str, str]:

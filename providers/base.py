@@ -76,6 +76,15 @@ class ReadyReport:
     state: CapacityState | None = None
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What `Provider.check` found. `error`: applying cannot work as configured (the message
+    says the fix); `warning`: it works, but something else also drives the capacity."""
+
+    level: str  # "error" | "warning"
+    message: str
+
+
 class ProviderError(Exception):
     """Carries the provider, the endpoint, and whether a retry can help."""
 
@@ -146,6 +155,12 @@ class Provider(ABC):
             if clock() - start >= timeout_s:
                 return ReadyReport(False, clock() - start, state)
             sleep(poll_s)
+
+    def check(self) -> list[Finding]:
+        """A read-only look at the real resource for setups that cannot work, or that another
+        controller also drives; asked when the daemon starts and when a config is checked.
+        Raises ProviderError when the resource cannot be read. Default: nothing to check."""
+        return []
 
     def close(self) -> None:
         """Release clients and, for providers that own processes, leave them as they are."""

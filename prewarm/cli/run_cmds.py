@@ -55,6 +55,7 @@ def run(ctx, metrics_addr) -> None:
     from ..metrics import Metrics, MetricsServer
 
     settings = ctx.obj.settings
+    _check_providers(ctx, settings)
     metrics = Metrics(CollectorRegistry())
     obj = ctx.obj
     daemon = Daemon(settings, metrics=metrics, lock=for_url(settings.store.url, settings.daemon.leader_takeover_s),
@@ -72,3 +73,18 @@ def run(ctx, metrics_addr) -> None:
     finally:
         if server:
             server.stop()
+
+
+def _check_providers(ctx, settings) -> None:
+    """Setups a provider can tell will not work (providers/checks.py) stop the start, exit 2."""
+    from ..providers.base import EndpointRef
+    from ..providers.checks import check_endpoints
+
+    report = check_endpoints((ep.provider, EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers))
+                             for ep in settings.endpoints)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    for line in report.errors:
+        click.echo(f"error: {line}", err=True)
+    if not report.ok:
+        ctx.exit(2)

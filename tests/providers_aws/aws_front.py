@@ -19,6 +19,7 @@ Lambda 429 TooManyRequestsException, JSON services 400 ThrottlingException, EC2 
 """
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import re
@@ -73,7 +74,7 @@ class AwsFront:
         self.settling = threading.Event()
         self.settling.set()
         self.lambda_pc: dict[tuple[str, str], dict[str, Any]] = {}
-        self.serverless: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sm_endpoints: dict[str, dict[str, Any]] = {}
         self.components: dict[str, dict[str, Any]] = {}
         front = self
 
@@ -209,9 +210,10 @@ class AwsFront:
         if protocol != "json":
             return None
         request = json.loads(body or b"{}")
-        if operation == "UpdateEndpointWeightsAndCapacities" and any(
-                "ServerlessUpdateConfig" in d for d in request.get("DesiredWeightsAndCapacities", [])):
-            return self.update_serverless(request, headers)
+        if operation == "UpdateEndpointWeightsAndCapacities":
+            return self.update_weights(request, headers, body)
+        if operation == "UpdateEndpoint":
+            return self.update_endpoint(request, headers)
         if operation == "DescribeEndpoint":
             return self.describe_endpoint(request, headers)
         handler = {"CreateInferenceComponent": self.create_component,
@@ -300,7 +302,12 @@ class AwsFront:
             view["StatusReason"] = record["reason"]
         return view
 
-    # SageMaker serverless provisioned concurrency ---------------------------------------------
+    # SageMaker endpoints: capacity updates and the Updating status ----------------------------
+    # moto applies UpdateEndpointWeightsAndCapacities at once, stays InService, does not keep
+    # ServerlessUpdateConfig and has no UpdateEndpoint. The front keeps, per endpoint, what it
+    # shows over moto's DescribeEndpoint (`shown`: variant fields) and what the update in
+    # progress will show once it completes (`after`); while one is pending, EndpointStatus is
+    # Updating and every capacity or config change is refused as SageMaker refuses it.
     def _moto_endpoint(self, name: str, headers: dict[str, str]) -> dict[str, Any]:
         answer = self.moto_json(headers, "SageMaker.DescribeEndpoint", {"EndpointName": name})
         if answer.status != 200:
@@ -308,55 +315,137 @@ class AwsFront:
                            f"Could not find endpoint \"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/{name}\".")
         return json.loads(answer.body)
 
-    def update_serverless(self, request: dict[str, Any], headers: dict[str, str]) -> Answer:
-        endpoint = self._moto_endpoint(request.get("EndpointName", ""), headers)
-        variants = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
+    def _endpoint_view(self, name: str, headers: dict[str, str]) -> dict[str, Any]:
+        """moto's DescribeEndpoint with the front's overlay (call with the lock held)."""
+        endpoint = self._moto_endpoint(name, headers)
+        record = self.sm_endpoints.get(name)
+        if record is None:
+            return endpoint
+        self._settle(record)
+        for variant in endpoint.get("ProductionVariants", []):
+            variant.update(copy.deepcopy(record["shown"].get(variant["VariantName"], {})))
+        if record.get("config"):
+            endpoint["EndpointConfigName"] = record["config"]
+        if record["ready_at"] is not None:
+            endpoint["EndpointStatus"] = "Updating"
+        return endpoint
+
+    @staticmethod
+    def _refuse_in_progress(endpoint: dict[str, Any]) -> None:
+        """SageMaker refuses a change while another runs ("Updating: UpdateEndpoint or
+        UpdateEndpointWeightsAndCapacities is executing"; API_DescribeEndpoint)."""
+        if endpoint.get("EndpointStatus") != "InService":
+            raise ApiError(400, "ValidationException",
+                           f"Cannot update in-progress endpoint \"{endpoint['EndpointArn']}\".")
+
+    def _begin_update(self, name: str) -> dict[str, Any]:
+        record = self.sm_endpoints.setdefault(name, {"shown": {}, "after": {}, "config": None,
+                                                     "ready_at": None})
+        record.update(ready_at=time.monotonic() + self.ready_delay_s, settle=self._endpoint_updated)
+        return record
+
+    @staticmethod
+    def _endpoint_updated(record: dict[str, Any]) -> None:
+        for variant, fields in record["after"].items():
+            shown = record["shown"].setdefault(variant, {})
+            for key, value in fields.items():
+                if value is None:
+                    shown.pop(key, None)
+                else:
+                    shown[key] = value
+        record["after"] = {}
+        record["config"] = record.pop("next_config", None) or record["config"]
+
+    def update_weights(self, request: dict[str, Any], headers: dict[str, str], body: bytes) -> Answer:
+        name = request.get("EndpointName", "")
+        items = request.get("DesiredWeightsAndCapacities", [])
         with self.lock:
-            changes = []
-            for item in request["DesiredWeightsAndCapacities"]:
+            endpoint = self._endpoint_view(name, headers)
+            self._refuse_in_progress(endpoint)
+            variants = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
+            changes: dict[str, dict[str, Any]] = {}
+            for item in items:
                 variant = variants.get(item.get("VariantName"))
-                if variant is None or "CurrentServerlessConfig" not in variant:
-                    raise ApiError(400, "ValidationException",
-                                   f"The variant {item.get('VariantName')} is not a serverless variant "
-                                   f"of endpoint {request['EndpointName']}.")
-                update = item.get("ServerlessUpdateConfig") or {}
-                max_conc = update.get("MaxConcurrency", variant["CurrentServerlessConfig"]["MaxConcurrency"])
-                wanted = update.get("ProvisionedConcurrency")
-                if wanted is not None and not 1 <= wanted <= min(200, max_conc):
-                    raise ApiError(400, "ValidationException",
-                                   f"ProvisionedConcurrency {wanted} must be between 1 and "
-                                   f"MaxConcurrency ({max_conc}).")
-                changes.append((item["VariantName"], variant, wanted, max_conc))
-            for name, variant, wanted, max_conc in changes:
-                key = (request["EndpointName"], name)
-                record = self.serverless.get(key) or {
-                    "current": variant["CurrentServerlessConfig"].get("ProvisionedConcurrency")}
-                record.update(desired=wanted, max_concurrency=max_conc,
-                              ready_at=time.monotonic() + self.ready_delay_s,
-                              settle=lambda r: r.update(current=r["desired"]))
-                self.serverless[key] = record
+                if "ServerlessUpdateConfig" in item:
+                    changes[item["VariantName"]] = self._serverless_change(name, item, variant)
+                elif variant is not None and "DesiredInstanceCount" in item:
+                    # moto sets Current = Desired at once: show the old count until it completes.
+                    changes[item["VariantName"]] = {
+                        "now": {"CurrentInstanceCount": variant.get("CurrentInstanceCount")},
+                        "after": {"CurrentInstanceCount": None}}
+            plain = [{k: v for k, v in i.items() if k != "ServerlessUpdateConfig"} for i in items]
+            if any(set(i) - {"VariantName"} for i in plain):  # weights/instances: moto keeps them
+                answer = self.moto_json(headers, "SageMaker.UpdateEndpointWeightsAndCapacities",
+                                        {"EndpointName": name, "DesiredWeightsAndCapacities": plain})
+                if answer.status != 200:
+                    return answer
+            record = self._begin_update(name)
+            for variant, change in changes.items():
+                record["shown"].setdefault(variant, {}).update(change["now"])
+                record["after"].setdefault(variant, {}).update(change["after"])
+        return self._json(200, {"EndpointArn": endpoint["EndpointArn"]})
+
+    def _serverless_change(self, name: str, item: dict[str, Any],
+                           variant: dict[str, Any] | None) -> dict[str, Any]:
+        if variant is None or "CurrentServerlessConfig" not in variant:
+            raise ApiError(400, "ValidationException",
+                           f"The variant {item.get('VariantName')} is not a serverless variant "
+                           f"of endpoint {name}.")
+        current = variant["CurrentServerlessConfig"]
+        desired = variant.get("DesiredServerlessConfig") or current
+        update = item.get("ServerlessUpdateConfig") or {}
+        max_conc = update.get("MaxConcurrency", desired["MaxConcurrency"])
+        wanted = update.get("ProvisionedConcurrency")
+        if wanted is not None and desired.get("ProvisionedConcurrency") is None:
+            # Adding provisioned concurrency to a variant deployed without it takes a new
+            # endpoint config and UpdateEndpoint (AWS developer guide, "Update a serverless
+            # endpoint"); the wording of this message is the front's own.
+            raise ApiError(400, "ValidationException",
+                           f"Provisioned concurrency cannot be added to variant {item['VariantName']} "
+                           "with UpdateEndpointWeightsAndCapacities: it was deployed without "
+                           "provisioned concurrency. Use UpdateEndpoint with a new endpoint config.")
+        if wanted is not None and not 1 <= wanted <= min(200, max_conc):
+            raise ApiError(400, "ValidationException",
+                           f"ProvisionedConcurrency {wanted} must be between 1 and "
+                           f"MaxConcurrency ({max_conc}).")
+        new = {**desired, "MaxConcurrency": max_conc}
+        if wanted is not None:
+            new["ProvisionedConcurrency"] = wanted
+        return {"now": {"DesiredServerlessConfig": new, "CurrentServerlessConfig": current},
+                "after": {"CurrentServerlessConfig": dict(new)}}
+
+    def update_endpoint(self, request: dict[str, Any], headers: dict[str, str]) -> Answer:
+        """UpdateEndpoint (moto has none): deploys another endpoint config; Updating meanwhile."""
+        name, config_name = request.get("EndpointName", ""), request.get("EndpointConfigName", "")
+        answer = self.moto_json(headers, "SageMaker.DescribeEndpointConfig",
+                                {"EndpointConfigName": config_name})
+        if answer.status != 200:
+            raise ApiError(400, "ValidationException",
+                           f"Could not find endpoint configuration \"arn:aws:sagemaker:us-east-1:"
+                           f"{ACCOUNT}:endpoint-config/{config_name}\".")
+        config = json.loads(answer.body)
+        with self.lock:
+            endpoint = self._endpoint_view(name, headers)
+            self._refuse_in_progress(endpoint)
+            record = self._begin_update(name)
+            record["next_config"] = config_name
+            for variant in config.get("ProductionVariants", []):
+                after: dict[str, Any] = {}
+                if variant.get("ServerlessConfig"):
+                    after["CurrentServerlessConfig"] = dict(variant["ServerlessConfig"])
+                    after["DesiredServerlessConfig"] = dict(variant["ServerlessConfig"])
+                else:
+                    count = variant.get("InitialInstanceCount")
+                    after.update(CurrentInstanceCount=count, DesiredInstanceCount=count)
+                record["after"][variant["VariantName"]] = after
         return self._json(200, {"EndpointArn": endpoint["EndpointArn"]})
 
     def describe_endpoint(self, request: dict[str, Any], headers: dict[str, str]) -> Answer | None:
         name = request.get("EndpointName", "")
         with self.lock:
-            if not any(key[0] == name for key in self.serverless):
+            if name not in self.sm_endpoints:
                 return None  # plain moto answer
-            endpoint = self._moto_endpoint(name, headers)
-            updating = False
-            for variant in endpoint.get("ProductionVariants", []):
-                record = self.serverless.get((name, variant["VariantName"]))
-                if record is None:
-                    continue
-                self._settle(record)
-                updating |= record["ready_at"] is not None
-                for key, value in (("DesiredServerlessConfig", record["desired"]),
-                                   ("CurrentServerlessConfig", record["current"])):
-                    variant[key] = {**variant.get(key, {}), "ProvisionedConcurrency": value,
-                                    "MaxConcurrency": record["max_concurrency"]}
-            if updating:
-                endpoint["EndpointStatus"] = "Updating"
-        return self._json(200, endpoint)
+            return self._json(200, self._endpoint_view(name, headers))
 
     # SageMaker inference components -----------------------------------------------------------
     def create_component(self, request: dict[str, Any], headers: dict[str, str]) -> Answer:

@@ -193,3 +193,10 @@ def sagemaker_endpoint(moto_client) -> str:
 def sagemaker_serverless(moto_client) -> str:
     return _sagemaker_endpoint(moto_client, {"ServerlessConfig": {
         "MemorySizeInMB": 4096, "MaxConcurrency": 20, "ProvisionedConcurrency": 1}})
+
+
+@pytest.fixture
+def sagemaker_serverless_on_demand(moto_client) -> str:
+    """A serverless variant deployed without provisioned concurrency."""
+    return _sagemaker_endpoint(moto_client, {"ServerlessConfig": {"MemorySizeInMB": 4096,
+                                                                  "MaxConcurrency": 20}})

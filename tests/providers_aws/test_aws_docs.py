@@ -73,7 +73,9 @@ def test_iam_policies_cover_every_call(kind, request, make_provider, front):
     assert direct_policy <= scheduled_policy
 
     direct = make_provider(kind, **keys)
-    direct.apply(3), direct.apply(3), direct.wait_ready(3, timeout_s=5, poll_s=0.05), direct.apply(0)
+    direct.check()
+    direct.apply(3), direct.apply(3), direct.wait_ready(3, timeout_s=30, poll_s=0.05), direct.apply(0)
+    direct.wait_ready(0, timeout_s=30, poll_s=0.05)
     direct_calls = set(direct.service_calls)
     assert direct_calls
     assert {f"{IAM_PREFIX[s]}:{op}" for s, op in direct_calls} <= direct_policy
@@ -88,6 +90,7 @@ def test_iam_policies_cover_every_call(kind, request, make_provider, front):
     scheduled.apply_schedule([(now + timedelta(minutes=5), 2)], now=now)
     scheduled.apply_schedule([(now + timedelta(minutes=9), 2)], now=now)  # one put, one delete
     scheduled.apply(2)
+    scheduled.wait_ready(2, timeout_s=30, poll_s=0.05)  # a SageMaker endpoint is Updating till then
     scheduled.apply(1)
     scheduled_calls = set(scheduled.service_calls)
     assert {"DeleteScheduledAction", "PutScheduledAction" if kind != "aws-asg"

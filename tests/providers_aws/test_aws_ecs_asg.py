@@ -112,3 +112,24 @@ def test_asg_unknown_group(make_provider, front):
     with pytest.raises(ProviderError) as err:
         provider.apply(1)
     assert err.value.code == "GroupNotFound" and not err.value.retryable
+
+
+def test_direct_mode_beside_a_target_tracking_policy_is_warned(make_provider, front, moto_client,
+                                                               ecs_service):
+    cluster, name = ecs_service
+    provider = make_provider("aws-ecs", cluster=cluster, service=name)
+    assert provider.check() == []
+    aas = moto_client("application-autoscaling")
+    ids = {"ServiceNamespace": "ecs", "ResourceId": f"service/{cluster}/{name}",
+           "ScalableDimension": "ecs:service:DesiredCount"}
+    aas.register_scalable_target(**ids, MinCapacity=1, MaxCapacity=10)
+    aas.put_scaling_policy(PolicyName="cpu70", PolicyType="TargetTrackingScaling", **ids,
+                           TargetTrackingScalingPolicyConfiguration={
+                               "TargetValue": 70.0, "PredefinedMetricSpecification": {
+                                   "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+    (finding,) = provider.check()
+    assert finding.level == "warning" and "cpu70 (TargetTrackingScaling)" in finding.message
+    assert 'mode = "scheduled"' in finding.message
+    scheduled = make_provider("aws-ecs", cluster=cluster, service=name, mode="scheduled")
+    assert scheduled.check() == []  # the floor is what prewarm moves: no fight
+    assert not {"UpdateService", "RegisterScalableTarget"} & set(front.ops)  # checks only look
