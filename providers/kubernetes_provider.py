@@ -1,10 +1,18 @@
 """Kubernetes: scales a Deployment/StatefulSet, a KEDA ScaledObject or a Knative Service.
 
 The warm target is, by `target`,
-- deployment / statefulset: `spec.replicas` through the scale subresource (apps/v1);
+- deployment / statefulset: `spec.replicas` through the scale subresource (apps/v1); when a
+  HorizontalPodAutoscaler (autoscaling/v2) targets the workload, the HPA owns `replicas` ("will
+  set the desired number of pods by using its Scale subresource") and would overwrite them:
+  refused by default, or, with `hpa = "min-replicas"`, the HPA's `spec.minReplicas` ("the lower
+  limit for the number of replicas to which the autoscaler can scale down", at least 1 without
+  the alpha HPAScaleToZero gate) is the warm target;
 - keda: a ScaledObject's `spec.minReplicaCount` (keda.sh/v1alpha1), idle timeout = `cooldownPeriod`;
 - knative: a Service's `autoscaling.knative.dev/min-scale` revision-template annotation
-  (serving.knative.dev/v1), idle timeout = `scale-to-zero-pod-retention-period`.
+  (serving.knative.dev/v1), idle timeout = `scale-to-zero-pod-retention-period`. The template
+  reaches only revisions created from it, which receive traffic only through `latestRevision:
+  true` targets; readiness counts the revisions the route sends traffic to (`status.traffic`,
+  percent > 0), and an apply is refused while all traffic is pinned to named revisions.
 
 Official `kubernetes` client (extra `prewarm[kubernetes]`, imported only when used), with
 in-cluster, kubeconfig, or explicit server + bearer token auth. Answers are read as raw JSON
@@ -21,7 +29,7 @@ from typing import Any, Callable, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Provider, ProviderConfig
+from .base import ApplyResult, Capabilities, CapacityState, EndpointRef, Finding, Provider, ProviderConfig
 from .http_common import (HttpProviderError, RETRYABLE_STATUS, call_with_retries, parse_retry_after,
                           provider_limit)
 
@@ -47,9 +55,13 @@ class KubernetesConfig(ProviderConfig):
     verify_tls: bool = Field(True, description="with server: verify the server's certificate")
     timeout_s: float = Field(15.0, gt=0, description="per-request timeout in seconds")
     retry_deadline_s: float = Field(30.0, ge=0, description="give up retrying after this long")
+    hpa: Literal["refuse", "min-replicas"] = Field(
+        "refuse", description="deployment/statefulset with an HPA: refuse, or warm through its minReplicas")
 
     @model_validator(mode="after")
     def _auth_source(self) -> "KubernetesConfig":
+        if self.hpa != "refuse" and self.target not in ("deployment", "statefulset"):
+            raise ValueError("hpa applies to target = \"deployment\" or \"statefulset\" only")
         if self.server and (self.kubeconfig or self.context or self.in_cluster):
             raise ValueError("server excludes kubeconfig, context and in_cluster: give one way to reach the cluster")
         if self.in_cluster and (self.kubeconfig or self.context):
@@ -85,6 +97,8 @@ class KubernetesProvider(Provider):
         self._api = self._k8s.ApiClient(self._client_configuration(k8s_config))
         self._apps = self._k8s.AppsV1Api(self._api)
         self._custom = self._k8s.CustomObjectsApi(self._api)
+        self._autoscaling = self._k8s.AutoscalingV2Api(self._api)
+        self._hpa_unknown: str | None = None  # why HPAs could not be listed, if they could not
 
     # -- connection ----------------------------------------------------------------------
     def _client_configuration(self, k8s_config):
@@ -158,11 +172,12 @@ class KubernetesProvider(Provider):
         t = self.config.target
         return Capabilities(
             scale_to_zero=True, idle_timeout=t in ("keda", "knative"), typical_ready_s=None,
-            notes={"deployment": "spec.replicas via the scale subresource; an HPA on the same "
-                                 "Deployment would override it (use keda or the HPA's minReplicas)",
-                   "statefulset": "spec.replicas via the scale subresource",
+            notes={"deployment": "spec.replicas via the scale subresource; with an HPA on it: refused, "
+                                 "or its minReplicas with hpa = \"min-replicas\"",
+                   "statefulset": "spec.replicas via the scale subresource (HPA: as deployment)",
                    "keda": "ScaledObject minReplicaCount; cooldownPeriod = idle timeout",
-                   "knative": "min-scale annotation (rolls a new revision); retention period = idle timeout"}[t])
+                   "knative": "min-scale annotation (rolls a new revision); retention period = idle timeout; "
+                              "ready = revisions in status.traffic"}[t])
 
     def close(self) -> None:
         self._api.close()
@@ -183,16 +198,67 @@ class KubernetesProvider(Provider):
         c = self.config
         scale = self._call(self._workload_calls(c.target)[0], c.name, c.namespace)
         desired = int((scale.get("spec") or {}).get("replicas") or 0)
-        return CapacityState(desired=desired, ready=self._workload_ready(c.target, c.name),
-                             detail={"replicas": (scale.get("status") or {}).get("replicas")})
+        detail: dict[str, Any] = {"replicas": (scale.get("status") or {}).get("replicas")}
+        hpa = self._hpa()
+        if hpa is not None:
+            spec = hpa.get("spec") or {}
+            detail.update(hpa=hpa["metadata"]["name"], hpa_max_replicas=spec.get("maxReplicas"))
+            if c.hpa == "min-replicas":
+                desired = int(spec.get("minReplicas", 1))  # the HPA's default minimum is 1
+        return CapacityState(desired=desired, ready=self._workload_ready(c.target, c.name), detail=detail)
 
     def _apply_workload(self, target: int, idle_timeout_s: float | None) -> ApplyResult:
         c = self.config
         read_scale, patch_scale, _ = self._workload_calls(c.target)
         previous = int((self._call(read_scale, c.name, c.namespace).get("spec") or {}).get("replicas") or 0)
+        hpa = self._hpa()
+        if hpa is not None:
+            if c.hpa == "refuse":
+                raise self.error(self._hpa_refusal(hpa), retryable=False, code="hpa")
+            return self._apply_hpa(hpa, target)
         if previous != target:
             self._call(patch_scale, c.name, c.namespace, body={"spec": {"replicas": target}})
         return ApplyResult(previous != target, previous, target, None)
+
+    # the workload's HorizontalPodAutoscaler -------------------------------------------------
+    def _hpa(self) -> dict | None:
+        """The HPA whose scaleTargetRef is this workload, if any. Without the RBAC to list HPAs
+        the workload is driven as if it had none, and `check` says so."""
+        c = self.config
+        kind = {"deployment": "Deployment", "statefulset": "StatefulSet"}[c.target]
+        try:
+            found = self._call(self._autoscaling.list_namespaced_horizontal_pod_autoscaler, c.namespace)
+        except HttpProviderError as exc:
+            if exc.status != 403:
+                raise
+            self._hpa_unknown = str(exc)
+            return None
+        self._hpa_unknown = None
+        for item in found.get("items") or []:
+            ref = (item.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") == kind and ref.get("name") == c.name:
+                return item
+        return None
+
+    def _hpa_refusal(self, hpa: dict) -> str:
+        c = self.config
+        return (f"{c.target} {c.namespace}/{c.name} is scaled by HorizontalPodAutoscaler "
+                f"{c.namespace}/{hpa['metadata']['name']}, which overwrites any replicas written here. "
+                "Set hpa = \"min-replicas\" in the provider table to warm through the HPA's "
+                "spec.minReplicas, or scale through a KEDA ScaledObject (target = \"keda\")")
+
+    def _apply_hpa(self, hpa: dict, target: int) -> ApplyResult:
+        spec = hpa.get("spec") or {}
+        previous = int(spec.get("minReplicas", 1))
+        detail: dict[str, Any] = {"hpa": hpa["metadata"]["name"]}
+        if target < 1:  # the API refuses minReplicas 0 unless the alpha HPAScaleToZero gate is on
+            target, detail["raised_to_api_minimum"] = 1, 1
+        target, limited = provider_limit(target, spec.get("maxReplicas"))
+        detail.update(limited)
+        if previous != target:
+            self._call(self._autoscaling.patch_namespaced_horizontal_pod_autoscaler, hpa["metadata"]["name"],
+                       self.config.namespace, body={"spec": {"minReplicas": target}})
+        return ApplyResult(previous != target, previous, target, None, detail)
 
     _read_deployment = _read_statefulset = _read_workload
     _apply_deployment = _apply_statefulset = _apply_workload
@@ -242,25 +308,57 @@ class KubernetesProvider(Provider):
         return ((((service.get("spec") or {}).get("template") or {}).get("metadata") or {})
                 .get("annotations") or {})
 
+    @staticmethod
+    def _traffic(service: dict) -> list[dict]:
+        """status.traffic targets that receive traffic (percent > 0; an absent percent is 0);
+        before the route reports any, the latest ready revision with all of it."""
+        status = service.get("status") or {}
+        targets = status.get("traffic")
+        if targets is None:
+            ready = status.get("latestReadyRevisionName")
+            return [{"revisionName": ready, "percent": 100, "latestRevision": True}] if ready else []
+        return [t for t in targets if int(t.get("percent") or 0) > 0 and t.get("revisionName")]
+
     def _read_knative(self) -> CapacityState:
         service = self._service()
         notes = self._annotations(service)
         status = service.get("status") or {}
-        serving = status.get("latestReadyRevisionName")
+        traffic = self._traffic(service)
         ready = 0
-        if serving:  # the revision that takes traffic; a newer one serves only once ready
+        for revision_name in dict.fromkeys(t["revisionName"] for t in traffic):  # each serving revision once
             revision = self._call(self._custom.get_namespaced_custom_object, "serving.knative.dev", "v1",
-                                  self.config.namespace, "revisions", serving)
-            ready = int((revision.get("status") or {}).get("actualReplicas") or 0)
+                                  self.config.namespace, "revisions", revision_name)
+            ready += int((revision.get("status") or {}).get("actualReplicas") or 0)
         return CapacityState(
             desired=int(notes.get(MIN_SCALE, notes.get(MIN_SCALE_LEGACY, 0))), ready=ready,
             idle_timeout_s=_duration_s(notes.get(RETENTION)),
-            detail={"latestReadyRevisionName": serving,
+            detail={"latestReadyRevisionName": status.get("latestReadyRevisionName"),
                     "latestCreatedRevisionName": status.get("latestCreatedRevisionName"),
+                    "traffic": [{"revision": t["revisionName"], "percent": int(t.get("percent") or 0),
+                                 "latest": bool(t.get("latestRevision"))} for t in traffic],
                     "max_scale": notes.get(MAX_SCALE)})
 
+    def _pinned(self, service: dict) -> tuple[int, list[str]]:
+        """(percent of traffic that follows the latest revision, revisions pinned by name)."""
+        traffic = self._traffic(service)
+        latest = sum(int(t.get("percent") or 0) for t in traffic if t.get("latestRevision"))
+        pinned = [f"{t['revisionName']} ({int(t.get('percent') or 0)}%)" for t in traffic
+                  if not t.get("latestRevision")]
+        return latest, pinned
+
+    def _pinned_refusal(self, pinned: list[str]) -> str:
+        c = self.config
+        return (f"Knative Service {c.namespace}/{c.name} sends all its traffic to revisions pinned by name "
+                f"({', '.join(pinned)}): the min-scale annotation on the template reaches only a new "
+                "revision, which would get no traffic. Route traffic with latestRevision: true in "
+                "spec.traffic to let prewarm warm the serving revision")
+
     def _apply_knative(self, target: int, idle_timeout_s: float | None) -> ApplyResult:
-        notes = self._annotations(self._service())
+        service = self._service()
+        latest, pinned = self._pinned(service)
+        if pinned and latest == 0:
+            raise self.error(self._pinned_refusal(pinned), retryable=False, code="traffic-pinned")
+        notes = self._annotations(service)
         max_scale = notes.get(MAX_SCALE)
         target, detail = provider_limit(target, int(max_scale) if max_scale and int(max_scale) > 0 else None)
         previous = int(notes.get(MIN_SCALE, notes.get(MIN_SCALE_LEGACY, 0)))
@@ -276,6 +374,25 @@ class KubernetesProvider(Provider):
         if patch:
             self._service({"spec": {"template": {"metadata": {"annotations": patch}}}})
         return ApplyResult(bool(patch), previous, target, idle, detail)
+
+    # check -------------------------------------------------------------------------------
+    def check(self) -> list[Finding]:
+        c = self.config
+        if c.target in ("deployment", "statefulset"):
+            hpa = self._hpa()
+            if self._hpa_unknown:
+                return [Finding("warning", "cannot list HorizontalPodAutoscalers (grant list on "
+                                           f"horizontalpodautoscalers.autoscaling): {self._hpa_unknown}")]
+            if hpa is not None and c.hpa == "refuse":
+                return [Finding("error", self._hpa_refusal(hpa))]
+        if c.target == "knative":
+            latest, pinned = self._pinned(self._service())
+            if pinned and latest == 0:
+                return [Finding("error", self._pinned_refusal(pinned))]
+            if pinned:
+                return [Finding("warning", f"{100 - latest}% of the traffic goes to revisions pinned by name "
+                                           f"({', '.join(pinned)}), which min-scale does not warm")]
+        return []
 
 
 def _duration_s(text: str | None) -> float | None:

@@ -1,6 +1,14 @@
 """A Kubernetes API server stand-in speaking the paths prewarm uses, with metav1.Status errors
 and the PATCH content types the real server distinguishes (a merge patch must be a JSON
-object, a JSON patch a list of operations)."""
+object, a JSON patch a list of operations).
+
+Also: HorizontalPodAutoscalers (autoscaling/v2) with the API's validation (minReplicas >= 1
+without the alpha HPAScaleToZero gate, maxReplicas >= minReplicas) and a stand-in for the HPA
+controller, which sets its target's replicas back to what its metrics ask within
+[minReplicas, maxReplicas] after every change; and a Knative Service's traffic block as the
+webhook validates it (percents sum to 100; latestRevision: true excludes revisionName) and as
+the route reports it in status.traffic (latestRevision targets resolved to the latest ready
+revision)."""
 from __future__ import annotations
 
 import copy
@@ -47,6 +55,11 @@ class KubeFake(FakeApi):
         self.route("GET", kn + r"/services/(?P<name>[^/]+)", self.get_service)
         self.route("PATCH", kn + r"/services/(?P<name>[^/]+)", self.patch_service)
         self.route("GET", kn + r"/revisions/(?P<name>[^/]+)", self.get_revision)
+        hpa = r"/apis/autoscaling/v2/namespaces/(?P<ns>[^/]+)/horizontalpodautoscalers"
+        self.route("GET", hpa, self.list_hpas)
+        self.route("PATCH", hpa + r"/(?P<name>[^/]+)", self.patch_hpa)
+        self.hpas: dict[str, dict] = {}
+        self.hpa_wants: dict[str, int] = {}  # replicas each HPA's metrics ask for
 
     # -- seeding ----------------------------------------------------------------------------
     def add_workload(self, res: str, name: str, replicas: int) -> None:
@@ -71,9 +84,24 @@ class KubeFake(FakeApi):
                                "metadata": {"name": name, "namespace": self.ns, "generation": 0,
                                             "resourceVersion": str(next(self._rv))},
                                "spec": {"template": {"metadata": {"annotations": dict(annotations)},
-                                                     "spec": {"containers": [{"image": "example/kn:1"}]}}},
+                                                     "spec": {"containers": [{"image": "example/kn:1"}]}},
+                                        "traffic": [{"latestRevision": True, "percent": 100}]},
                                "status": {}}
         self._roll_revision(name, delay_s=0.0)
+
+    def add_hpa(self, name: str, target: str, *, kind: str = "Deployment", min_replicas: int | None = None,
+                max_replicas: int = 10, wants: int = 1) -> None:
+        spec = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
+                "maxReplicas": max_replicas,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": 70}}}]}
+        if min_replicas is not None:
+            spec["minReplicas"] = min_replicas
+        self.hpas[name] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                           "metadata": {"name": name, "namespace": self.ns,
+                                        "resourceVersion": str(next(self._rv))}, "spec": spec}
+        self.hpa_wants[name] = wants
+        self._hpa_controller()
 
     # -- helpers ----------------------------------------------------------------------------
     def error(self, status: int, message: str) -> Response:
@@ -130,7 +158,9 @@ class KubeFake(FakeApi):
         obj["spec"]["replicas"] = replicas
         self._bump(obj)
         self.warm[(req.match["res"], req.match["name"])].set(replicas)
-        return Response(200, self._scale_view(req, obj))
+        view = self._scale_view(req, obj)
+        self._hpa_controller()  # an HPA on this workload sets replicas back to its own choice
+        return Response(200, view)
 
     def get_workload(self, req: Request) -> Response:
         obj = self._workload(req)
@@ -169,6 +199,81 @@ class KubeFake(FakeApi):
             self.warm[key].set(spec["minReplicaCount"])
         return Response(200, copy.deepcopy(merged))
 
+    # -- autoscaling/v2 ----------------------------------------------------------------------
+    def list_hpas(self, req: Request) -> Response:
+        if self._wrong_ns(req):
+            return Response(200, {"kind": "HorizontalPodAutoscalerList", "apiVersion": "autoscaling/v2",
+                                  "items": []})
+        return Response(200, {"kind": "HorizontalPodAutoscalerList", "apiVersion": "autoscaling/v2",
+                              "metadata": {"resourceVersion": str(next(self._rv))},
+                              "items": [copy.deepcopy(h) for h in self.hpas.values()]})
+
+    def patch_hpa(self, req: Request) -> Response:
+        obj = self.hpas.get(req.match["name"])
+        if self._wrong_ns(req) or not obj:
+            return self.error(404, f'horizontalpodautoscalers.autoscaling "{req.match["name"]}" not found')
+        body, err = self._patch_body(req)
+        if err:
+            return err
+        merged = merge_patch(obj, body)
+        spec = merged["spec"]
+        low = spec.get("minReplicas", 1)
+        # apis/autoscaling validation: minReplicas >= 1 unless the alpha HPAScaleToZero gate is
+        # on (it is off here, as by default); maxReplicas "cannot be less than minReplicas".
+        if not isinstance(low, int) or low < 1:
+            return self.error(422, f'HorizontalPodAutoscaler.autoscaling "{req.match["name"]}" is invalid: '
+                                   f"spec.minReplicas: Invalid value: {low}: must be greater than or equal to 1")
+        if spec["maxReplicas"] < low:
+            return self.error(422, f'HorizontalPodAutoscaler.autoscaling "{req.match["name"]}" is invalid: '
+                                   f"spec.maxReplicas: Invalid value: {spec['maxReplicas']}: must be greater "
+                                   "than or equal to `minReplicas`")
+        self.hpas[req.match["name"]] = merged
+        self._bump(merged)
+        self._hpa_controller()
+        return Response(200, copy.deepcopy(merged))
+
+    def _hpa_controller(self) -> None:
+        """What kube-controller-manager's HPA loop does: replicas = its metrics' wish, kept
+        within [minReplicas, maxReplicas], written through the scale subresource."""
+        for name, hpa in self.hpas.items():
+            spec = hpa["spec"]
+            ref = spec["scaleTargetRef"]
+            key = ("deployments" if ref["kind"] == "Deployment" else "statefulsets", ref["name"])
+            if key not in self.workloads:
+                continue
+            replicas = max(spec.get("minReplicas", 1), min(spec["maxReplicas"], self.hpa_wants[name]))
+            if self.workloads[key]["spec"]["replicas"] != replicas:
+                self.workloads[key]["spec"]["replicas"] = replicas
+                self._bump(self.workloads[key])
+                self.warm[key].set(replicas)
+
+    # -- serving.knative.dev ----------------------------------------------------------------
+    def _traffic_invalid(self, traffic) -> str | None:
+        """The webhook's checks of spec.traffic (serving.knative.dev/v1 TrafficTarget)."""
+        total = 0
+        for i, target in enumerate(traffic or []):
+            latest = target.get("latestRevision")
+            if latest and target.get("revisionName"):
+                return f"may not set revisionName when latestRevision is true: spec.traffic[{i}]"
+            if latest is False and not target.get("revisionName"):
+                return f"must set revisionName when latestRevision is false: spec.traffic[{i}]"
+            total += int(target.get("percent") or 0)
+        if traffic and total != 100:
+            return f"Traffic targets sum to {total}, want 100: spec.traffic"
+        return None
+
+    def _route_status(self, svc: dict) -> None:
+        """status.traffic as the route reports it: each target with its revision resolved."""
+        out = []
+        for target in svc["spec"].get("traffic") or [{"latestRevision": True, "percent": 100}]:
+            entry = {k: v for k, v in target.items() if k in ("tag", "percent")}
+            if target.get("latestRevision", not target.get("revisionName")):
+                entry.update(latestRevision=True, revisionName=svc["status"].get("latestReadyRevisionName"))
+            else:
+                entry.update(latestRevision=False, revisionName=target["revisionName"])
+            out.append(entry)
+        svc["status"]["traffic"] = out
+
     def patch_service(self, req: Request) -> Response:
         obj = self.services.get(req.match["name"])
         if self._wrong_ns(req) or not obj:
@@ -177,10 +282,15 @@ class KubeFake(FakeApi):
         if err:
             return err
         merged = merge_patch(obj, body)
+        invalid = self._traffic_invalid(merged["spec"].get("traffic"))
+        if invalid:
+            return self.error(400, 'admission webhook "validation.webhook.serving.knative.dev" denied the '
+                                   f"request: validation failed: {invalid}")
         self.services[req.match["name"]] = merged
         self._bump(merged)
-        if merged["spec"] != obj["spec"]:  # a template change rolls a new revision
+        if merged["spec"]["template"] != obj["spec"]["template"]:  # a template change rolls a revision
             self._roll_revision(req.match["name"], delay_s=0.3)
+        self._route_status(merged)
         return Response(200, copy.deepcopy(merged))
 
     def _roll_revision(self, service: str, delay_s: float) -> None:
@@ -194,6 +304,7 @@ class KubeFake(FakeApi):
         svc["status"]["latestCreatedRevisionName"] = name
         if delay_s == 0:
             svc["status"]["latestReadyRevisionName"] = name
+        self._route_status(svc)
 
     def get_revision(self, req: Request) -> Response:
         rev = self.revisions.get(req.match["name"])
@@ -210,4 +321,5 @@ class KubeFake(FakeApi):
             svc = self.services[rev["service"]]
             if name == svc["status"].get("latestCreatedRevisionName") and rev["warm"].ready() == rev["warm"]._to:
                 svc["status"]["latestReadyRevisionName"] = name
+                self._route_status(svc)
         return self.get_custom(req, self.services)

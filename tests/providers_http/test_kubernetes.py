@@ -189,3 +189,102 @@ def test_missing_token_variable_and_missing_package(kube, monkeypatch):
     with pytest.raises(ProviderError, match=r"prewarm\[kubernetes\]") as info:
         make(kube)
     assert info.value.code == "missing-dependency"
+
+
+# -- a Deployment with a HorizontalPodAutoscaler ----------------------------------------------
+def test_deployment_with_an_hpa_is_refused_not_overwritten(kube):
+    kube.add_hpa("chat-hpa", "chat", min_replicas=1, max_replicas=6, wants=1)
+    provider = make(kube)
+    (finding,) = provider.check()
+    assert finding.level == "error" and "HorizontalPodAutoscaler ml/chat-hpa" in finding.message
+    assert 'hpa = "min-replicas"' in finding.message
+    with pytest.raises(ProviderError) as info:
+        provider.apply(3)
+    assert (info.value.code, info.value.retryable) == ("hpa", False)
+    assert not kube.calls("PATCH")  # nothing written that the HPA would undo
+    assert provider.read().detail["hpa"] == "chat-hpa"
+
+
+def test_deployment_with_an_hpa_warms_through_min_replicas(kube):
+    kube.add_hpa("chat-hpa", "chat", max_replicas=4, wants=1)  # minReplicas unset: 1
+    provider = make(kube, hpa="min-replicas")
+    assert provider.read().desired == 1
+    result = provider.apply(3)
+    assert (result.changed, result.previous, result.target) == (True, 1, 3)
+    assert kube.hpas["chat-hpa"]["spec"]["minReplicas"] == 3
+    assert kube.workloads[("deployments", "chat")]["spec"]["replicas"] == 3  # the HPA's floor holds
+    assert not kube.calls("PATCH", "/scale")
+    assert provider.wait_ready(3, timeout_s=30, poll_s=0.05).ready
+    assert not provider.apply(3).changed
+    assert provider.apply(9).target == 4  # the HPA's maxReplicas
+    low = provider.apply(0)  # the API refuses minReplicas 0 without the alpha gate: keep 1
+    assert low.target == 1 and low.detail["raised_to_api_minimum"] == 1
+    assert kube.hpas["chat-hpa"]["spec"]["minReplicas"] == 1
+
+
+def test_the_fake_hpa_refuses_what_the_api_refuses(kube):
+    kube.add_hpa("chat-hpa", "chat", max_replicas=4)
+    path = "/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers/chat-hpa"
+    from fake_http import Request
+    for body, field in (({"spec": {"minReplicas": 0}}, "spec.minReplicas"),
+                        ({"spec": {"minReplicas": 5}}, "spec.maxReplicas")):
+        req = Request("PATCH", path, {"Content-Type": "application/merge-patch+json"}, body, b"")
+        req.match = {"ns": "ml", "name": "chat-hpa"}
+        answer = kube.patch_hpa(req)
+        assert answer.status == 422 and field in answer.body["message"]
+
+
+def test_hpa_option_is_refused_for_other_targets(kube):
+    with pytest.raises(ValidationError, match="hpa"):
+        make(kube, target="keda", name="chat-so", hpa="min-replicas")
+
+
+# -- Knative traffic ---------------------------------------------------------------------------
+def _pin(kube, service: str, traffic: list[dict]) -> None:
+    provider = make(kube, target="knative", name=service)
+    provider._service({"spec": {"traffic": traffic}})  # as an operator's kubectl patch would
+    provider.close()
+
+
+def test_knative_readiness_follows_the_revisions_that_get_traffic(kube):
+    provider = make(kube, target="knative", name="chat-kn")
+    provider.apply(2)
+    assert provider.wait_ready(2, timeout_s=30, poll_s=0.05).ready  # chat-kn-00002 serves
+    _pin(kube, "chat-kn", [{"revisionName": "chat-kn-00001", "percent": 100},
+                           {"latestRevision": True, "percent": 0, "tag": "latest"}])
+    state = provider.read()
+    # All traffic goes to 00001 (min-scale 0: nothing warm), not to the latest ready 00002.
+    assert state.detail["latestReadyRevisionName"] == "chat-kn-00002"
+    assert state.detail["traffic"] == [{"revision": "chat-kn-00001", "percent": 100, "latest": False}]
+    assert state.ready == 0
+    (finding,) = provider.check()
+    assert finding.level == "error" and "chat-kn-00001 (100%)" in finding.message
+    before = len(kube.calls("PATCH"))
+    with pytest.raises(ProviderError) as info:
+        provider.apply(3)  # would warm a new revision that gets no traffic
+    assert (info.value.code, info.value.retryable) == ("traffic-pinned", False)
+    assert len(kube.calls("PATCH")) == before
+
+
+def test_knative_split_traffic_counts_each_serving_revision(kube):
+    provider = make(kube, target="knative", name="chat-kn")
+    provider.apply(2)
+    assert provider.wait_ready(2, timeout_s=30, poll_s=0.05).ready
+    _pin(kube, "chat-kn", [{"revisionName": "chat-kn-00001", "percent": 20},
+                           {"latestRevision": True, "percent": 80}])
+    state = provider.read()
+    assert {t["revision"]: t["percent"] for t in state.detail["traffic"]} == {
+        "chat-kn-00001": 20, "chat-kn-00002": 80}
+    assert state.ready == 2  # 00002's two replicas + 00001's none
+    (finding,) = provider.check()
+    assert finding.level == "warning" and "20%" in finding.message
+    assert provider.apply(3).changed  # the latest revision still gets traffic: warm it
+
+
+def test_the_fake_refuses_an_invalid_traffic_block(kube):
+    provider = make(kube, target="knative", name="chat-kn")
+    for traffic in ([{"latestRevision": True, "percent": 60}],
+                    [{"latestRevision": True, "revisionName": "chat-kn-00001", "percent": 100}]):
+        with pytest.raises(ProviderError) as info:
+            provider._service({"spec": {"traffic": traffic}})
+        assert info.value.code == "http-400" and "validation failed" in str(info.value)
