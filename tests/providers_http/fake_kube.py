@@ -179,14 +179,18 @@ class KubeFake(FakeApi):
             return self.error(404, f'"{req.match["name"]}" not found')
         return Response(200, copy.deepcopy(obj))
 
-    def patch_scaledobject(self, req: Request) -> Response:
-        obj = self.scaledobjects.get(req.match["name"])
+    def _merged(self, req: Request, store: dict, resource: str) -> tuple[dict | None, Response | None]:
+        """The stored object with a merge patch applied (not stored yet), or the error answer."""
+        obj = store.get(req.match["name"])
         if self._wrong_ns(req) or not obj:
-            return self.error(404, f'scaledobjects.keda.sh "{req.match["name"]}" not found')
+            return None, self.error(404, f'{resource} "{req.match["name"]}" not found')
         body, err = self._patch_body(req)
+        return (None, err) if err else (merge_patch(obj, body), None)
+
+    def patch_scaledobject(self, req: Request) -> Response:
+        merged, err = self._merged(req, self.scaledobjects, "scaledobjects.keda.sh")
         if err:
             return err
-        merged = merge_patch(obj, body)
         spec = merged["spec"]
         if spec.get("minReplicaCount", 0) > spec.get("maxReplicaCount", 100):
             return self.error(422, "MinReplicaCount=%d must be less than MaxReplicaCount" % spec["minReplicaCount"])
@@ -209,13 +213,9 @@ class KubeFake(FakeApi):
                               "items": [copy.deepcopy(h) for h in self.hpas.values()]})
 
     def patch_hpa(self, req: Request) -> Response:
-        obj = self.hpas.get(req.match["name"])
-        if self._wrong_ns(req) or not obj:
-            return self.error(404, f'horizontalpodautoscalers.autoscaling "{req.match["name"]}" not found')
-        body, err = self._patch_body(req)
+        merged, err = self._merged(req, self.hpas, "horizontalpodautoscalers.autoscaling")
         if err:
             return err
-        merged = merge_patch(obj, body)
         spec = merged["spec"]
         low = spec.get("minReplicas", 1)
         # apis/autoscaling validation: minReplicas >= 1 unless the alpha HPAScaleToZero gate is
@@ -275,13 +275,10 @@ class KubeFake(FakeApi):
         svc["status"]["traffic"] = out
 
     def patch_service(self, req: Request) -> Response:
-        obj = self.services.get(req.match["name"])
-        if self._wrong_ns(req) or not obj:
-            return self.error(404, f'services.serving.knative.dev "{req.match["name"]}" not found')
-        body, err = self._patch_body(req)
+        merged, err = self._merged(req, self.services, "services.serving.knative.dev")
         if err:
             return err
-        merged = merge_patch(obj, body)
+        obj = self.services[req.match["name"]]
         invalid = self._traffic_invalid(merged["spec"].get("traffic"))
         if invalid:
             return self.error(400, 'admission webhook "validation.webhook.serving.knative.dev" denied the '
