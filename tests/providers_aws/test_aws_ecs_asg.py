@@ -23,7 +23,7 @@ def test_ecs_desired_count(make_provider, front, moto_client, ecs_service):
     result = provider.apply(4)
     assert (result.changed, result.previous, result.target) == (True, 1, 4)
     assert service(moto_client, cluster, name)["desiredCount"] == 4
-    report = provider.wait_ready(4, timeout_s=5, poll_s=0.05)
+    report = provider.wait_ready(4, timeout_s=30, poll_s=0.05)
     assert report.ready and report.state.ready == 4
     assert not provider.apply(4).changed
     assert provider.apply(0).changed
@@ -60,7 +60,7 @@ def test_asg_desired_capacity_and_ready_instances(make_provider, front, moto_cli
     provider = make_provider("aws-asg", group_name=asg_group)
     assert provider.apply(3).changed
     assert group(moto_client, asg_group)["DesiredCapacity"] == 3
-    report = provider.wait_ready(3, timeout_s=5, poll_s=0.05)
+    report = provider.wait_ready(3, timeout_s=30, poll_s=0.05)
     assert report.ready and report.state.ready == 3
     assert not provider.apply(3).changed
     assert front.ops.count("SetDesiredCapacity") == 1

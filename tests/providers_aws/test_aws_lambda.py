@@ -1,6 +1,8 @@
 """aws-lambda against the local front (provisioned concurrency) and moto (the function)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -26,7 +28,7 @@ def test_apply_sets_provisioned_concurrency_and_waits_for_ready(make_provider, f
         pending = provider.wait_ready(3, timeout_s=0.3, poll_s=0.05)
         assert not pending.ready and pending.state.detail["status"] == "IN_PROGRESS"
         assert pending.state.ready == 0
-    report = provider.wait_ready(3, timeout_s=10, poll_s=0.05)
+    report = provider.wait_ready(3, timeout_s=30, poll_s=0.05)
     assert report.ready and report.state.detail["status"] == "READY"
     assert pc(front_client, lambda_function)["AllocatedProvisionedConcurrentExecutions"] == 3
     assert provider.read().ready == 3
@@ -109,17 +111,34 @@ def test_target_is_clamped_before_any_call(make_provider, front, front_client, l
     assert "DeleteProvisionedConcurrencyConfig" not in front.ops
 
 
+class PollClock:
+    """Time that moves by what the wait sleeps (really sleeping it) and nothing else."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.now += seconds
+
+
 def test_failed_status_ends_the_wait_with_the_reason(make_provider, front, lambda_function):
     front.failing_functions.add(lambda_function)
     provider = make_provider("aws-lambda", function_name=lambda_function, qualifier="live")
     provider.apply(2)
-    report = provider.wait_ready(2, timeout_s=10, poll_s=0.05)
-    assert not report.ready and report.seconds < 5
+    polls = PollClock()
+    report = provider.wait_ready(2, timeout_s=600, poll_s=0.05, clock=polls.clock, sleep=polls.sleep)
+    # Ended by the FAILED status, not by the timeout: counted in polls, not the machine's seconds
+    # (the front fails it 0.3 s after the put, so within 0.3 / 0.05 polls, however slow they are).
+    assert not report.ready and report.seconds <= 0.3 + 0.05
     assert report.state.detail["failed"] == "FUNCTION_ERROR_INIT_FAILURE"
     # A FAILED config is rewritten on the next apply, even at the same number.
     front.failing_functions.clear()
     assert provider.apply(2).changed
-    assert provider.wait_ready(2, timeout_s=10, poll_s=0.05).ready
+    assert provider.wait_ready(2, timeout_s=30, poll_s=0.05).ready
 
 
 def test_latest_is_refused_by_the_api(make_provider, front, lambda_function):

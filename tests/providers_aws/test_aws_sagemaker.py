@@ -22,7 +22,7 @@ def test_endpoint_instance_count(make_provider, front, moto_client, sagemaker_en
     result = provider.apply(3)
     assert (result.changed, result.previous, result.target) == (True, 1, 3)
     assert variant(moto_client, sagemaker_endpoint)["DesiredInstanceCount"] == 3
-    assert provider.wait_ready(3, timeout_s=5, poll_s=0.05).ready
+    assert provider.wait_ready(3, timeout_s=30, poll_s=0.05).ready
     assert not provider.apply(3).changed
     assert front.ops.count("UpdateEndpointWeightsAndCapacities") == 1
 
@@ -70,7 +70,7 @@ def test_serverless_provisioned_concurrency(make_provider, front, front_client, 
         assert got["DesiredServerlessConfig"]["ProvisionedConcurrency"] == 5
         assert got["CurrentServerlessConfig"]["ProvisionedConcurrency"] == 1  # still updating
         assert not provider.wait_ready(5, timeout_s=0.3, poll_s=0.05).ready
-    report = provider.wait_ready(5, timeout_s=10, poll_s=0.05)
+    report = provider.wait_ready(5, timeout_s=30, poll_s=0.05)
     assert report.ready and report.state.detail["status"] == "InService"
     assert not provider.apply(5).changed
     assert provider.apply(0).target == 1  # the API's range is 1..200: keep 1 (fail warm)
@@ -102,15 +102,15 @@ def test_component_copy_count_down_to_zero(make_provider, front, front_client, c
                                            sagemaker_endpoint):
     provider = make_provider("aws-sagemaker-component", component_name=component,
                              endpoint_name=sagemaker_endpoint)
-    assert provider.wait_ready(1, timeout_s=10, poll_s=0.05).ready  # Creating -> InService
+    assert provider.wait_ready(1, timeout_s=30, poll_s=0.05).ready  # Creating -> InService
     assert provider.apply(3).changed
     runtime = front_client("sagemaker").describe_inference_component(
         InferenceComponentName=component)["RuntimeConfig"]
     assert runtime["DesiredCopyCount"] == 3
-    assert provider.wait_ready(3, timeout_s=10, poll_s=0.05).ready
+    assert provider.wait_ready(3, timeout_s=30, poll_s=0.05).ready
     assert not provider.apply(3).changed
     assert provider.apply(0).changed
-    assert provider.wait_ready(0, timeout_s=10, poll_s=0.05).state.ready == 0
+    assert provider.wait_ready(0, timeout_s=30, poll_s=0.05).state.ready == 0
     assert front.ops.count("UpdateInferenceComponentRuntimeConfig") == 2
 
 

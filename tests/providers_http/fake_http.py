@@ -58,6 +58,23 @@ def warmups_held() -> Iterator[None]:
         _SETTLING.set()
 
 
+class FakeTime:
+    """A clock that moves only when slept on: for retry tests, so they assert the waits that were
+    asked for (Retry-After honoured, a wait beyond the deadline not taken) instead of timing
+    real sleeps on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 class Warmup:
     """Capacity that becomes ready `delay_s` after the target changes (what a real platform
     does while it starts workers)."""

@@ -42,7 +42,7 @@ def test_min_containers_and_scaledown_window_idempotent(modal_api):
         assert modal_api.updates == [{"min_containers": 2, "scaledown_window": 120}]  # one write
         pending = provider.wait_ready(2, timeout_s=0.3, poll_s=0.05)
         assert not pending.ready and pending.state.ready == 0  # it waits for readiness
-    report = provider.wait_ready(2, timeout_s=5, poll_s=0.05)
+    report = provider.wait_ready(2, timeout_s=30, poll_s=0.05)
     assert report.ready and report.state.ready == 2
     # Only the window differs: the update carries only it; an out-of-range window is bounded.
     provider.apply(2, idle_timeout_s=7200)
