@@ -156,3 +156,14 @@ def test_provider_modules_import_no_circle():
         if module not in state:
             visit(module, [module])
     assert "aws_common" in graph["aws_asg"] and "aws_scheduled" in graph["aws_common"]
+
+
+def test_an_unreachable_resource_is_a_warning_at_start_not_a_refusal(aws_env):
+    from prewarm.providers.checks import check_endpoints
+
+    raw = {"kind": "aws-ecs", "region": "us-east-1", "cluster": "c", "service": "s",
+           "endpoint_url": f"http://127.0.0.1:{_closed_port()}", "retry_deadline_s": 0}
+    report = check_endpoints([(raw, EndpointRef("down")), ({"kind": "dry-run"}, EndpointRef("dry"))])
+    assert report.ok and report.errors == []
+    (warning,) = report.warnings  # dry-run has no check: not built, nothing said
+    assert warning.startswith("endpoint down (aws-ecs): not checked") and "EndpointConnectionError" in warning
