@@ -101,6 +101,22 @@ def test_bad_input_exit_codes(project):
     assert "prewarm.toml" in err and "planner.quantile" in err
 
 
+def test_exit_code_is_the_commands_own_through_the_installed_binary(tmp_path):
+    """An endpoint not planned is exit 1 from `once`, `plan` and `explain`, with --json too
+    (main() used to drop the code click returned, so `once` exited 0 and cron never saw it);
+    an unknown forecaster is refused when the config loads (2), naming the installed ones."""
+    run("init", cwd=tmp_path, check=0)
+    assert "chat: NOT planned: no history yet" in run("once", cwd=tmp_path, check=1).stdout
+    assert json.loads(run("once", "--json", cwd=tmp_path, check=1).stdout)["planned"]["chat"]["error"]
+    run("plan", "--json", cwd=tmp_path, check=1)
+    run("explain", "chat", cwd=tmp_path, check=1)
+    assert json.loads(run("explain", "chat", "--json", cwd=tmp_path, check=1).stdout)["target"] is None
+    cfg = tmp_path / "prewarm.toml"
+    cfg.write_text(cfg.read_text().replace('model = "seasonal-mean"', 'model = "seasonal-meen"'))
+    err = run("once", cwd=tmp_path, check=2).stderr
+    assert "forecast.model: unknown forecaster 'seasonal-meen'" in err and "seasonal-mean" in err
+
+
 def test_runtime_failure_is_exit_1(project):
     err = run("--db", "postgresql://postgres@127.0.0.1:1/none", "once", cwd=project, check=1).stderr
     assert "cannot reach the database" in err

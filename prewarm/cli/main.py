@@ -89,7 +89,9 @@ def cli(ctx: click.Context, config_path, db_url, log_level, log_format) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        # Not standalone: click returns the code a command exits with (`ctx.exit(1)`)
+        # instead of calling sys.exit, and the errors below are mapped here.
+        code = cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -107,3 +109,10 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("prewarm").debug("unhandled", exc_info=True)
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    sys.exit(exit_code(code))
+
+
+def exit_code(returned) -> int:
+    """What `cli.main` returned: an int is the code a command exited with (`ctx.exit(n)`);
+    anything else (a command's None) is success."""
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
