@@ -12,9 +12,11 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import redact
 from .errors import ConfigError
 from .forecast_events import ForecastEvent
 from .units import parse_duration, zone
@@ -343,7 +345,7 @@ def _describe(exc: ValidationError, source: str, prefix: str = "") -> str:
             loc, msg = ".".join(x for x in (loc, named.group(1)) if x), named.group(2)
         key = ".".join(x for x in (prefix, loc) if x) or "(top level)"
         got = err.get("input")
-        shown = "" if isinstance(got, (dict, list, tuple)) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, (dict, list, tuple)) or got is None else f" (got {redact.redact(repr(got))})"
         lines.append(f"  {key}: {msg}{shown}")
     return "\n".join(lines)
 
@@ -356,6 +358,8 @@ def _expand_env(value: Any, where: str, source: str, env: dict[str, str]) -> Any
         def sub(m: re.Match) -> str:
             if m.group(1) not in env:
                 raise ConfigError(f"{source}: {where}: environment variable {m.group(1)} is not set")
+            if redact.looks_secret(m.group(1)):
+                redact.remember(env[m.group(1)])
             return env[m.group(1)]
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
@@ -363,6 +367,22 @@ def _expand_env(value: Any, where: str, source: str, env: dict[str, str]) -> Any
     if isinstance(value, list):
         return [_expand_env(v, f"{where}[{i}]", source, env) for i, v in enumerate(value)]
     return value
+
+
+def _remember_url_passwords(value: Any) -> None:
+    """The password of every URL in the config is masked wherever it shows from now on, also
+    alone (a driver's message), also under a misspelled key."""
+    if isinstance(value, str):
+        password = redact.url_password(value)
+        if password:
+            redact.remember(password)
+            redact.remember(unquote(password))
+    elif isinstance(value, dict):
+        for v in value.values():
+            _remember_url_passwords(v)
+    elif isinstance(value, list):
+        for v in value:
+            _remember_url_passwords(v)
 
 
 def _env_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
@@ -411,6 +431,7 @@ def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = 
     data = _env_overrides(data, env)
     if db_url:
         data["store"] = {**(data.get("store") or {}), "url": db_url}
+    _remember_url_passwords(data)
     data["source"] = str(file) if file.exists() else None
     try:
         settings = Settings.model_validate(data)

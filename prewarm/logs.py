@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from .redact import redact
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,7 +21,19 @@ class JsonFormatter(logging.Formatter):
             doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        # Masked before encoding: a secret with a quote or a backslash is escaped in the JSON.
+        return json.dumps({k: redact(v) if isinstance(v, str) else v for k, v in doc.items()}, default=str)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Whatever the inner formatter writes, message and traceback, with secrets masked."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
 
 
 def setup_logging(level: str = "warning", fmt: str = "text") -> None:
@@ -27,7 +41,7 @@ def setup_logging(level: str = "warning", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")))
     root = logging.getLogger("prewarm")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -117,6 +117,13 @@ def test_exit_code_is_the_commands_own_through_the_installed_binary(tmp_path):
     assert "forecast.model: unknown forecaster 'seasonal-meen'" in err and "seasonal-mean" in err
 
 
+@pytest.mark.parametrize("address", ["37466", "localhost:abc", ":9464"])
+def test_metrics_addr_is_checked_as_the_config_checks_it(tmp_path, address):
+    """A bare port listened on every interface, `localhost:abc` was a ValueError (exit 1)."""
+    err = run("run", "--metrics-addr", address, cwd=tmp_path, check=2).stderr
+    assert "'--metrics-addr'" in err and "expected HOST:PORT such as 127.0.0.1:9464" in err, err
+
+
 def test_runtime_failure_is_exit_1(project):
     err = run("--db", "postgresql://postgres@127.0.0.1:1/none", "once", cwd=project, check=1).stderr
     assert "cannot reach the database" in err

@@ -12,6 +12,7 @@ import sys
 import click
 
 from ..errors import PrewarmError
+from ..redact import redact
 
 # name -> "module:attribute". A new command adds one line here.
 LAZY_COMMANDS: dict[str, str] = {
@@ -98,16 +99,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
+        exc.message = redact(exc.message)
         exc.show()
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except PrewarmError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug or an unexpected runtime fault: exit 1, with the cause
         logging.getLogger("prewarm").debug("unhandled", exc_info=True)
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(redact(f"error: {type(exc).__name__}: {exc}"), err=True)
         sys.exit(1)
     sys.exit(exit_code(code))
 
