@@ -46,3 +46,37 @@ def setup_logging(level: str = "warning", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+class ConditionLog:
+    """One log line when a condition starts, one when it ends, and while it lasts at most one
+    every `every_s` seconds, saying how many repeats it stood for. For a failure met on every
+    poll (the leader lock during a database outage) that would otherwise be logged each time."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0, clock=time.monotonic) -> None:
+        self.log = logger
+        self.every_s = every_s
+        self.clock = clock
+        self.active = False
+        self.since = 0.0
+        self._last = 0.0
+        self._suppressed = 0
+        self._total = 0
+
+    def failing(self, level: int, msg: str, *args) -> None:
+        now = self.clock()
+        self._total += 1
+        if not self.active:
+            self.active, self.since, self._last, self._suppressed = True, now, now, 0
+            self.log.log(level, msg, *args)
+        elif now - self._last >= self.every_s:
+            self.log.log(level, msg + " (still failing after %.0fs; %d repeats not logged)",
+                         *args, now - self.since, self._suppressed)
+            self._last, self._suppressed = now, 0
+        else:
+            self._suppressed += 1
+
+    def ok(self, msg: str, *args) -> None:
+        if self.active:
+            self.log.info(msg + " (after %d failures over %.0fs)", *args, self._total, self.clock() - self.since)
+        self.active, self._total = False, 0

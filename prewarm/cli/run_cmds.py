@@ -64,7 +64,7 @@ def run(ctx, metrics_addr) -> None:
     if settings.metrics.enabled or metrics_addr:
         address = metrics_addr or settings.metrics.address
         try:
-            server = MetricsServer(metrics, address, daemon.heartbeat.check).start()
+            server = MetricsServer(metrics, address, daemon.healthy).start()
         except OSError as exc:
             raise PrewarmError(f"cannot listen on {address}: {exc.strerror}") from None
         click.echo(f"metrics on http://{server.address}/metrics", err=True)
