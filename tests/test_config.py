@@ -74,6 +74,9 @@ def test_durations_take_strings_and_numbers_and_an_override_keeps_its_type(tmp_p
     (GOOD + '\n[metrics]\nenabled = 1\n', "metrics.enabled", "valid boolean"),
     (GOOD + '\n[daemon]\nrefresh_processes = 1.5\n', "daemon.refresh_processes", "valid integer"),
     (GOOD + '\n[forecast]\nlevels = [80, true]\n', "forecast.levels", "integers"),
+    # A provider's own schema: provisioned concurrency exists on an alias or a published version only.
+    (GOOD.replace('kind = "dry-run"\ninitial = 1', 'kind = "aws-lambda"\nfunction_name = "chat"\nqualifier = "$LATEST"'),
+     "endpoints[0] (chat).provider.qualifier", "cannot be set on $LATEST (the unpublished version): publish a version"),
     # Plugin names are checked at load against the installed entry points.
     (GOOD + '\n[forecast]\nmodel = "seasonal-meen"\n', "forecast.model",
      "unknown forecaster 'seasonal-meen' (installed: "),
