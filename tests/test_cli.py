@@ -124,6 +124,17 @@ def test_metrics_addr_is_checked_as_the_config_checks_it(tmp_path, address):
     assert "'--metrics-addr'" in err and "expected HOST:PORT such as 127.0.0.1:9464" in err, err
 
 
+def test_an_unknown_count_column_is_refused_naming_it_and_the_allowed_ones(tmp_path):
+    """`cold_start` for `cold_starts` was read as no cold-start column at all."""
+    run("init", cwd=tmp_path, check=0)
+    (tmp_path / "t.csv").write_text("ts,endpoint,requests,cold_start\n2026-11-23T00:00:00Z,chat,3,1\n")
+    err = run("ingest", "t.csv", cwd=tmp_path, check=2).stderr
+    assert "unknown column 'cold_start' in the header" in err
+    assert "per-minute counts take ts, endpoint, requests, cold_starts, p50_ms, p99_ms" in err
+    (tmp_path / "t.csv").write_text("ts,endpoint,requests,cold_starts\n2026-11-23T00:00:00Z,chat,3,1\n")
+    assert json.loads(run("ingest", "t.csv", "--json", cwd=tmp_path, check=0).stdout)[0]["inserted"] == 1
+
+
 def test_runtime_failure_is_exit_1(project):
     err = run("--db", "postgresql://postgres@127.0.0.1:1/none", "once", cwd=project, check=1).stderr
     assert "cannot reach the database" in err
