@@ -109,6 +109,7 @@ def test_exit_code_is_the_commands_own_through_the_installed_binary(tmp_path):
     assert "chat: NOT planned: no history yet" in run("once", cwd=tmp_path, check=1).stdout
     assert json.loads(run("once", "--json", cwd=tmp_path, check=1).stdout)["planned"]["chat"]["error"]
     run("plan", "--json", cwd=tmp_path, check=1)
+    assert "no history for 'chat'" in run("forecast", "chat", cwd=tmp_path, check=1).stderr
     run("explain", "chat", cwd=tmp_path, check=1)
     assert json.loads(run("explain", "chat", "--json", cwd=tmp_path, check=1).stdout)["target"] is None
     cfg = tmp_path / "prewarm.toml"
