@@ -437,13 +437,14 @@ def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    _validate_plugins(settings, source)
+    _validate_plugins(settings, source, env)
     return settings
 
 
-def _validate_plugins(settings: Settings, source: str) -> None:
+def _validate_plugins(settings: Settings, source: str, env: dict[str, str] | None = None) -> None:
     """Each endpoint's provider table is validated by that provider's own schema, and each
-    per-endpoint override by the section it overrides."""
+    per-endpoint override by the section it overrides. The value of an environment variable a
+    provider reads its token from (`api_token_env`, default or given) is masked from now on."""
     from .forecasters import registry as forecasters
     from .providers import registry
 
@@ -458,11 +459,14 @@ def _validate_plugins(settings: Settings, source: str) -> None:
     for i, ep in enumerate(settings.endpoints):
         where = f"endpoints[{i}] ({ep.name})"
         try:
-            registry.validate_config(ep.provider["kind"], ep.provider)
+            provider = registry.validate_config(ep.provider["kind"], ep.provider)
         except registry.UnknownProvider as exc:
             raise ConfigError(f"{source}: {where}.provider.kind: {exc}") from None
         except ValidationError as exc:
             raise ConfigError(_describe(exc, source, prefix=f"{where}.provider")) from None
+        for key, name in provider.model_dump().items():
+            if key.endswith("_env") and isinstance(name, str) and name in (env or {}):
+                redact.remember(env[name])
         settings.planner_for(ep)
         if "model" in ep.forecast:
             check_model(settings.forecast_for(ep).model, f"{where}.forecast.model")

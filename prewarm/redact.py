@@ -6,13 +6,16 @@ One helper for all of them. `redact(text)` masks
   password holds an `@` or a `/` that the URL parser would split on (everything up to the last
   `@` of the URL is taken as user info: masking too much is the safe side);
 - every value remembered as secret: what `${VAR}` expanded to in the config when VAR's name
-  looks secret (PASSWORD, TOKEN, KEY, ...), and the passwords of the URLs the config holds.
+  looks secret (PASSWORD, TOKEN, KEY, ...), the passwords of the URLs the config holds, and
+  the tokens providers read from the environment (`api_token_env`); each also as it shows
+  inside JSON.
 
 `url(text)` renders one URL with its password hidden: SQLAlchemy's own rendering where the URL
 parses cleanly, the pattern above where it does not.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 
@@ -39,6 +42,7 @@ def remember(value: str | None) -> None:
     if value and len(value) >= MIN_SECRET_LEN:
         with _lock:
             _secrets.add(value)
+            _secrets.add(json.dumps(value)[1:-1])  # as it shows inside JSON, quotes escaped
 
 
 def forget_all() -> None:

@@ -86,3 +86,17 @@ def test_logs_mask_url_passwords_and_remembered_secrets(capsys, fmt):
     assert "postgresql://app:***@db/prewarm" in err and "bad token ***" in err
     if fmt == "json":
         assert [json.loads(line)["level"] for line in err.splitlines()] == ["warning", "error"]
+
+
+def test_a_provider_token_named_by_an_env_key_is_masked_in_table_and_json_output(tmp_path, capsys):
+    from prewarm import config
+    from prewarm.cli.output import emit_json, table
+
+    token = 'rp_"Tok\\en_42'
+    path = tmp_path / "prewarm.toml"
+    path.write_text('[[endpoints]]\nname = "chat"\n[endpoints.provider]\nkind = "runpod"\nendpoint_id = "abc123"\n')
+    config.load(path, env={"RUNPOD_API_KEY": token})  # the provider's default api_token_env
+    emit_json({"error": f"401: bad key {token}"})
+    table([["chat", f"401: bad key {token}"]], ["endpoint", "error"])
+    out = capsys.readouterr().out
+    assert "Tok" not in out and out.count("bad key ***") == 2, out
