@@ -49,8 +49,8 @@ class AuditSpool:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as lock:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self._lock_path, "a", opener=_private) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -61,7 +61,7 @@ class AuditSpool:
         """Add one record, durably (raises OSError if the disk refuses)."""
         line = (_dump(endpoint, entry) + "\n").encode()
         with self._locked():
-            with open(self.path, "a+b") as f:
+            with open(self.path, "a+b", opener=_private) as f:
                 if f.tell() > MAX_SPOOL_BYTES:
                     raise OSError(f"audit spool {self.path} is full ({MAX_SPOOL_BYTES} bytes)")
                 if f.tell() > 0:
@@ -113,11 +113,17 @@ class AuditSpool:
             self.path.unlink(missing_ok=True)
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", opener=_private) as f:
             f.writelines(_dump(e, r) + "\n" for e, r in records)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+def _private(path: str, flags: int) -> int:
+    """Files the spool creates are the owner's alone (0600 whatever the umask): the records
+    name endpoints, targets and provider errors."""
+    return os.open(path, flags, 0o600)
 
 
 def _dump(endpoint: str, entry: dict[str, Any]) -> str:

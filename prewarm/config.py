@@ -12,9 +12,11 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import redact
 from .errors import ConfigError
 from .forecast_events import ForecastEvent
 from .units import parse_duration, zone
@@ -25,10 +27,15 @@ ENV_PREFIX = "PREWARM_"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion between kinds, so `speculative = "off"` or `floor = true` is refused
+    # rather than read as False or 1. Arrays are the exception (TOML has no tuples): tuple
+    # fields say Field(strict=False).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _parse_duration_keys(data: Any, names: dict[str, str]) -> Any:
+    """`foo = "5m"` or `foo_s = 300` -> foo_s in seconds. Anything but a string or a number
+    (`cycle_interval = true`) is refused, naming the key."""
     if not isinstance(data, dict):
         return data
     out = dict(data)
@@ -37,8 +44,11 @@ def _parse_duration_keys(data: Any, names: dict[str, str]) -> Any:
             if full in out:
                 raise ValueError(f"give either {short} or {full}, not both")
             out[full] = out.pop(short)
-        if full in out and out[full] is not None and isinstance(out[full], str):
-            out[full] = parse_duration(out[full])
+        if full in out and isinstance(out[full], (str, bool)):  # a number is checked by the field
+            try:
+                out[full] = parse_duration(out[full])
+            except ValueError as exc:
+                raise ValueError(f"{short}: {exc}") from None
     return out
 
 
@@ -54,10 +64,16 @@ class MetricsSettings(_Strict):
     @field_validator("address")
     @classmethod
     def _hostport(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9464, got {v!r}")
-        return v
+        return check_address(v)
+
+
+def check_address(v: str) -> str:
+    """HOST:PORT to listen on, both given: a bare port would listen on every interface.
+    Shared by [metrics] address and `prewarm run --metrics-addr`."""
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9464, got {v!r}")
+    return v
 
 
 class DaemonSettings(_Strict):
@@ -106,7 +122,7 @@ class ForecastSettings(_Strict):
     history_s: float = Field(14 * 86400.0, gt=0, description="how much history to read")
     horizon_s: float = Field(6 * 3600.0, gt=0, description="how far ahead to forecast and plan")
     step_s: int = Field(60, gt=0, description="forecast step in seconds, whole minutes that divide a day (60, 300, 900, ...)")
-    levels: tuple[int, ...] = Field((80, 95), description="prediction interval levels")
+    levels: tuple[int, ...] = Field((80, 95), strict=False, description="prediction interval levels")
     resolution: Literal["auto", "fixed"] = Field(
         "auto", description="auto: per endpoint the finest of 1/5/15 min (>= step) that is mostly non-zero")
     timezone: Optional[str] = Field(None, description="local zone of the daily season (DST-aware)")
@@ -117,7 +133,7 @@ class ForecastSettings(_Strict):
     backend: Literal["local", "dask"] = Field("local", description="where statsforecast runs")
     dask_address: Optional[str] = Field(None, description="scheduler address; none = a LocalCluster")
     n_jobs: int = Field(1, ge=1, description="processes for the local backend")
-    events: tuple[ForecastEvent, ...] = Field((), description="calendar overrides ([[forecast.events]])")
+    events: tuple[ForecastEvent, ...] = Field((), strict=False, description="calendar overrides ([[forecast.events]])")
 
     @model_validator(mode="before")
     @classmethod
@@ -134,12 +150,25 @@ class ForecastSettings(_Strict):
             zone(v)
         return v
 
+    @field_validator("step_s", mode="before")
+    @classmethod
+    def _whole_step(cls, v: Any) -> Any:
+        return int(v) if isinstance(v, float) and v.is_integer() else v  # "5m" parses to 300.0
+
     @field_validator("step_s")
     @classmethod
     def _step(cls, v: int) -> int:
         # Steps line up with the day (daily seasons, per-minute counts aggregated into them).
         if v % 60 or 86400 % v:
             raise ValueError(f"expected whole minutes that divide a day (60, 300, 900, 3600, ...), got {v} s")
+        return v
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_are_integers(cls, v: Any) -> Any:
+        # The field is lax (a TOML array is a list); its items are not: no "80", no true.
+        if isinstance(v, (list, tuple)) and any(type(x) is not int for x in v):
+            raise ValueError(f"levels must be integers between 1 and 99, got {list(v)!r}")
         return v
 
     @field_validator("levels")
@@ -264,7 +293,7 @@ class Settings(_Strict):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
-    endpoints: tuple[EndpointSettings, ...] = ()
+    endpoints: tuple[EndpointSettings, ...] = Field((), strict=False)
     source: Optional[str] = Field(None, description="file this was loaded from")
 
     @field_validator("endpoints")
@@ -310,10 +339,13 @@ def _describe(exc: ValidationError, source: str, prefix: str = "") -> str:
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        key = ".".join(x for x in (prefix, loc) if x) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
+        named = re.match(r"([a-z_]+): (.*)", msg, re.S)  # a section's check naming its key
+        if named and err["type"] == "value_error":
+            loc, msg = ".".join(x for x in (loc, named.group(1)) if x), named.group(2)
+        key = ".".join(x for x in (prefix, loc) if x) or "(top level)"
         got = err.get("input")
-        shown = "" if isinstance(got, (dict, list, tuple)) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, (dict, list, tuple)) or got is None else f" (got {redact.redact(repr(got))})"
         lines.append(f"  {key}: {msg}{shown}")
     return "\n".join(lines)
 
@@ -326,6 +358,8 @@ def _expand_env(value: Any, where: str, source: str, env: dict[str, str]) -> Any
         def sub(m: re.Match) -> str:
             if m.group(1) not in env:
                 raise ConfigError(f"{source}: {where}: environment variable {m.group(1)} is not set")
+            if redact.looks_secret(m.group(1)):
+                redact.remember(env[m.group(1)])
             return env[m.group(1)]
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
@@ -333,6 +367,22 @@ def _expand_env(value: Any, where: str, source: str, env: dict[str, str]) -> Any
     if isinstance(value, list):
         return [_expand_env(v, f"{where}[{i}]", source, env) for i, v in enumerate(value)]
     return value
+
+
+def _remember_url_passwords(value: Any) -> None:
+    """The password of every URL in the config is masked wherever it shows from now on, also
+    alone (a driver's message), also under a misspelled key."""
+    if isinstance(value, str):
+        password = redact.url_password(value)
+        if password:
+            redact.remember(password)
+            redact.remember(unquote(password))
+    elif isinstance(value, dict):
+        for v in value.values():
+            _remember_url_passwords(v)
+    elif isinstance(value, list):
+        for v in value:
+            _remember_url_passwords(v)
 
 
 def _env_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
@@ -381,27 +431,44 @@ def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = 
     data = _env_overrides(data, env)
     if db_url:
         data["store"] = {**(data.get("store") or {}), "url": db_url}
+    _remember_url_passwords(data)
     data["source"] = str(file) if file.exists() else None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    _validate_plugins(settings, source)
+    _validate_plugins(settings, source, env)
     return settings
 
 
-def _validate_plugins(settings: Settings, source: str) -> None:
+def _validate_plugins(settings: Settings, source: str, env: dict[str, str] | None = None) -> None:
     """Each endpoint's provider table is validated by that provider's own schema, and each
-    per-endpoint override by the section it overrides."""
+    per-endpoint override by the section it overrides. The value of an environment variable a
+    provider reads its token from (`api_token_env`, default or given) is masked from now on."""
+    from .forecasters import registry as forecasters
     from .providers import registry
 
+    def check_model(model: str, where: str) -> None:
+        # By name only, from the entry points: the forecaster's module (statsforecast) is
+        # imported when it forecasts, not when the config loads.
+        if model not in forecasters.names():
+            raise ConfigError(f"{source}: {where}: unknown forecaster {model!r} "
+                              f"(installed: {', '.join(forecasters.names()) or 'none'})")
+
+    check_model(settings.forecast.model, "forecast.model")
     for i, ep in enumerate(settings.endpoints):
         where = f"endpoints[{i}] ({ep.name})"
         try:
-            registry.validate_config(ep.provider["kind"], ep.provider)
+            provider = registry.validate_config(ep.provider["kind"], ep.provider)
         except registry.UnknownProvider as exc:
             raise ConfigError(f"{source}: {where}.provider.kind: {exc}") from None
         except ValidationError as exc:
             raise ConfigError(_describe(exc, source, prefix=f"{where}.provider")) from None
+        for key, name in provider.model_dump().items():
+            if key.endswith("_env") and isinstance(name, str) and name in (env or {}):
+                redact.remember(env[name])
         settings.planner_for(ep)
-        settings.forecast_for(ep)
+        if "model" in ep.forecast:
+            check_model(settings.forecast_for(ep).model, f"{where}.forecast.model")
+        else:
+            settings.forecast_for(ep)

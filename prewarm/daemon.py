@@ -36,6 +36,7 @@ from typing import Callable
 
 from .config import Settings
 from .cycle import Runtime, apply_due, plan_cycle
+from .redact import redact
 
 log = logging.getLogger("prewarm.daemon")
 CHANGE_HORIZON = timedelta(hours=1)  # date jobs are kept for changes this far ahead
@@ -143,7 +144,7 @@ class Daemon:
                 if not ready:
                     sd_notify("READY=1\nSTATUS=" + ("leading" if self.leading else "standby"))
                     ready = True
-                if self.healthy()[0]:
+                if self.heartbeat.check()[0]:  # alive; a database outage is no reason for a restart
                     sd_notify("WATCHDOG=1")
                 self.stop_event.wait(self.poll_s)
         finally:
@@ -215,8 +216,12 @@ class Daemon:
                                                                  daemon=True).start())
 
     def healthy(self) -> tuple[bool, str]:
+        """/healthz: the jobs beat, and a standby can reach the database (one that cannot could
+        not take over)."""
         ok, why = self.heartbeat.check()
         role = "leader" if self.leading else "standby"
+        if not self.leading and getattr(self.lock, "reachable", None) is False:
+            return False, redact(f"{role}; cannot reach the database: {self.lock.last_error}")
         return ok, f"{role}; {why}"
 
     def _renew_lease(self) -> None:

@@ -93,7 +93,19 @@ def _parse(path, header, reader, endpoint, default_tz, ts_column, endpoint_colum
     return "requests", *_parse_requests(path, header, reader, time_col, ep_col, endpoint, default_tz, progress)
 
 
+def _check_count_columns(path, header, ts_column) -> None:
+    """Per-minute counts: every column is one ingest reads. Another name is refused, so a
+    misspelled `cold_start` is not dropped without a word."""
+    allowed = [*COUNT_COLUMNS, *([ts_column] if ts_column and ts_column not in COUNT_COLUMNS else [])]
+    unknown = [c for c in header if c not in allowed]
+    if unknown:
+        raise InputError(f"{path}: unknown column{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(c) for c in unknown)} in the header; per-minute counts take "
+                         f"{', '.join(allowed)}")
+
+
 def _parse_counts(path, header, reader, endpoint, default_tz, ts_column, progress):
+    _check_count_columns(path, header, ts_column)
     idx = {name: header.index(name) for name in COUNT_COLUMNS if name in header}
     if ts_column:
         idx["ts"] = header.index(ts_column)

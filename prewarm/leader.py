@@ -20,6 +20,7 @@ from typing import Protocol
 from sqlalchemy.engine import make_url
 
 from .errors import PrewarmError
+from .logs import ConditionLog
 
 log = logging.getLogger("prewarm.leader")
 LOCK_NAME = "prewarm-leader"
@@ -48,6 +49,9 @@ class _SessionLock:
     def __init__(self) -> None:
         self.conn = None
         self.held = False
+        self.reachable: bool | None = None  # did the last attempt reach the database
+        self.last_error = ""
+        self._outage = ConditionLog(log)  # one warning per outage, then one a minute
 
     def _connect(self):
         raise NotImplementedError
@@ -67,8 +71,12 @@ class _SessionLock:
                 self.conn = self._connect()
             self.held = self._take()
         except Exception as exc:  # noqa: BLE001 - any error: not leader
-            log.warning("leader lock: %s", exc)
+            self.reachable, self.last_error = False, str(exc)
+            self._outage.failing(logging.WARNING, "leader lock: %s", exc)
             self._drop()
+        else:
+            self.reachable, self.last_error = True, ""
+            self._outage.ok("leader lock: the database answers again")
         return self.held
 
     def still_held(self) -> bool:

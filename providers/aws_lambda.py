@@ -6,7 +6,7 @@ reports READY; FAILED stops the wait with AWS's StatusReason.
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .aws_common import AwsConfig, AwsProvider
 from .base import Capabilities, CapacityState, ProviderError
@@ -18,6 +18,16 @@ class AwsLambdaConfig(AwsConfig):
     kind: str = "aws-lambda"
     function_name: str = Field(min_length=1, description="function name or ARN")
     qualifier: str = Field(min_length=1, description="alias or version number (not $LATEST)")
+
+    @field_validator("qualifier")
+    @classmethod
+    def _published(cls, v: str) -> str:
+        # Provisioned concurrency is set on an alias or a published version; Lambda refuses it on
+        # the unpublished $LATEST (PutProvisionedConcurrencyConfig), so refuse it at config load.
+        if v.upper() == "$LATEST":
+            raise ValueError("provisioned concurrency cannot be set on $LATEST (the unpublished version): "
+                             "publish a version and give its number, or an alias that points to it")
+        return v
 
 
 class AwsLambdaProvider(AwsProvider):

@@ -101,6 +101,41 @@ def test_bad_input_exit_codes(project):
     assert "prewarm.toml" in err and "planner.quantile" in err
 
 
+def test_exit_code_is_the_commands_own_through_the_installed_binary(tmp_path):
+    """An endpoint not planned is exit 1 from `once`, `plan` and `explain`, with --json too
+    (main() used to drop the code click returned, so `once` exited 0 and cron never saw it);
+    an unknown forecaster is refused when the config loads (2), naming the installed ones."""
+    run("init", cwd=tmp_path, check=0)
+    assert "chat: NOT planned: no history yet" in run("once", cwd=tmp_path, check=1).stdout
+    assert json.loads(run("once", "--json", cwd=tmp_path, check=1).stdout)["planned"]["chat"]["error"]
+    run("plan", "--json", cwd=tmp_path, check=1)
+    assert "no history for 'chat'" in run("forecast", "chat", cwd=tmp_path, check=1).stderr
+    run("explain", "chat", cwd=tmp_path, check=1)
+    assert json.loads(run("explain", "chat", "--json", cwd=tmp_path, check=1).stdout)["target"] is None
+    cfg = tmp_path / "prewarm.toml"
+    cfg.write_text(cfg.read_text().replace('model = "seasonal-mean"', 'model = "seasonal-meen"'))
+    err = run("once", cwd=tmp_path, check=2).stderr
+    assert "forecast.model: unknown forecaster 'seasonal-meen'" in err and "seasonal-mean" in err
+
+
+@pytest.mark.parametrize("address", ["37466", "localhost:abc", ":9464"])
+def test_metrics_addr_is_checked_as_the_config_checks_it(tmp_path, address):
+    """A bare port listened on every interface, `localhost:abc` was a ValueError (exit 1)."""
+    err = run("run", "--metrics-addr", address, cwd=tmp_path, check=2).stderr
+    assert "'--metrics-addr'" in err and "expected HOST:PORT such as 127.0.0.1:9464" in err, err
+
+
+def test_an_unknown_count_column_is_refused_naming_it_and_the_allowed_ones(tmp_path):
+    """`cold_start` for `cold_starts` was read as no cold-start column at all."""
+    run("init", cwd=tmp_path, check=0)
+    (tmp_path / "t.csv").write_text("ts,endpoint,requests,cold_start\n2026-11-23T00:00:00Z,chat,3,1\n")
+    err = run("ingest", "t.csv", cwd=tmp_path, check=2).stderr
+    assert "unknown column 'cold_start' in the header" in err
+    assert "per-minute counts take ts, endpoint, requests, cold_starts, p50_ms, p99_ms" in err
+    (tmp_path / "t.csv").write_text("ts,endpoint,requests,cold_starts\n2026-11-23T00:00:00Z,chat,3,1\n")
+    assert json.loads(run("ingest", "t.csv", "--json", cwd=tmp_path, check=0).stdout)[0]["inserted"] == 1
+
+
 def test_runtime_failure_is_exit_1(project):
     err = run("--db", "postgresql://postgres@127.0.0.1:1/none", "once", cwd=project, check=1).stderr
     assert "cannot reach the database" in err

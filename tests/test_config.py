@@ -39,6 +39,15 @@ def test_good_file_with_durations_and_overrides(tmp_path):
     assert per.speculative is False and per.scale_in_delay_s == 120
 
 
+def test_durations_take_strings_and_numbers_and_an_override_keeps_its_type(tmp_path):
+    text = GOOD + '\n[daemon]\ncycle_interval = 90\nreconcile_interval_s = 7.5\n[forecast]\nstep = "5m"\n'
+    s = config.load(write(tmp_path, text.replace('planner = {', 'forecast = { horizon = "1h" }\nplanner = {')),
+                    env={"PREWARM_PLANNER__SPECULATIVE": "false"})
+    assert s.daemon.cycle_interval_s == 90 and s.daemon.reconcile_interval_s == 7.5
+    assert s.forecast.step_s == 300 and s.planner.speculative is False
+    assert s.forecast_for(s.endpoint("chat")).horizon_s == 3600
+
+
 @pytest.mark.parametrize("text, key, expected", [
     (GOOD.replace('max_workers = 4', 'max_workers = "four"'), "endpoints.0.capacity.max_workers", "valid integer"),
     (GOOD.replace('cold_start = "1m"', 'cold_start = "soon"'), "endpoints.0.capacity", "duration"),
@@ -57,6 +66,22 @@ def test_good_file_with_durations_and_overrides(tmp_path):
     (GOOD + '\n[forecast]\nstep = "7m"\n', "forecast.step_s", "divide a day"),
     (GOOD + '\n[forecast]\nstep_s = 90\n', "forecast.step_s", "whole minutes"),
     (GOOD.replace('scale_in_delay = "5m"', 'scale_in_delay_s = -1'), "planner.scale_in_delay_s", "greater than or equal to 0"),
+    # Strict types: no value of another kind is coerced (true was 1 s, "off" was false).
+    (GOOD + '\n[daemon]\ncycle_interval = true\n', "daemon.cycle_interval", "expected a duration"),
+    (GOOD.replace('scale_in_delay = "5m"', 'speculative = "off"'), "planner.speculative", "valid boolean"),
+    (GOOD.replace('scale_in_delay = "5m"', 'floor = true'), "planner.floor", "valid integer"),
+    (GOOD.replace('max_workers = 4', 'max_workers = "4"'), "endpoints.0.capacity.max_workers", "valid integer"),
+    (GOOD + '\n[metrics]\nenabled = 1\n', "metrics.enabled", "valid boolean"),
+    (GOOD + '\n[daemon]\nrefresh_processes = 1.5\n', "daemon.refresh_processes", "valid integer"),
+    (GOOD + '\n[forecast]\nlevels = [80, true]\n', "forecast.levels", "integers"),
+    # A provider's own schema: provisioned concurrency exists on an alias or a published version only.
+    (GOOD.replace('kind = "dry-run"\ninitial = 1', 'kind = "aws-lambda"\nfunction_name = "chat"\nqualifier = "$LATEST"'),
+     "endpoints[0] (chat).provider.qualifier", "cannot be set on $LATEST (the unpublished version): publish a version"),
+    # Plugin names are checked at load against the installed entry points.
+    (GOOD + '\n[forecast]\nmodel = "seasonal-meen"\n', "forecast.model",
+     "unknown forecaster 'seasonal-meen' (installed: "),
+    (GOOD.replace('planner = {', 'forecast = { model = "nope" }\nplanner = {'), "endpoints[0] (chat).forecast.model",
+     "unknown forecaster 'nope'"),
 ])
 def test_bad_file_names_file_key_and_expectation(tmp_path, text, key, expected):
     path = write(tmp_path, text)

@@ -34,8 +34,21 @@ class TimeType(click.ParamType):
             self.fail(f"{exc} (expected ISO-8601, e.g. 2024-11-28T09:00:00Z)", param, ctx)
 
 
+class AddressType(click.ParamType):
+    """HOST:PORT, checked as [metrics] address is in the config."""
+    name = "host:port"
+
+    def convert(self, value, param, ctx):
+        from ..config import check_address
+        try:
+            return check_address(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 DURATION = DurationType()
 TIME = TimeType()
+ADDRESS = AddressType()
 
 
 def utcnow() -> datetime:

@@ -74,7 +74,13 @@ def render_config() -> str:
            "`PREWARM_<SECTION>__<KEY>` environment variables override file values (for example",
            "`PREWARM_STORE__URL`, `PREWARM_METRICS__ADDRESS`, `PREWARM_PLANNER__SPECULATIVE=false`);",
            "`${VAR}` inside any string is replaced from the environment, so secrets need not sit in the file.",
-           "A bad file is refused with the file, the key and what was expected, exit code 2.", ""]
+           "What a variable whose name looks secret (`PASSWORD`, `TOKEN`, `KEY`, `SECRET`, ...) expanded to, and",
+           "the password of every URL, are shown as `***` in output, error messages and logs.",
+           "A bad file is refused with the file, the key and what was expected, exit code 2.",
+           "Values are not converted between kinds: a boolean is `true`/`false` (not `\"off\"`), a count",
+           "an integer, a duration a string with a unit or a number of seconds (not `true`).",
+           "Forecaster (`model`) and provider (`kind`) names are checked at load against the installed",
+           "plugins (entry points); the error lists the installed names.", ""]
     for section, field in Settings.model_fields.items():
         if section in ("endpoints", "source"):
             continue

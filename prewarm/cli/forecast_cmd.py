@@ -26,6 +26,7 @@ def forecast(ctx, endpoint, horizon, at, accuracy, as_json) -> None:
     from datetime import timedelta
 
     from ..cycle import _forecast, demand_records, read_history
+    from ..errors import PrewarmError
 
     rt = runtime(ctx)
     try:
@@ -35,8 +36,9 @@ def forecast(ctx, endpoint, horizon, at, accuracy, as_json) -> None:
         cutoff = now - timedelta(seconds=rt.settings.daemon.ingest_delay_s)
         rows = read_history(rt, ep, now - timedelta(seconds=f.history_s), cutoff)
         if not rows:
-            raise click.ClickException(f"no history for {endpoint!r} before {now:%Y-%m-%dT%H:%M}Z; "
-                                       f"ingest some with `prewarm ingest`")
+            # Exit 1, as `once` and `plan` for an endpoint with no history: nothing to forecast from.
+            raise PrewarmError(f"no history for {endpoint!r} before {now:%Y-%m-%dT%H:%M}Z; "
+                               f"ingest some with `prewarm ingest`")
         fc = _forecast(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
         demand = fc[ep.name].demand
     finally:

@@ -18,7 +18,8 @@ from .output import emit_json, interactive, json_option
 def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_json) -> None:
     """Load request counts from CSV files.
 
-    Per-minute counts: ts,endpoint,requests with optional cold_starts, p50_ms, p99_ms.
+    Per-minute counts: ts,endpoint,requests with optional cold_starts, p50_ms, p99_ms;
+    any other column is refused.
     Per-request logs (one row per request) are counted per minute. Time stamps may carry
     'Z', an offset, or nothing (read in --timezone). Bad rows are refused with their line
     numbers and nothing is written, unless --skip-bad. Ingesting the same rows again

@@ -12,6 +12,7 @@ import sys
 import click
 
 from ..errors import PrewarmError
+from ..redact import redact
 
 # name -> "module:attribute". A new command adds one line here.
 LAZY_COMMANDS: dict[str, str] = {
@@ -89,21 +90,31 @@ def cli(ctx: click.Context, config_path, db_url, log_level, log_format) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        # Not standalone: click returns the code a command exits with (`ctx.exit(1)`)
+        # instead of calling sys.exit, and the errors below are mapped here.
+        code = cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
+        exc.message = redact(exc.message)
         exc.show()
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except PrewarmError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug or an unexpected runtime fault: exit 1, with the cause
         logging.getLogger("prewarm").debug("unhandled", exc_info=True)
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(redact(f"error: {type(exc).__name__}: {exc}"), err=True)
         sys.exit(1)
+    sys.exit(exit_code(code))
+
+
+def exit_code(returned) -> int:
+    """What `cli.main` returned: an int is the code a command exited with (`ctx.exit(n)`);
+    anything else (a command's None) is success."""
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0

@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import click
 
+from ..redact import redact
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -17,7 +19,7 @@ def _default(value: Any) -> Any:
 
 
 def emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, default=_default, indent=2))
+    click.echo(redact(json.dumps(doc, default=_default, indent=2)))
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
@@ -35,7 +37,7 @@ def _cell(v: Any) -> str:
         return f"{v:.2f}"
     if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M:%S")
-    return str(v)
+    return redact(str(v))  # a provider's error, a URL: secrets masked
 
 
 def interactive() -> bool:

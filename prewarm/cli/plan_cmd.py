@@ -31,7 +31,13 @@ def plan(ctx, endpoint, horizon, at, as_json) -> None:
         doc.append({"endpoint": name, "model": out.model, "error": out.error, "commands": cmds})
     if as_json:
         emit_json(doc)
-        return
+    else:
+        _print_plans(doc)
+    if any(item["error"] for item in doc):
+        ctx.exit(1)
+
+
+def _print_plans(doc: list[dict]) -> None:
     for item in doc:
         if item["error"]:
             click.echo(f"{item['endpoint']}: not planned ({item['error']})")
@@ -40,5 +46,3 @@ def plan(ctx, endpoint, horizon, at, as_json) -> None:
         table([[c["at"], c["warm_workers"], c["reason"].get("why"), c["reason"].get("forecast_rpm"),
                 c["reason"].get("need_at")] for c in item["commands"]],
               ["from", "warm", "why", "forecast/min", "needed by"])
-    if any(item["error"] for item in doc):
-        ctx.exit(1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import TIME, runtime, utcnow
+from .common import ADDRESS, TIME, runtime, utcnow
 from .output import emit_json, json_option, table
 
 
@@ -40,7 +40,7 @@ def once(ctx, endpoints, at, as_json) -> None:
 
 
 @click.command()
-@click.option("--metrics-addr", help="HOST:PORT for /metrics and /healthz (default [metrics] address).")
+@click.option("--metrics-addr", type=ADDRESS, help="HOST:PORT for /metrics and /healthz (default [metrics] address).")
 @click.pass_context
 def run(ctx, metrics_addr) -> None:
     """Run the daemon, with Prometheus metrics and /healthz.
@@ -50,6 +50,7 @@ def run(ctx, metrics_addr) -> None:
     from prometheus_client import CollectorRegistry
 
     from .. import config as config_mod
+    from ..errors import PrewarmError
     from ..daemon import Daemon
     from ..leader import for_url
     from ..metrics import Metrics, MetricsServer
@@ -64,9 +65,9 @@ def run(ctx, metrics_addr) -> None:
     if settings.metrics.enabled or metrics_addr:
         address = metrics_addr or settings.metrics.address
         try:
-            server = MetricsServer(metrics, address, daemon.heartbeat.check).start()
+            server = MetricsServer(metrics, address, daemon.healthy).start()
         except OSError as exc:
-            raise click.ClickException(f"cannot listen on {address}: {exc.strerror}")
+            raise PrewarmError(f"cannot listen on {address}: {exc.strerror}") from None
         click.echo(f"metrics on http://{server.address}/metrics", err=True)
     try:
         ctx.exit(daemon.run())

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from .. import redact
 from .output import emit_json, json_option
 
 STARTER = '''# prewarm configuration. Every key is documented in README.md ("Configuration").
@@ -61,7 +62,7 @@ def init(ctx: click.Context, path: str, force: bool) -> None:
     settings = ctx.obj.settings
     from ..store import Store
     Store(settings.store.url).close()
-    click.echo(f"wrote {path}; database ready at {settings.store.url}")
+    click.echo(f"wrote {path}; database ready at {redact.url(settings.store.url)}")
 
 
 @click.group()

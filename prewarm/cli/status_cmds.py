@@ -140,8 +140,8 @@ def explain(ctx, endpoint, at, as_json) -> None:
         rt.close()
     if as_json:
         emit_json(doc)
-        return
-    _print_explanation(doc)
+    else:
+        _print_explanation(doc)
     if doc["target"] is None:
         ctx.exit(1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -57,12 +58,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _create_private(path: Path) -> None:
+    """A new SQLite file is the owner's alone (0600 whatever the umask; SQLite gives its -wal
+    and -shm files the same mode). An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except (FileExistsError, FileNotFoundError):  # there already, or a path SQLite cannot open either
+        pass
+
+
 def make_engine(url: str, echo: bool = False) -> sa.Engine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(parsed.database))  # the path SQLite opens
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True

@@ -27,11 +27,11 @@ def log_text(path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def stop(proc, timeout=15) -> float:
-    started = time.monotonic()
+def stop(proc, timeout=60) -> None:
+    """SIGTERM, then wait for the exit (the timeout only keeps a hung daemon from hanging the
+    suite; how fast it stops is not asserted: the machine may be loaded)."""
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout)
-    return time.monotonic() - started
 
 
 def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(tmp_path, faulty, sqlite_url, procs):
@@ -41,7 +41,7 @@ def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(
     sock.settimeout(20)
     cfg, store = setup(tmp_path, faulty, sqlite_url)
     seed_plan(store, "api", now(), [(now() + timedelta(seconds=2), 3)])
-    faulty.control(apply_delay_s=3)
+    faulty.control(apply_block=True)  # the apply stays in flight until the test lets it finish
     log = tmp_path / "daemon.log"
     proc = spawn(cfg, "run", log=log, extra_env={"NOTIFY_SOCKET": sock_path})
     procs.append(proc)
@@ -55,11 +55,14 @@ def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(
     assert got("READY=1")
     assert got("WATCHDOG=1")
     wait_for(lambda: faulty.calls("apply", "started"), 20, what="the apply to start")
-    took = stop(proc)
-    assert proc.returncode == 0, log_text(log)
-    assert took < 10, f"SIGTERM took {took:.1f}s"
+    proc.send_signal(signal.SIGTERM)  # while the call is in flight
     assert got("STOPPING=1")
+    assert proc.poll() is None, "the daemon exited with the call in flight"
+    faulty.control(apply_block=False)
+    proc.wait(60)
+    assert proc.returncode == 0, log_text(log)
     assert [c["target"] for c in faulty.changes()] == [3], "the call in flight was finished, not cut"
+    assert len(faulty.calls("apply", "started")) == 1, "no call was started after SIGTERM"
     assert faulty.target("api") == 3
     assert [(a["requested"]["target"], a["result"]) for a in store.actions("api")] == [(3, "ok")]
     store.close()
@@ -181,7 +184,7 @@ def test_refresh_processes_run_beside_the_daemon_and_go_with_it(tmp_path, faulty
     assert "forecast failed" not in log_text(log) and "refresh pool broken" not in log_text(log), log_text(log)
     with store.begin() as c:  # the long first cycle and the next one did not both write a plan
         assert c.exec_driver_sql("SELECT count(*) FROM plans WHERE current").scalar() == 1
-    assert stop(proc, timeout=30) < 20
+    stop(proc)
     assert proc.returncode == 0, log_text(log)
     for pid in children:
         wait_for(lambda pid=pid: gone(pid), 10, what=f"refresh process {pid} to end")

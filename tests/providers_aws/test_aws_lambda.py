@@ -5,6 +5,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from prewarm.providers.base import ProviderError
 
@@ -141,8 +142,12 @@ def test_failed_status_ends_the_wait_with_the_reason(make_provider, front, lambd
     assert provider.wait_ready(2, timeout_s=30, poll_s=0.05).ready
 
 
-def test_latest_is_refused_by_the_api(make_provider, front, lambda_function):
-    provider = make_provider("aws-lambda", function_name=lambda_function, qualifier="$LATEST")
+def test_latest_is_refused_at_config_load_and_by_the_api(make_provider, front, lambda_function):
+    with pytest.raises(ValidationError, match=r"cannot be set on \$LATEST"):
+        make_provider("aws-lambda", function_name=lambda_function, qualifier="$LATEST")
+    # The front refuses it as AWS does, for a config that got past the schema.
+    provider = make_provider("aws-lambda", function_name=lambda_function, qualifier="live")
+    provider.config = provider.config.model_copy(update={"qualifier": "$LATEST"})
     with pytest.raises(ProviderError) as err:
         provider.apply(1)
     assert not err.value.retryable and err.value.code == "InvalidParameterValueException"

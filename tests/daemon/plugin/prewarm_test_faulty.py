@@ -10,6 +10,8 @@ which a test edits while a daemon runs:
   read_block: true      read() blocks while it stays true (a stuck loop)
   throttle: N           the next N apply() calls raise a retryable "throttled" error
   apply_delay_s: S      apply() takes S seconds (a slow call in flight), logging start and end
+  apply_block: true     apply() blocks, once started, while it stays true (a call in flight
+                        for as long as the test wants)
 """
 from __future__ import annotations
 
@@ -88,6 +90,8 @@ class FaultyProvider(Provider):
         self._log(verb="apply", target=target, result="started", previous=previous)
         if delay:
             time.sleep(delay)
+        while self._blocked():
+            time.sleep(0.05)
         changed = target != previous
         if changed:
             tmp = self.state_file.with_suffix(".tmp")
@@ -95,6 +99,10 @@ class FaultyProvider(Provider):
             os.replace(tmp, self.state_file)
         self._log(verb="apply", target=target, result="done", changed=changed, previous=previous)
         return ApplyResult(changed, previous, target)
+
+    def _blocked(self) -> bool:
+        with self._control() as c:
+            return bool(c.get("apply_block"))
 
     def capabilities(self) -> Capabilities:
         return Capabilities(notes="test plugin")
