@@ -32,12 +32,43 @@ def _progress(label: str):
     """A one-line progress on a terminal; nothing when stderr is piped."""
     if not sys.stderr.isatty():
         return None
+    return Progress(label, sys.stderr)
 
-    def show(done: float, total: float) -> None:
-        pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(f"\r{label}: {pct:5.1f}%")
-        sys.stderr.flush()
-    return show
+
+class Progress:
+    """`label: 42.0% (ETA 1m05s)`. The first report is 0%: a replay that starts with a
+    warm-up before the evaluation window reports negative progress through it, which counts
+    as the start. The ETA is the rate so far, once a few percent are done."""
+
+    def __init__(self, label: str, out, clock=None) -> None:
+        import time
+
+        self.label, self.out = label, out
+        self.clock = clock or time.monotonic
+        self.first: tuple[float, float] | None = None  # (done, at)
+
+    def __call__(self, done: float, total: float) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = (done, now)
+        base, t0 = self.first
+        span = total - base
+        frac = 1.0 if span <= 0 else min(1.0, max(0.0, (done - base) / span))
+        eta = ""
+        if 0.02 <= frac < 1.0 and now > t0:
+            left = (now - t0) * (1.0 - frac) / frac
+            eta = f" (ETA {_short(left)})"
+        self.out.write(f"\r{self.label}: {100.0 * frac:5.1f}%{eta}\x1b[K")
+        self.out.flush()
+
+
+def _short(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 @click.command("backtest")

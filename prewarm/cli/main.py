@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "explain": "prewarm.cli.status_cmds:explain",
     "hold": "prewarm.cli.status_cmds:hold",
     "release": "prewarm.cli.status_cmds:release",
+    "config": "prewarm.cli.config_cmd:config",
 }
 
 
@@ -89,7 +90,10 @@ def cli(ctx: click.Context, config_path, db_url, log_level, log_format) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        # standalone_mode=False returns a command's ctx.exit(N) code instead of raising it.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -278,6 +278,14 @@ class Store:
         with self.begin() as c:
             return c.execute(sa.select(sa.func.max(rc.ts)).where(rc.endpoint_id == eid)).scalar()
 
+    def first_count_time(self, endpoint: str) -> datetime | None:
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return None
+        rc = t.request_counts.c
+        with self.begin() as c:
+            return c.execute(sa.select(sa.func.min(rc.ts)).where(rc.endpoint_id == eid)).scalar()
+
     # -- forecasts -------------------------------------------------------------------------
     def save_forecast(self, endpoint: str, issued_at: datetime, model: str, step_s: int,
                       rows: Iterable[Mapping[str, Any]]) -> int:
