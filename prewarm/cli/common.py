@@ -85,7 +85,7 @@ def no_history_message(rt, name: str, now: datetime, window_s: float) -> str:
     last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
     if last < start:
         return msg + f"; its history ends at {iso(last)}: try --at {iso(last + timedelta(minutes=1))}"
-    first = rt.store.first_count_time(name)
+    first = rt.store.count_span(name)[0]
     first = first if first.tzinfo else first.replace(tzinfo=timezone.utc)
     return (msg + f"; its history runs from {iso(first)} to {iso(last)}: try --at "
             f"{iso(min(last, first + timedelta(days=1)) + timedelta(minutes=1))}")
