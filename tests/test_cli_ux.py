@@ -104,3 +104,24 @@ def test_config_check_passes_then_names_what_fails(project):
     assert "S3cr3tpw" not in out.stdout + out.stderr
     off = _run(["--config", str(bad), "config", "check", "--offline", "--json"], project)
     assert all(c["ok"] for c in json.loads(off.stdout))
+
+
+def test_backtest_from_store_replays_with_the_configured_capacity(project):
+    """--from-store equals replaying the exported file with the capacity flags spelled out
+    (the starter config: concurrency 4, service time 2s, cold start 30s, 2.5 a worker-hour)."""
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=5)
+    window = ["--from", (end - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:00Z"),
+              "--to", end.strftime("%Y-%m-%dT%H:%M:00Z"), "--json"]
+    stored = json.loads(_run(["backtest", "--from-store", "--endpoint", "chat", *window], project).stdout)
+    text = (project / "traffic.csv").read_text()
+    flags = ["--cold-start", "30s", "--service-time", "2s", "--worker-concurrency", "4", "--price", "2.5"]
+    filed = json.loads(_run(["backtest", "traffic.csv", "--endpoint", "chat", *flags, *window], project).stdout)
+    assert stored["worker_model"] == filed["worker_model"]
+    assert stored["worker_model"]["concurrency"] == 4
+    assert stored["results"] == filed["results"] and stored["results"][0]["requests"] > 0
+    assert "chat" in text
+    over = json.loads(_run(["backtest", "--from-store", "--endpoint", "chat", "--worker-concurrency", "1",
+                            *window], project).stdout)
+    assert over["worker_model"]["concurrency"] == 1  # a flag given overrides the config
+    assert "needs --endpoint" in _run(["backtest", "--from-store"], project, check=2).stderr
+    assert "TRACE" in _run(["backtest"], project, check=2).stderr
