@@ -57,7 +57,7 @@ def daily_rate(moment: datetime) -> float:
     return 0.05 + peak + morning
 
 
-def generate(path: Path, start: datetime, days: int, seed: int = 7) -> int:
+def generate(path: Path, start: datetime, days: float, seed: int = 7, endpoint: str = "demo-chat") -> int:
     rng = random.Random(seed)
     n = 0
     with path.open("w", newline="") as fh:
@@ -73,7 +73,7 @@ def generate(path: Path, start: datetime, days: int, seed: int = 7) -> int:
                 k += 1
                 p *= lam / k
                 cdf += p
-            w.writerow([t.strftime("%Y-%m-%dT%H:%M:%SZ"), "demo-chat", k])
+            w.writerow([t.strftime("%Y-%m-%dT%H:%M:%SZ"), endpoint, k])
             n += 1
             t += timedelta(minutes=1)
     return n

@@ -69,3 +69,50 @@ def test_every_installed_provider_has_a_page():
     ours = {kind for kind, ep in registry.available().items() if ep.value.startswith("prewarm.providers.")}
     missing = sorted(ours - pages)
     assert not missing, f"docs/providers/ has no page for {missing}"
+
+
+def _quick_start_commands() -> list[list[str]]:
+    block = README.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    out = []
+    for line in block.strip().splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] == "prewarm":
+            out.append(words[1:])
+    return out
+
+
+def test_readme_quick_start_runs_as_written(tmp_path):
+    """Every `prewarm` line of the quick start, in order, in an empty directory (the daemon
+    `run` aside): each exits 0, and the forecast and plan show the starter endpoint."""
+    import os
+    import subprocess
+    import sys
+
+    commands = _quick_start_commands()
+    assert [c[0] for c in commands][:3] == ["init", "config", "ingest"] and ["run"] in commands
+    exe = os.path.join(os.path.dirname(sys.executable), "prewarm")
+    outputs = {}
+    for args in commands:
+        if args == ["run"]:
+            continue
+        done = subprocess.run([exe, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PREWARM_CONFIG": ""})
+        assert done.returncode == 0, f"prewarm {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+        outputs[args[0]] = done.stdout
+    assert "chat: seasonal-mean" in outputs["forecast"] and "from (UTC)" in outputs["forecast"]
+    assert len(outputs["forecast"].splitlines()) < 40  # a 6-hour forecast fits on a screen
+    assert outputs["plan"].startswith("chat: ")
+    assert "warm" in outputs["explain"] and "None" not in outputs["explain"]
+
+
+def test_readme_shell_completion_line_works():
+    import os
+    import subprocess
+    import sys
+
+    line = README.split("Shell completion", 1)[1].split("```sh", 1)[1].split("```", 1)[0].strip()
+    assert line == 'eval "$(_PREWARM_COMPLETE=bash_source prewarm)"'
+    exe = os.path.join(os.path.dirname(sys.executable), "prewarm")
+    out = subprocess.run([exe], env={**os.environ, "_PREWARM_COMPLETE": "bash_source"}, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "_prewarm_completion" in out.stdout

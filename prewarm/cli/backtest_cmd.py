@@ -32,16 +32,50 @@ def _progress(label: str):
     """A one-line progress on a terminal; nothing when stderr is piped."""
     if not sys.stderr.isatty():
         return None
+    return Progress(label, sys.stderr)
 
-    def show(done: float, total: float) -> None:
-        pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(f"\r{label}: {pct:5.1f}%")
-        sys.stderr.flush()
-    return show
+
+class Progress:
+    """`label: 42.0% (ETA 1m05s)`. The first report is 0%: a replay that starts with a
+    warm-up before the evaluation window reports negative progress through it, which counts
+    as the start. The ETA is the rate so far, once a few percent are done."""
+
+    def __init__(self, label: str, out, clock=None) -> None:
+        import time
+
+        self.label, self.out = label, out
+        self.clock = clock or time.monotonic
+        self.first: tuple[float, float] | None = None  # (done, at)
+
+    def __call__(self, done: float, total: float) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = (done, now)
+        base, t0 = self.first
+        span = total - base
+        frac = 1.0 if span <= 0 else min(1.0, max(0.0, (done - base) / span))
+        eta = ""
+        if 0.02 <= frac < 1.0 and now > t0:
+            left = (now - t0) * (1.0 - frac) / frac
+            eta = f" (ETA {_short(left)})"
+        self.out.write(f"\r{self.label}: {100.0 * frac:5.1f}%{eta}\x1b[K")
+        self.out.flush()
+
+
+def _short(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 @click.command("backtest")
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--from-store", is_flag=True,
+              help="Replay --endpoint's history from the store (no TRACE), with its configured capacity: "
+                   "cold start, service time, concurrency, price and target cold rate (flags given override).")
 @click.option("--policy", "policy_spec", default="predictive", show_default=True,
               help="predictive, keepalive:SECONDS, static:F:K, reactive, hybrid-histogram, always-on, clairvoyant.")
 @click.option("--frontier", is_flag=True, help="Sweep static (floor, keep-alive) settings; compare the predictive policy.")
@@ -66,11 +100,13 @@ def _progress(label: str):
               help="Break-even advice: is persistent, hybrid or on-demand cheapest at --target-cold-rate?")
 @click.option("--persistent-price", type=click.FloatRange(min=0),
               help="Price per always-on worker-hour for --advise (default: --price).")
-def backtest(trace, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
+@click.pass_context
+def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,
              as_json, plot, ingest_delay, price, seed, advise, persistent_price):
     """Replay TRACE (ts,endpoint,requests per minute, the Alibaba requests.csv, or an Azure LLM
-    trace) against a policy, and report cold-start rate, worker-hours and cost."""
+    trace) against a policy, and report cold-start rate, worker-hours and cost. With
+    --from-store, replay each --endpoint's stored history with its configured capacity."""
     from ..backtest import frontier as fr
     from ..backtest import report
     from ..backtest.runner import BacktestConfig, parse_policy, run
@@ -84,7 +120,29 @@ def backtest(trace, policy_spec, frontier, start, end, cold_start, cold_start_di
         parse_policy(policy_spec)
     except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="--policy") from None
-    traces = load_trace(trace, list(endpoints) or None, seed=seed)
+    if from_store:
+        if trace is not None:
+            raise click.UsageError("give TRACE or --from-store, not both")
+        stored = _from_store(ctx, list(endpoints), seed)
+        given = {p: ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE
+                 for p in ("cold_start", "cold_start_dist", "service_time", "worker_concurrency", "price",
+                           "target_cold_rate")}
+        if len(stored) > 1 and not all(given.values()):
+            raise click.UsageError("--from-store replays one --endpoint at a time with its own capacity")
+        (one,) = stored.values() if len(stored) == 1 else (next(iter(stored.values())),)
+        if not (given["cold_start"] or given["cold_start_dist"]):
+            cold_start, cold_start_dist = (None, one.cold_start_dist) if one.cold_start_dist else \
+                (one.cold_start_s, None)
+        service_time = service_time if given["service_time"] else one.service_time_s
+        worker_concurrency = worker_concurrency if given["worker_concurrency"] else one.concurrency
+        price = price if given["price"] else one.price_per_worker_hour
+        target_cold_rate = target_cold_rate if given["target_cold_rate"] else one.target_cold_rate
+        traces = {n: s.trace for n, s in stored.items()}
+        trace = "the store"
+    elif trace is None:
+        raise click.UsageError("give a TRACE file, or --from-store --endpoint NAME")
+    else:
+        traces = load_trace(trace, list(endpoints) or None, seed=seed)
     traces = {k: v for k, v in traces.items() if len(v)}
     if not traces:
         raise InputError(f"{trace}: no requests")
@@ -160,6 +218,20 @@ def backtest(trace, policy_spec, frontier, start, end, cold_start, cold_start_di
     for name, (front, pred, comp) in frontiers.items():
         click.echo("")
         click.echo(report.frontier_table(name, front, pred, comp))
+
+
+def _from_store(ctx, endpoints: list[str], seed: int) -> dict:
+    from ..backtest.from_store import stored_endpoint
+    from ..store import Store
+
+    settings = ctx.obj.settings
+    if not endpoints:
+        raise click.UsageError("--from-store needs --endpoint NAME")
+    store = Store(settings.store.url)
+    try:
+        return {name: stored_endpoint(settings, store, name, seed=seed) for name in endpoints}
+    finally:
+        store.close()
 
 
 def _suffixed(path: str, name: str) -> str:

@@ -12,6 +12,7 @@ SHORT_HELP = {
     "status": "Per endpoint: the target now, the next change, the provider's state.",
     "explain": "Why an endpoint's target is what it is (forecast, quantile, lead, floor, caps, traffic).",
     "hold": "Hold at least N warm workers on an endpoint, applied at once, for a while (--for).",
-    "release": "Remove an endpoint's hold.",
+    "release": "Remove an endpoint's hold and apply the plan without it, at once.",
+    "config": "Check the configuration: keys, plugins, and what it must reach (acts on nothing).",
     "backtest": "Replay a trace against a policy; cold starts, worker-hours, static frontier.",
 }

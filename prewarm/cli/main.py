@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "explain": "prewarm.cli.status_cmds:explain",
     "hold": "prewarm.cli.status_cmds:hold",
     "release": "prewarm.cli.status_cmds:release",
+    "config": "prewarm.cli.config_cmd:config",
 }
 
 

@@ -30,13 +30,33 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # every table and line a person reads; UTC, labelled
+
+
+def when(v: Any) -> str:
+    """A time for a person: one format everywhere, with its zone. Takes a datetime or an
+    ISO-8601 string (as stored in plan reasons); None gives '-'."""
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        from ..units import parse_timestamp
+        v = parse_timestamp(v)
+    from ..units import to_utc
+    return to_utc(v).strftime(TIME_FORMAT) + " UTC"
+
+
+def model_name(model: str | None) -> str | None:
+    """`seasonal-mean(backend=local, days=7, ...)` -> `seasonal-mean`: the name, for tables."""
+    return None if model is None else model.split("(")[0]
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.2f}"
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+        return v.strftime(TIME_FORMAT)
     return redact(str(v))  # a provider's error, a URL: secrets masked
 
 

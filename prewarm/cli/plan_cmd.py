@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .common import DURATION, TIME, runtime, utcnow
-from .output import emit_json, json_option, table
+from .common import DURATION, TIME, runtime, utcnow, with_endpoints
+from .output import emit_json, json_option, model_name, table, when
 
 
 @click.command()
@@ -14,12 +14,16 @@ from .output import emit_json, json_option, table
 @json_option
 @click.pass_context
 def plan(ctx, endpoint, horizon, at, as_json) -> None:
-    """Show the capacity plan for ENDPOINT (default: every endpoint). Nothing is stored or applied."""
+    """Show the capacity plan for ENDPOINT (default: every configured endpoint). Nothing is
+    stored or applied. An endpoint with history in the store but not in the config is planned
+    with the defaults (said on stderr). Times are UTC."""
     from ..cycle import plan_cycle
 
     rt = runtime(ctx)
     try:
         now = at or utcnow()
+        if endpoint:
+            with_endpoints(ctx, rt, [endpoint])
         outcomes = plan_cycle(rt, now, [endpoint] if endpoint else None, save=False, horizon_s=horizon)
     finally:
         rt.close()
@@ -42,7 +46,8 @@ def _print_plans(doc: list[dict]) -> None:
         if item["error"]:
             click.echo(f"{item['endpoint']}: not planned ({item['error']})")
             continue
-        click.echo(f"{item['endpoint']}: {item['model']}")
+        click.echo(f"{item['endpoint']}: {model_name(item['model'])}")
         table([[c["at"], c["warm_workers"], c["reason"].get("why"), c["reason"].get("forecast_rpm"),
-                c["reason"].get("need_at")] for c in item["commands"]],
-              ["from", "warm", "why", "forecast/min", "needed by"])
+                when(c["reason"].get("need_at"))[:-4] if c["reason"].get("need_at") else None]
+               for c in item["commands"]],
+              ["from (UTC)", "warm", "why", "forecast/min", "needed by (UTC)"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .common import ADDRESS, TIME, runtime, utcnow
-from .output import emit_json, json_option, table
+from .output import emit_json, json_option, model_name, table
 
 
 @click.command()
@@ -31,7 +31,7 @@ def once(ctx, endpoints, at, as_json) -> None:
                    "actions": [a.__dict__ for a in actions]})
     else:
         for name, out in outcomes.items():
-            click.echo(f"{name}: " + (f"planned with {out.model}" if not out.error else f"NOT planned: {out.error}"))
+            click.echo(f"{name}: " + (f"planned with {model_name(out.model)}" if not out.error else f"NOT planned: {out.error}"))
         if actions:
             table([[a.endpoint, a.previous, a.target, a.result, a.reason.get("why"), a.error] for a in actions],
                   ["endpoint", "was", "target", "result", "why", "error"])

@@ -51,18 +51,34 @@ kind = "dry-run"                      # `prewarm providers list` shows the other
 @click.option("--path", "path", default="prewarm.toml", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the config.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--sample-traffic", "sample", type=click.Path(dir_okay=False), is_flag=False, flag_value="traffic.csv",
+              default=None, help="Also write a week of generated per-minute traffic for the starter endpoint "
+                                 "`chat`, ending now, to this file (default traffic.csv) for `prewarm ingest`.")
 @click.pass_context
-def init(ctx: click.Context, path: str, force: bool) -> None:
-    """Write a commented starter config and create the embedded database."""
+def init(ctx: click.Context, path: str, force: bool, sample: str | None) -> None:
+    """Write a commented starter config and create the embedded database; with
+    --sample-traffic, also a week of traffic to ingest (the quick start)."""
     target = Path(path)
     if target.exists() and not force:
         raise click.UsageError(f"{path} exists; use --force to overwrite")
+    if sample and Path(sample).exists() and not force:
+        raise click.UsageError(f"{sample} exists; use --force to overwrite")
     target.write_text(STARTER, encoding="utf-8")
     ctx.obj.config_path = str(target)
     settings = ctx.obj.settings
     from ..store import Store
     Store(settings.store.url).close()
     click.echo(f"wrote {path}; database ready at {redact.url(settings.store.url)}")
+    if sample:
+        from datetime import timedelta
+
+        from ..demo import generate
+        from ..units import floor_time
+        from .common import utcnow
+
+        end = floor_time(utcnow(), 60)
+        rows = generate(Path(sample), end - timedelta(days=7), 7, endpoint="chat")
+        click.echo(f"wrote {sample}: {rows} minutes of generated traffic for 'chat', ending {end:%Y-%m-%d %H:%M} UTC")
 
 
 @click.group()

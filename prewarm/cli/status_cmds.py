@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import click
 
 from .common import DURATION, TIME, runtime, utcnow
-from .output import emit_json, json_option, table
+from .output import emit_json, json_option, table, when
 
 
 def _read_provider(rt, ep) -> dict:
@@ -20,13 +20,30 @@ def _read_provider(rt, ep) -> dict:
         return {"desired": None, "ready": None, "error": str(exc)}
 
 
-def _target_at(rows: list[dict], hold, at: datetime) -> tuple[int | None, dict | None]:
+def _target_at(rows: list[dict], hold, at: datetime, cap: int | None = None) -> tuple[int | None, dict | None]:
+    """The target in force at `at`: the plan's due command, raised to an active hold, and a
+    hold capped at `cap` (max_workers) as the provider is only ever asked for that much."""
     from ..apply import due_command
     cmd = due_command(rows, at)
     target = cmd["warm_workers"] if cmd else None
     if hold is not None and at < hold[1] and (target is None or hold[0] > target):
-        return hold[0], cmd
+        held = hold[0] if cap is None else min(hold[0], cap)
+        return (held if target is None else max(held, target)), cmd
     return target, cmd
+
+
+def _why(hold, target: int | None, cmd: dict | None) -> str | None:
+    """'hold' when the hold sets the target, else the plan's reason."""
+    if hold and target is not None and (not cmd or cmd["warm_workers"] < target):
+        return "hold"
+    return cmd["reason"].get("why") if cmd else None
+
+
+def _hold_text(hold, cap: int | None) -> str | None:
+    if not hold:
+        return None
+    capped = f" (capped at max_workers {cap})" if cap is not None and hold[0] > cap else ""
+    return f"{hold[0]} until {when(hold[1])}{capped}"
 
 
 def _next_change(rows: list[dict], at: datetime, current: int | None) -> dict | None:
@@ -53,14 +70,14 @@ def status(ctx, as_json) -> None:
         for ep in rt.endpoints():
             rows = rt.store.current_plan(ep.name)
             hold = rt.store.active_hold(ep.name, now)
-            target, cmd = _target_at(rows, hold, now)
+            target, cmd = _target_at(rows, hold, now, ep.capacity.max_workers)
             doc.append({
                 "endpoint": ep.name, "provider": ep.provider["kind"], "target": target,
-                "why": "hold" if hold and target == hold[0] and (not cmd or cmd["warm_workers"] < hold[0])
-                else (cmd["reason"].get("why") if cmd else None),
+                "why": _why(hold, target, cmd),
                 "plan_issued_at": rows[0]["issued_at"] if rows else None,
                 "next_change": _next_change(rows, now, target),
-                "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
+                "hold": {"workers": hold[0], "until": hold[1], "capped_at": ep.capacity.max_workers
+                         if hold[0] > ep.capacity.max_workers else None} if hold else None,
                 "provider_state": _read_provider(rt, ep),
             })
     finally:
@@ -72,9 +89,9 @@ def status(ctx, as_json) -> None:
             d["next_change"]["at"] if d["next_change"] else None,
             d["next_change"]["warm_workers"] if d["next_change"] else None,
             d["provider_state"]["desired"], d["provider_state"]["ready"],
-            f"{d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else None,
+            _hold_text((d["hold"]["workers"], d["hold"]["until"]), d["hold"]["capped_at"]) if d["hold"] else None,
             d["provider_state"]["error"]] for d in doc],
-          ["endpoint", "provider", "target", "why", "next change", "to", "desired", "ready", "hold", "error"])
+          ["endpoint", "provider", "target", "why", "next change (UTC)", "to", "desired", "ready", "hold", "error"])
     if waiting:
         click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
                    "(the next apply writes them)")
@@ -87,13 +104,14 @@ def _forecast_at(rows: list[dict], moment: datetime) -> dict | None:
     return None
 
 
-def explanation(store, name: str, at: datetime) -> dict:
-    """Why the target at `at` is what it is, from the plan and forecast stored then."""
+def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
+    """Why the target at `at` is what it is, from the plan and forecast stored then; a hold
+    above `cap` (max_workers) counts as the cap."""
     from ..units import parse_timestamp
 
     rows = store.plan_as_of(name, at)
     hold = store.active_hold(name, at)
-    target, cmd = _target_at(rows, hold, at)
+    target, cmd = _target_at(rows, hold, at, cap)
     reason = dict(cmd["reason"]) if cmd else {}
     need_at = parse_timestamp(reason["need_at"]) if reason.get("need_at") else at
     forecast = store.latest_forecast(name, at)
@@ -103,17 +121,17 @@ def explanation(store, name: str, at: datetime) -> dict:
     actions = [a for a in store.actions(name, since=at - timedelta(days=1)) if a["ts"] <= at]
     return {
         "endpoint": name, "at": at, "target": target,
-        "why": "hold" if hold and target == hold[0] and (not cmd or cmd["warm_workers"] < hold[0])
-        else reason.get("why"),
+        "why": _why(hold, target, cmd),
         "commanded_from": cmd["at"] if cmd else None,
         "need_at": reason.get("need_at"), "lead_s": reason.get("lead_s"),
         "need": reason.get("need"), "quantile": reason.get("quantile"),
         "forecast_rpm": reason.get("forecast_rpm"), "planned_rpm": reason.get("planned_rpm"),
-        "floor": reason.get("floor"), "cap": reason.get("cap"), "model": reason.get("model"),
+        "floor": reason.get("floor"), "cap": reason.get("cap", cap), "model": reason.get("model"),
         "forecast": None if step is None else {
             "issued_at": step["issued_at"], "ds": step["ds"], "model": step["model"],
             **{k: step[k] for k in step if k == "mean" or k.startswith(("lo-", "hi-"))}},
-        "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
+        "hold": {"workers": hold[0], "until": hold[1],
+                 "capped_at": cap if cap is not None and hold[0] > cap else None} if hold else None,
         "events": list(reason.get("events") or []),  # calendar overrides that changed the forecast
         "last_traffic": None if not history else {"ts": history[-1][0], "requests": history[-1][1],
                                                   "max_last_5_min": max((r[1] for r in recent), default=None)},
@@ -134,8 +152,8 @@ def explain(ctx, endpoint, at, as_json) -> None:
     last actual traffic, from the plan and forecast stored at that time."""
     rt = runtime(ctx)
     try:
-        rt.settings.endpoint(endpoint)
-        doc = explanation(rt.store, endpoint, at or utcnow())
+        ep = rt.settings.endpoint(endpoint)
+        doc = explanation(rt.store, endpoint, at or utcnow(), ep.capacity.max_workers)
     finally:
         rt.close()
     if as_json:
@@ -146,37 +164,76 @@ def explain(ctx, endpoint, at, as_json) -> None:
         ctx.exit(1)
 
 
+def _num(v, digits: int = 1) -> str:
+    """A number for a person: rounded, no trailing zeros, '-' for nothing."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{v:.0f}"
+    return str(v)
+
+
+BAND_NAMES = {"mean": "the mean"}
+
+
+def _band_name(column: str | None) -> str:
+    if not column:
+        return "the forecast"
+    if column.startswith(("hi-", "lo-")):
+        side = "upper" if column.startswith("hi-") else "lower"
+        return f"the {side} {column[3:]}% band ({column})"
+    return BAND_NAMES.get(column, column)
+
+
+def _workers(n) -> str:
+    return "- workers" if n is None else f"{n} worker" + ("" if n == 1 else "s")
+
+
 def _print_explanation(d: dict) -> None:
-    when = f"{d['at']:%Y-%m-%d %H:%M:%S} UTC"
     if d["target"] is None:
-        click.echo(f"{d['endpoint']}: no plan in force at {when}")
+        click.echo(f"{d['endpoint']}: no plan in force at {when(d['at'])}")
         return
-    click.echo(f"{d['endpoint']} at {when}: {d['target']} warm workers ({d['why']})")
+    click.echo(f"{d['endpoint']} at {when(d['at'])}: {_workers(d['target'])} warm ({d['why']})")
     if d["commanded_from"]:
-        lead = f", lead {d['lead_s']:.0f} s (cold start)" if d["lead_s"] is not None else ""
-        click.echo(f"  commanded from {d['commanded_from']:%H:%M:%S}, needed by {d['need_at']}{lead}")
+        lead = f", started {_num(d['lead_s'], 0)} s ahead (the cold start)" if d["lead_s"] is not None else ""
+        click.echo(f"  commanded from {when(d['commanded_from'])}, needed by {when(d['need_at'])}{lead}")
     if d["forecast_rpm"] is not None:
-        click.echo(f"  demand {d['forecast_rpm']} req/min on {d['quantile']} (planned on {d['planned_rpm']}) "
-                   f"-> {d['need']} workers; model {d['model']}")
+        mean = d["forecast"].get("mean") if d["forecast"] else None
+        click.echo(f"  forecast {_num(d['forecast_rpm'])} req/min on {_band_name(d['quantile'])}"
+                   + (f"; the mean is {_num(mean)}" if mean is not None and d["quantile"] != "mean" else "")
+                   + f"; model {d['model'].split('(')[0] if d['model'] else '-'}")
+        planned, band = d["planned_rpm"], d["forecast_rpm"]
+        if planned is not None and abs(planned - band) > 0.05:
+            because = ("raised to recent actual traffic, or smoothed with the busier steps beside it "
+                       "([planner] smoothing)" if planned > band else
+                       "smoothed with the quieter steps beside it ([planner] smoothing)")
+            click.echo(f"  planned on {_num(planned)} req/min, not {_num(band)}: {because}")
+        click.echo(f"  -> {_workers(d['need'])} needed at that rate")
     if d["forecast"]:
-        bands = ", ".join(f"{k} {v:.2f}" for k, v in d["forecast"].items()
-                          if k == "mean" or k.startswith(("lo-", "hi-")) and v is not None)
-        click.echo(f"  forecast issued {d['forecast']['issued_at']:%H:%M} for {d['forecast']['ds']:%H:%M}: {bands}")
+        bands = ", ".join(f"{k} {_num(v)}" for k, v in d["forecast"].items()
+                          if (k == "mean" or k.startswith(("lo-", "hi-"))) and v is not None)
+        click.echo(f"  forecast issued {when(d['forecast']['issued_at'])} for {when(d['forecast']['ds'])}: "
+                   f"{bands} req/min")
     if d["events"]:
         click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
-    click.echo(f"  floor {d['floor']}, cap (max_workers) {d['cap']}"
-               + (f", hold {d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else ""))
+    limits = ([f"floor {_num(d['floor'])}"] if d["floor"] is not None else []) + \
+        ([f"max_workers {_num(d['cap'])}"] if d["cap"] is not None else [])
+    if d["hold"]:
+        limits.append("hold " + _hold_text((d["hold"]["workers"], d["hold"]["until"]), d["hold"].get("capped_at")))
+    if limits:
+        click.echo("  " + ", ".join(limits))
     if d["last_traffic"]:
         t = d["last_traffic"]
-        click.echo(f"  last actual traffic: {t['requests']} requests at {t['ts']:%H:%M} "
-                   f"(max {t['max_last_5_min']} over the last 5 min)")
+        click.echo(f"  last actual traffic: {t['requests']} requests in the minute of {when(t['ts'])} "
+                   f"(max {_num(t['max_last_5_min'])} a minute over the last 5 min)")
     if d["next_change"]:
         n = d["next_change"]
-        click.echo(f"  next change: {n['warm_workers']} at {n['at']:%H:%M:%S} ({n['why']})")
+        click.echo(f"  next change: {n['warm_workers']} at {when(n['at'])} ({n['why']})")
     if d["last_action"]:
         a = d["last_action"]
-        click.echo(f"  last action: {a['verb']} {a['requested'].get('target')} at {a['ts']:%H:%M:%S}: {a['result']}"
-                   + (f" ({a['error']})" if a["error"] else ""))
+        target = a["requested"].get("target") if a["requested"] else None
+        click.echo(f"  last action: {a['verb']}" + (f" to {target}" if target is not None else "")
+                   + f" at {when(a['ts'])}: {a['result']}" + (f" ({a['error']})" if a["error"] else ""))
 
 
 @click.command()
@@ -220,11 +277,14 @@ def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
     finally:
         rt.close()
     doc = {"endpoint": endpoint, "hold": workers, "until": until, "target": requested["target"],
+           "capped_at": ep.capacity.max_workers if workers > ep.capacity.max_workers else None,
            "previous": current, "result": result, "error": error}
     if as_json:
         emit_json(doc)
     else:
-        click.echo(f"{endpoint}: holding at least {workers} warm until {until:%Y-%m-%d %H:%M} UTC; "
+        capped = (f" (capped at max_workers {ep.capacity.max_workers}: the provider is never asked for more)"
+                  if workers > ep.capacity.max_workers else "")
+        click.echo(f"{endpoint}: holding at least {workers} warm until {when(until)}{capped}; "
                    f"provider target {requested['target']} ({result}{': ' + error if error else ''})")
     if result == "error" or pending:
         ctx.exit(1)
@@ -235,9 +295,13 @@ def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
 @json_option
 @click.pass_context
 def release(ctx, endpoint, as_json) -> None:
-    """Remove ENDPOINT's hold. Capacity is not lowered here: the planner's next plan and the
-    daemon's reconcile bring it to the planned target, with the usual scale-in delay."""
+    """Remove ENDPOINT's hold and apply at once what the planner now plans without it, as
+    `hold` applies at once: one plan-and-apply pass for this endpoint (as `prewarm once
+    ENDPOINT`), so a lower target follows the plan's usual scale-in delay. When it cannot
+    plan now (no history, a failing forecast), capacity is left as it is and the next cycle
+    re-plans; the exit code is then 1."""
     from ..apply import record
+    from ..cycle import run_once
 
     rt = runtime(ctx)
     now = utcnow()
@@ -254,9 +318,27 @@ def release(ctx, endpoint, as_json) -> None:
         result = ("ok" if removed else "unchanged") if current is not None else "recorded"
         record(rt, ep.name, ep.provider["kind"], requested, {"reason": {"why": "release", "by": "prewarm release"}},
                result, now, time.monotonic(), verb="release")
+        outcomes, actions = run_once(rt, now, [ep.name])
     finally:
         rt.close()
+    planned = outcomes.get(ep.name)
+    action = next((a for a in actions if a.endpoint == ep.name), None)
+    applied = None if action is None else {"target": action.target, "previous": action.previous,
+                                           "result": action.result, "error": action.error}
+    problem = (planned.error if planned is not None and planned.error else None) or \
+        (action.error if action is not None and action.result == "error" else None)
     if as_json:
-        emit_json({"endpoint": endpoint, "released": bool(removed), "hold": requested["released"]})
+        emit_json({"endpoint": endpoint, "released": bool(removed), "hold": requested["released"],
+                   "applied": applied, "error": problem})
     else:
-        click.echo(f"{endpoint}: " + ("hold released" if removed else "no hold to release"))
+        head = f"{endpoint}: " + ("hold released" if removed else "no hold to release")
+        if problem:
+            click.echo(f"{head}; not re-planned now ({problem}): capacity left at "
+                       f"{'-' if current is None else current}, the next cycle re-plans")
+        elif applied is not None:
+            click.echo(f"{head}; planned target {applied['target']} applied "
+                       f"(was {'-' if applied['previous'] is None else applied['previous']}: {applied['result']})")
+        else:
+            click.echo(f"{head}; no planned change due now")
+    if problem:
+        ctx.exit(1)

@@ -282,14 +282,19 @@ class Store:
                 "rows": int(row[3])}
 
     def last_count_time(self, endpoint: str) -> datetime | None:
+        return self.count_span(endpoint)[1]
+
+    def count_span(self, endpoint: str) -> tuple[datetime | None, datetime | None]:
+        """The first and last minute stored for the endpoint (None, None without any)."""
         eid = self.endpoint_id(endpoint, create=False)
         if eid is None:
-            return None
+            return None, None
         rc = t.request_counts.c
         with self.begin() as c:
-            return c.execute(sa.select(sa.func.max(rc.ts)).where(rc.endpoint_id == eid)).scalar()
+            first, last = c.execute(sa.select(sa.func.min(rc.ts), sa.func.max(rc.ts))
+                                    .where(rc.endpoint_id == eid)).one()
+        return first, last
 
-    # -- forecasts -------------------------------------------------------------------------
     def save_forecast(self, endpoint: str, issued_at: datetime, model: str, step_s: int,
                       rows: Iterable[Mapping[str, Any]]) -> int:
         """rows: ds, mean, lo-80, hi-80, lo-95, hi-95 (+ other bands kept as JSON)."""

@@ -77,8 +77,10 @@ def test_explain_gives_forecast_quantile_lead_floor_caps_and_traffic(env, capsys
     assert ex["forecast"]["mean"] < ex["forecast"]["hi-80"]
     assert ex["last_traffic"]["requests"] == 6
     text = run("explain", "api", "--at", peak_at).output
-    assert "warm workers (forecast, capped at max_workers)" in text and "hi-80" in text and "lead 120 s" in text
-    assert "cap (max_workers) 8" in text and "last actual traffic: 6 requests" in text
+    assert "8 workers warm (forecast, capped at max_workers)" in text and "hi-80" in text
+    assert "started 120 s ahead (the cold start)" in text and " UTC" in text
+    assert "max_workers 8" in text and "last actual traffic: 6 requests" in text
+    assert "None" not in text and "upper 80% band (hi-80); the mean is" in text
     with pytest.raises(SystemExit) as exit_:
         main(["--config", str(cfg), "explain", "nope"])
     assert exit_.value.code == 2 and "unknown endpoint 'nope' (configured: api)" in capsys.readouterr().err
@@ -104,10 +106,17 @@ def test_hold_applies_at_once_is_kept_by_planner_and_reconcile_and_release_is_au
     plan = store.current_plan("api")
     assert plan[0]["warm_workers"] == 6 and plan[0]["reason"]["why"] == "hold"
     assert faulty.target("api") == 6
-    run("release", "api")
+    released = run("release", "api").output
     assert store.active_hold("api", datetime.now(timezone.utc)) is None
     audit = [(a["verb"], a["result"], a["requested"].get("target")) for a in store.actions("api")]
-    assert ("hold", "ok", 6) in audit and audit[-1] == ("release", "ok", 6)
+    assert ("hold", "ok", 6) in audit and ("release", "ok", 6) in audit
+    # release applies at once, as hold does: the plan made without the hold is in force.
+    from prewarm.apply import due_command
+    planned = due_command(store.current_plan("api"), datetime.now(timezone.utc))
+    assert planned["reason"]["why"] != "hold"
+    assert faulty.target("api") == planned["warm_workers"]
+    assert f"planned target {planned['warm_workers']} applied" in released or \
+        (planned["warm_workers"] == 6 and "no planned change due now" in released)
     hold_row = next(a for a in store.actions("api") if a["verb"] == "hold")
     assert hold_row["reason"]["note"] == "launch" and hold_row["requested"]["previous"] == before
     assert "no hold to release" in run("release", "api").output
@@ -134,3 +143,15 @@ def test_status_shows_audit_records_waiting_in_the_spool_until_an_apply_writes_t
         assert (now - timedelta(minutes=5), 3) in [(a["ts"], a["requested"]["target"]) for a in store.actions("api")]
     finally:
         store.close()
+
+
+def test_hold_above_max_workers_says_capped_and_status_and_explain_show_the_cap(env):
+    run, now, faulty, url, cfg = env
+    out = run("hold", "api", "20", "--for", "30m").output
+    assert "holding at least 20 warm" in out and "capped at max_workers 8" in out and "provider target 8" in out
+    assert faulty.target("api") == 8
+    doc = json.loads(run("status", "--json").output)["endpoints"][0]
+    assert doc["target"] == 8 and doc["why"] == "hold" and doc["hold"]["capped_at"] == 8
+    assert "(capped at max_workers 8)" in run("status").output
+    ex = json.loads(run("explain", "api", "--json").output)
+    assert ex["target"] == 8 and ex["hold"] == {"workers": 20, "until": ex["hold"]["until"], "capped_at": 8}
