@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from .audit_spool import AuditSpool, default_path
 from .errors import StoreError
+from .outcomes import ActionOutcome
 from .providers.base import EndpointRef, ProviderError, retry_call
 
 log = logging.getLogger("prewarm.apply")
@@ -110,7 +111,6 @@ def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_de
                 outcome = apply_endpoint(rt, ep, now, retry_deadline_s=retry_deadline_s, cancel=cancel,
                                          may_act=may_act)
             except Exception as exc:  # noqa: BLE001 - one endpoint's fault must not stop the others
-                from .cycle import ActionOutcome
                 rt._error("apply", ep.name)
                 log.exception("applying %s failed: %s", ep.name, exc, extra=fields(ep.name))
                 outcome = ActionOutcome(ep.name, -1, None, "error", error=f"{type(exc).__name__}: {exc}")
@@ -121,8 +121,6 @@ def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_de
 
 def apply_endpoint(rt, ep, now: datetime, *, retry_deadline_s: float = 30.0,
                    cancel: threading.Event | None = None, may_act: Callable[[], bool] | None = None):
-    from .cycle import ActionOutcome
-
     st = state(rt)
     # Never converge to an earlier instant than one already applied: a reconcile pass that
     # took `now` before a change job ran must not undo that change (and send it again).
@@ -174,8 +172,6 @@ def _read_plan(rt, ep, now: datetime) -> tuple[list[dict] | None, tuple | None, 
 
 def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, stale_reason: str,
               retry_deadline_s: float, cancel: threading.Event | None, may_act: Callable[[], bool] | None):
-    from .cycle import ActionOutcome
-
     st = state(rt)
     provider, state_now, current = None, None, None
     try:

@@ -35,7 +35,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from .config import Settings
-from .cycle import Runtime, apply_due, plan_cycle
+from .cycle import apply_due, plan_cycle
+from .runtime import Runtime
 
 log = logging.getLogger("prewarm.daemon")
 CHANGE_HORIZON = timedelta(hours=1)  # date jobs are kept for changes this far ahead

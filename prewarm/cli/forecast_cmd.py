@@ -25,7 +25,9 @@ def forecast(ctx, endpoint, horizon, at, accuracy, as_json) -> None:
         return _accuracy(ctx, endpoint, as_json)
     from datetime import timedelta
 
-    from ..cycle import _forecast, demand_records, read_history
+    from ..history import read_history
+    from ..refresh import forecast_rows
+    from ..snapshots import demand_records
 
     rt = runtime(ctx)
     try:
@@ -37,7 +39,7 @@ def forecast(ctx, endpoint, horizon, at, accuracy, as_json) -> None:
         if not rows:
             raise click.ClickException(f"no history for {endpoint!r} before {now:%Y-%m-%dT%H:%M}Z; "
                                        f"ingest some with `prewarm ingest`")
-        fc = _forecast(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
+        fc = forecast_rows(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
         demand = fc[ep.name].demand
     finally:
         rt.close()
