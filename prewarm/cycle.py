@@ -111,7 +111,7 @@ def _plan_endpoints(rt: Runtime, eps: list[EndpointSettings], fresh: dict, fsett
             outcomes[ep.name] = EndpointOutcome(ep.name, error=why, stage=stage)
         else:
             log.warning("no history for %s yet; nothing planned", ep.name)
-            outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history")
+            outcomes[ep.name] = EndpointOutcome(ep.name, error="no history yet", stage="history", no_history=True)
     todo = [ep for ep in eps if ep.name in forecasts]
     update_dispersions(rt, todo, cutoff)
     for i in range(0, len(todo), plan_step.PLAN_BATCH):

@@ -33,6 +33,9 @@ class LeaderLock(Protocol):
     def try_acquire(self) -> bool: ...
     def still_held(self) -> bool: ...
     def release(self) -> None: ...
+    #: After try_acquire or still_held answered False: True when the database could not be
+    #: asked (so whether another daemon leads is unknown), False when it answered.
+    unreachable: bool
 
 
 def _key(name: str) -> int:
@@ -48,6 +51,7 @@ class _SessionLock:
     def __init__(self) -> None:
         self.conn = None
         self.held = False
+        self.unreachable = False
 
     def _connect(self):
         raise NotImplementedError
@@ -66,9 +70,11 @@ class _SessionLock:
             if self.conn is None or getattr(self.conn, "closed", False):
                 self.conn = self._connect()
             self.held = self._take()
+            self.unreachable = False
         except Exception as exc:  # noqa: BLE001 - any error: not leader
             log.warning("leader lock: %s", exc)
             self._drop()
+            self.unreachable = True
         return self.held
 
     def still_held(self) -> bool:
@@ -76,9 +82,11 @@ class _SessionLock:
             return False
         try:
             ok = self._check()
+            self.unreachable = False
         except Exception as exc:  # noqa: BLE001
             log.error("leader connection failed, leadership lost: %s", exc)
             ok = False
+            self.unreachable = True
         if not ok:
             self._drop()
         return ok
@@ -175,6 +183,8 @@ class MySQLLock(_SessionLock):
 
 class FileLock:
     """SQLite has no sessions to hold a lock: an exclusive flock beside the database file."""
+
+    unreachable = False  # a file beside the database: never in doubt
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)

@@ -14,6 +14,11 @@ class EndpointOutcome:
     model: str | None = None
     error: str | None = None
     stage: str | None = None
+    no_history: bool = False  # nothing to forecast from yet: not planned, and not a failure
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None and not self.no_history
 
 
 @dataclass
