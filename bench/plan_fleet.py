@@ -112,8 +112,10 @@ def main() -> None:
     ap.add_argument("--pace", type=float, default=60.0, help="with a refresh pool: seconds between cycle starts")
     args = ap.parse_args()
 
-    from prewarm import config, cycle
-    from prewarm.cycle import Runtime, plan_cycle
+    from prewarm import config, plan_step
+    from prewarm import refresh as refresh_module
+    from prewarm.cycle import plan_cycle
+    from prewarm.runtime import Runtime
     from prewarm.daemon import refresh_pool_for
     from prewarm.store import Store
 
@@ -130,7 +132,7 @@ def main() -> None:
     print(f"setup (config + {args.endpoints} x {args.days} d x 5 min seeded): {setup_s:.0f} s", file=sys.stderr)
 
     refresh = {"wall": 0.0, "cpu": 0.0, "endpoints": 0}
-    real_refresh = cycle._refresh
+    real_refresh = refresh_module.refresh_forecasts
 
     def timed_refresh(rt, eps, *a, **kw):
         w0, c0 = time.time(), time.process_time()
@@ -140,18 +142,18 @@ def main() -> None:
             refresh["wall"] += time.time() - w0
             refresh["cpu"] += time.process_time() - c0
             refresh["endpoints"] += len(eps)
-    cycle._refresh = timed_refresh
+    refresh_module.refresh_forecasts = timed_refresh
 
     # When a cycle's first plans are written (a waiting cycle plans each job as it arrives).
     first_plan: dict[str, float | None] = {"at": None}
-    real_plan_batch = cycle._plan_batch
+    real_plan_batch = plan_step.plan_batch
 
     def timed_plan_batch(*a, **kw):
         out = real_plan_batch(*a, **kw)
         if first_plan["at"] is None:
             first_plan["at"] = time.time()
         return out
-    cycle._plan_batch = timed_plan_batch
+    plan_step.plan_batch = timed_plan_batch
 
     rt = Runtime(settings, store=store)
     rt.refresh_pool = refresh_pool_for(settings, url)

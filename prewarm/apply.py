@@ -18,7 +18,9 @@ has seen it. One apply at a time per endpoint: a date job and a reconcile pass n
 """
 from __future__ import annotations
 
+import enum
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -30,11 +32,29 @@ import sqlalchemy as sa
 
 from .audit_spool import AuditSpool, default_path
 from .errors import StoreError
-from .providers.base import EndpointRef, ProviderError, retry_call
+from .outcomes import ActionOutcome
+from .providers.base import Capabilities, EndpointRef, ProviderError, retry_call
 
 log = logging.getLogger("prewarm.apply")
 STORE_ERRORS = (StoreError, sa.exc.SQLAlchemyError)
 MAX_PENDING_AUDIT = 10_000
+
+
+class Mandate(enum.Enum):
+    """What the caller may do to a provider (the daemon's answer to `may_act`; True and False
+    mean ALL and NONE)."""
+    NONE = "not leader"
+    RAISES = "not leader: raises only"  # cut off from the database (prewarm.daemon, _cut_off)
+    ALL = "leader"
+
+
+def mandate(may_act: Callable[[], "bool | Mandate"] | None) -> Mandate:
+    if may_act is None:
+        return Mandate.ALL
+    answer = may_act()
+    if isinstance(answer, Mandate):
+        return answer
+    return Mandate.ALL if answer else Mandate.NONE
 
 
 class Cancelled(Exception):
@@ -49,6 +69,8 @@ class ApplyState:
     plans: dict[str, list[dict]] = field(default_factory=dict)
     holds: dict[str, tuple | None] = field(default_factory=dict)
     told: dict[str, int] = field(default_factory=dict)
+    # per endpoint: (target, idle timeout asked, idle timeout the provider answered) of the last apply
+    carried: dict[str, tuple] = field(default_factory=dict)
     applied_at: dict[str, datetime] = field(default_factory=dict)  # latest `now` applied per endpoint
     pending_audit: deque = field(default_factory=lambda: deque(maxlen=MAX_PENDING_AUDIT))
     spool: AuditSpool | None = None  # where records wait first (None: [daemon] audit_spool = "")
@@ -94,8 +116,21 @@ def due_command(plan_rows: list[dict], now: datetime) -> dict | None:
     return current
 
 
+def carried_idle(caps: Capabilities, target: int, idle_timeout_s: float | None) -> float | None:
+    """The idle timeout to ask a provider for with `target`: what the plan asks, as the provider
+    can carry it out (Capabilities): none if it cannot set one (or not at this target), else
+    rounded up to its step (a keep-alive at least as long as planned: fail warm) and kept
+    within its range."""
+    if idle_timeout_s is None or not caps.idle_timeout or (caps.idle_timeout_at_zero_only and target != 0):
+        return None
+    step = caps.idle_timeout_step_s
+    idle = math.ceil(idle_timeout_s / step - 1e-9) * step if step > 0 else float(idle_timeout_s)
+    idle = max(caps.idle_timeout_min_s, idle)
+    return float(idle if caps.idle_timeout_max_s is None else min(caps.idle_timeout_max_s, idle))
+
+
 def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_deadline_s: float = 30.0,
-              cancel: threading.Event | None = None, may_act: Callable[[], bool] | None = None) -> list:
+              cancel: threading.Event | None = None, may_act: Callable[[], "bool | Mandate"] | None = None) -> list:
     """Converge every endpoint (or `names`) to its target in force at `now`.
 
     `cancel` stops between endpoints and between retries; `may_act` is asked before each
@@ -110,7 +145,6 @@ def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_de
                 outcome = apply_endpoint(rt, ep, now, retry_deadline_s=retry_deadline_s, cancel=cancel,
                                          may_act=may_act)
             except Exception as exc:  # noqa: BLE001 - one endpoint's fault must not stop the others
-                from .cycle import ActionOutcome
                 rt._error("apply", ep.name)
                 log.exception("applying %s failed: %s", ep.name, exc, extra=fields(ep.name))
                 outcome = ActionOutcome(ep.name, -1, None, "error", error=f"{type(exc).__name__}: {exc}")
@@ -120,9 +154,7 @@ def apply_all(rt, now: datetime, names: Iterable[str] | None = None, *, retry_de
 
 
 def apply_endpoint(rt, ep, now: datetime, *, retry_deadline_s: float = 30.0,
-                   cancel: threading.Event | None = None, may_act: Callable[[], bool] | None = None):
-    from .cycle import ActionOutcome
-
+                   cancel: threading.Event | None = None, may_act: Callable[[], "bool | Mandate"] | None = None):
     st = state(rt)
     # Never converge to an earlier instant than one already applied: a reconcile pass that
     # took `now` before a change job ran must not undo that change (and send it again).
@@ -173,9 +205,7 @@ def _read_plan(rt, ep, now: datetime) -> tuple[list[dict] | None, tuple | None, 
 
 
 def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, stale_reason: str,
-              retry_deadline_s: float, cancel: threading.Event | None, may_act: Callable[[], bool] | None):
-    from .cycle import ActionOutcome
-
+              retry_deadline_s: float, cancel: threading.Event | None, may_act: Callable[[], "bool | Mandate"] | None):
     st = state(rt)
     provider, state_now, current = None, None, None
     try:
@@ -189,8 +219,12 @@ def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, sta
         rt._error("provider", ep.name)
         log.warning("reading %s failed (%s); only a raise would be applied", ep.name, exc,
                     extra=fields(ep.name, stage="provider"))
-    idle = cmd.get("idle_timeout_s")
-    if current == target and (idle is None or state_now.idle_timeout_s == idle):
+    # Asked only for what the provider can do; and a provider that reports an idle timeout
+    # other than the one it answered to the same request last time is not asked again (it
+    # did what it could: asking every pass would change nothing and log an "unchanged" apply).
+    idle = carried_idle(provider.capabilities(), target, cmd.get("idle_timeout_s")) if provider is not None else None
+    if current == target and (idle is None or state_now.idle_timeout_s == idle
+                              or st.carried.get(ep.name) == (target, idle, state_now.idle_timeout_s)):
         st.told[ep.name] = target
         if cmd.get("status") == "pending" and cmd.get("id") is not None:
             _mark(rt, ep, cmd, now)
@@ -206,9 +240,16 @@ def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, sta
         log.warning("not lowering %s from %d to %d: %s (fail warm)", ep.name, current, target, stale_reason,
                     extra=fields(ep.name, target=target, current=current))
         return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error=stale_reason)
-    if may_act is not None and not may_act():
+    allowed = mandate(may_act)
+    if allowed is Mandate.NONE:
         log.error("not applying %d to %s: leadership not confirmed", target, ep.name, extra=fields(ep.name))
         return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="not leader")
+    if allowed is Mandate.RAISES and current is not None and target <= current:
+        # Not leading, cut off from the database: another daemon may lead and know better;
+        # a raise to an absolute target is safe beside it, a lowering (or a new idle timeout) is not.
+        log.warning("not applying %d to %s (now %d): %s", target, ep.name, current, allowed.value,
+                    extra=fields(ep.name, target=target, current=current))
+        return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error=allowed.value)
     kind = provider.kind if provider is not None else ep.provider["kind"]
     if provider is None:
         return ActionOutcome(ep.name, target, current, "skipped", cmd["reason"], error="no provider")
@@ -236,6 +277,7 @@ def _converge(rt, ep, cmd: dict, target: int, now: datetime, *, stale: bool, sta
                   extra=fields(ep.name, target=target, error=str(exc)))
         return ActionOutcome(ep.name, target, current, "error", cmd["reason"], error=str(exc))
     st.told[ep.name] = target
+    st.carried[ep.name] = (target, idle, result.idle_timeout_s)
     res = "ok" if result.changed else "unchanged"
     record(rt, ep.name, kind, requested, cmd, res, now, started)
     if cmd.get("id") is not None:

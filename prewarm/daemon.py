@@ -34,9 +34,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from .apply import Mandate
 from .config import Settings
-from .cycle import Runtime, apply_due, plan_cycle
+from .cycle import apply_due, plan_cycle
 from .redact import redact
+from .runtime import Runtime
 
 log = logging.getLogger("prewarm.daemon")
 CHANGE_HORIZON = timedelta(hours=1)  # date jobs are kept for changes this far ahead
@@ -108,6 +110,9 @@ class Daemon:
         self.cancel = threading.Event()  # set when this leadership term ends
         self.heartbeat = Heartbeat()
         self.leading = False
+        # Leadership lost because the database is unreachable: the plan last read still raises
+        # (never lowers) until the database answers or another leader is seen (_cut_off).
+        self.cut_off = False
         self._lease_until = 0.0
         self._change_jobs: set[str] = set()
         self._jobs_lock = threading.Lock()
@@ -157,16 +162,11 @@ class Daemon:
 
     def _tick(self) -> None:
         self.heartbeat.beat("loop")
-        if not self.leading:
+        if self.cut_off:
+            self._tick_cut_off()
+        elif not self.leading:
             if self.lock is None or self.lock.try_acquire():
-                self._renew_lease()
-                try:
-                    self._lead()
-                except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry next tick
-                    log.error("cannot lead yet: %s", exc)
-                    self._step_down()
-                    if self.lock is not None:
-                        self.lock.release()
+                self._start_leading()
             else:
                 if self.metrics:
                     self.metrics.leader.set(0)
@@ -174,9 +174,59 @@ class Daemon:
         elif self.lock is not None:
             if self.lock.still_held():
                 self._renew_lease()
+            elif self.lock.unreachable and self.rt is not None:
+                log.error("leadership lost: the database is unreachable; standing by, and applying only the "
+                          "raises of the plan last read until it answers or another leader is seen")
+                self._cut_off()
             else:
                 log.error("leadership lost; standing by")
                 self._step_down()
+
+    def _start_leading(self) -> None:
+        self._renew_lease()
+        try:
+            self._lead()
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry next tick
+            log.error("cannot lead yet: %s", exc)
+            self._step_down()
+            if self.lock is not None:
+                self.lock.release()
+
+    def _tick_cut_off(self) -> None:
+        """Cut off from the database: lead again once it answers and the lock is free; stand by
+        for good (dropping the plan last read) once it answers and another daemon leads."""
+        if self.lock.try_acquire():
+            log.info("the database answers again and the leader lock is free")
+            self._step_down()
+            self._start_leading()
+        elif not self.lock.unreachable:
+            log.warning("the database answers again and another daemon leads: standing by, the raises "
+                        "of the plan last read are dropped")
+            self._step_down()
+
+    def _cut_off(self) -> None:
+        """Leadership lost because the database is unreachable (not to another daemon, as far as
+        this one can tell). What is safe with two daemons: a raise to an absolute target, never a
+        lowering. So this one stops planning and reconciling, keeps the change jobs of the plan
+        it last read (the next hour's), and each applies only a raise, once, at its time; one
+        pass now catches a raise due while leadership was being lost. The loop asks for the lock
+        again every poll (_tick_cut_off)."""
+        with self._stepping:
+            self.leading = False
+            self.cut_off = True
+            self.cancel.set()  # the cycle and reconcile in flight stop; the change jobs go on under a new term
+            self.cancel = threading.Event()
+            if self.metrics:
+                self.metrics.leader.set(0)
+            for name in ("cycle", "reconcile"):
+                self.heartbeat.forget(name)
+                try:
+                    self.scheduler.remove_job(name)
+                except LookupError:  # JobLookupError
+                    pass
+            self.rt.close_refresh_pool()
+        self.scheduler.add_job(self.reconcile, "date", run_date=self.clock(), id="cut-off",
+                               replace_existing=True, misfire_grace_time=None)
 
     def _flush_spool_standing_by(self) -> None:
         """A standby writes the audit spool this host kept (its previous leadership died during
@@ -219,7 +269,8 @@ class Daemon:
         """/healthz: the jobs beat, and a standby can reach the database (one that cannot could
         not take over)."""
         ok, why = self.heartbeat.check()
-        role = "leader" if self.leading else "standby"
+        role = "leader" if self.leading else "standby (database unreachable: raises only)" if self.cut_off \
+            else "standby"
         if not self.leading and getattr(self.lock, "reachable", None) is False:
             return False, redact(f"{role}; cannot reach the database: {self.lock.last_error}")
         return ok, f"{role}; {why}"
@@ -227,9 +278,12 @@ class Daemon:
     def _renew_lease(self) -> None:
         self._lease_until = time.monotonic() + self.lease_s
 
-    def may_act(self) -> bool:
-        """Asked before every provider write: leading, and the lock confirmed recently."""
-        return self.leading and (self.lock is None or time.monotonic() < self._lease_until)
+    def may_act(self) -> Mandate:
+        """Asked before every provider write: anything while leading with the lock confirmed
+        recently; only raises while cut off from the database (_cut_off); else nothing."""
+        if self.leading and (self.lock is None or time.monotonic() < self._lease_until):
+            return Mandate.ALL
+        return Mandate.RAISES if self.cut_off else Mandate.NONE
 
     def reload(self) -> bool:
         """SIGHUP: load the config again; a bad new config is refused and the old one kept."""
@@ -283,8 +337,8 @@ class Daemon:
 
     def _step_down(self) -> None:
         with self._stepping:
-            was = self.leading
-            self.leading = False
+            was = self.leading or self.cut_off
+            self.leading = self.cut_off = False
             self.cancel.set()
             if self.metrics:
                 self.metrics.leader.set(0)
@@ -349,7 +403,8 @@ class Daemon:
         outcomes = self._abandonable(work)
         if outcomes is None:
             return
-        ok = all(o.error is None for o in outcomes.values())
+        # An endpoint with no history yet (just added, no traffic ingested) is not a failure.
+        ok = not any(o.failed for o in outcomes.values())
         if self.metrics:
             self.metrics.cycle_duration.observe(time.monotonic() - started)
             if ok:
@@ -385,8 +440,8 @@ class Daemon:
     def reconcile(self, endpoint: str | None = None, at: datetime | None = None) -> None:
         """Converge to the target in force now (level-triggered). A change job passes its
         time: it converges to max(now, at), never to the target before it."""
-        rt = self.rt
-        if rt is None or self.cancel.is_set():
+        rt, cancel = self.rt, self.cancel
+        if rt is None or cancel.is_set():
             return
         now = self.clock()
         if at is not None and at > now:
@@ -396,9 +451,9 @@ class Daemon:
             if endpoint not in {ep.name for ep in rt.settings.endpoints}:
                 return  # removed by a reload
             names = [endpoint]
-        apply_due(rt, now, names, retry_deadline_s=self.retry_deadline_s, cancel=self.cancel,
+        apply_due(rt, now, names, retry_deadline_s=self.retry_deadline_s, cancel=cancel,
                   may_act=self.may_act)
-        if endpoint is None:
+        if endpoint is None and not self.cut_off:
             self.heartbeat.beat("reconcile")
             self._schedule_changes()
 

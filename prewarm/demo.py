@@ -81,7 +81,8 @@ def generate(path: Path, start: datetime, days: float, seed: int = 7, endpoint: 
 
 def run_demo(directory: Path, echo: Callable[[str], None] = print, hours: float = 24.0) -> dict:
     from . import config as config_mod
-    from .cycle import Runtime, apply_due, plan_cycle
+    from .cycle import apply_due, plan_cycle
+    from .runtime import Runtime
     from .ingest import ingest_file
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,9 @@ class LeaderLock(Protocol):
     def try_acquire(self) -> bool: ...
     def still_held(self) -> bool: ...
     def release(self) -> None: ...
+    #: After try_acquire or still_held answered False: True when the database could not be
+    #: asked (so whether another daemon leads is unknown), False when it answered.
+    unreachable: bool
 
 
 def _key(name: str) -> int:
@@ -50,6 +53,7 @@ class _SessionLock:
         self.conn = None
         self.held = False
         self.reachable: bool | None = None  # did the last attempt reach the database
+        self.unreachable = False  # its negation once asked (the LeaderLock protocol's word)
         self.last_error = ""
         self._outage = ConditionLog(log)  # one warning per outage, then one a minute
 
@@ -71,11 +75,11 @@ class _SessionLock:
                 self.conn = self._connect()
             self.held = self._take()
         except Exception as exc:  # noqa: BLE001 - any error: not leader
-            self.reachable, self.last_error = False, str(exc)
+            self.reachable, self.unreachable, self.last_error = False, True, str(exc)
             self._outage.failing(logging.WARNING, "leader lock: %s", exc)
             self._drop()
         else:
-            self.reachable, self.last_error = True, ""
+            self.reachable, self.unreachable, self.last_error = True, False, ""
             self._outage.ok("leader lock: the database answers again")
         return self.held
 
@@ -84,9 +88,11 @@ class _SessionLock:
             return False
         try:
             ok = self._check()
+            self.reachable, self.unreachable = True, False
         except Exception as exc:  # noqa: BLE001
             log.error("leader connection failed, leadership lost: %s", exc)
             ok = False
+            self.reachable, self.unreachable, self.last_error = False, True, str(exc)
         if not ok:
             self._drop()
         return ok
@@ -183,6 +189,8 @@ class MySQLLock(_SessionLock):
 
 class FileLock:
     """SQLite has no sessions to hold a lock: an exclusive flock beside the database file."""
+
+    unreachable = False  # a file beside the database: never in doubt
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)

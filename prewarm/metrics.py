@@ -35,7 +35,7 @@ class Metrics:
         self.cycle_duration = Histogram("prewarm_cycle_duration_seconds", "Duration of a forecast+plan cycle",
                                         registry=registry, buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300))
         self.last_success = Gauge("prewarm_last_successful_cycle_timestamp_seconds",
-                                  "Unix time of the last cycle that planned every endpoint", registry=registry)
+                                  "Unix time of the last cycle in which no endpoint failed (one without history yet is not a failure)", registry=registry)
         self.accuracy = Gauge("prewarm_forecast_accuracy",
                               "Score of the last scored forecast: mase, pinball, coverage_80, coverage_95",
                               ["endpoint", "score"], registry=registry)

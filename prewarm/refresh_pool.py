@@ -10,7 +10,7 @@ What does not change: an endpoint with no usable forecast (a new runtime, a new 
 changed [forecast] settings, or one past its cover) is planned only once its refresh is done,
 so the cycle waits for those; a refresh that fails keeps the cached forecast while it covers
 the horizon (fail warm), and is tried again at the next cycle. The children run the same code
-as an in-cycle refresh (cycle.forecast_batches) on their own database connections.
+as an in-cycle refresh (refresh.forecast_batches) on their own database connections.
 
 A refresh that hangs (a database that accepts connections and never answers, a stuck model)
 would otherwise hang every cycle that waits for it, and hold its endpoints as "in flight"
@@ -196,11 +196,12 @@ _stores: dict[str, Any] = {}
 
 def refresh_job(store_url: str, eps: list, fsettings, cutoff: datetime, span: float,
                 save: bool) -> tuple[dict, dict, list]:
-    """In a child: forecast `eps` as a cycle would (cycle.forecast_batches) on the child's
+    """In a child: forecast `eps` as a cycle would (refresh.forecast_batches) on the child's
     own store connection. Returns (forecasts by endpoint, failed: endpoint -> (stage, why),
     errors: the (stage, endpoint) the cycle would have counted, for the daemon's metrics)."""
     from .config import Settings
-    from .cycle import Runtime, forecast_batches
+    from .refresh import forecast_batches
+    from .runtime import Runtime
     from .store import Store
 
     store = _stores.get(store_url)

@@ -42,6 +42,11 @@ class EndpointRef:
 class Capabilities:
     scale_to_zero: bool = True
     idle_timeout: bool = False  # the provider lets us set the idle timeout of on-demand workers
+    # What it takes of one, when it can (the daemon asks for no other, prewarm.apply.carried_idle):
+    idle_timeout_min_s: float = 0.0
+    idle_timeout_max_s: float | None = None
+    idle_timeout_step_s: float = 1.0  # whole multiples of this (the daemon rounds up: fail warm)
+    idle_timeout_at_zero_only: bool = False  # taken only with a warm target of 0 (a scale-to-zero delay)
     granularity: int = 1  # targets are multiples of this
     max_workers: int | None = None
     typical_ready_s: float | None = None  # typical time from a scale-out to ready capacity

@@ -84,6 +84,7 @@ class HfEndpointsProvider(Provider):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(scale_to_zero=True, idle_timeout=True, typical_ready_s=None,
+                            idle_timeout_min_s=60.0, idle_timeout_step_s=60.0, idle_timeout_at_zero_only=True,
                             notes="minReplica = warm replicas; idle timeout in whole minutes, only at zero")
 
     def close(self) -> None:

@@ -121,6 +121,7 @@ class ModalProvider(Provider):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(scale_to_zero=True, idle_timeout=True, typical_ready_s=None,
+                            idle_timeout_min_s=SCALEDOWN_RANGE[0], idle_timeout_max_s=SCALEDOWN_RANGE[1],
                             notes="min_containers = warm containers; scaledown_window (2-3600 s) = idle "
                                   "timeout; `modal deploy` resets overrides")
 

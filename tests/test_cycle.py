@@ -7,7 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from prewarm import config
-from prewarm.cycle import Runtime, plan_cycle, run_once
+from prewarm.cycle import plan_cycle, run_once
+from prewarm.runtime import Runtime
 from prewarm.ingest import ingest_file
 from prewarm.metrics import Metrics
 from demo_endpoints import START, endpoints_toml, ingest_demo_traffic
@@ -84,7 +85,7 @@ def test_forecast_accuracy_command(rt, capsys):
 
 
 def test_cold_start_feedback_tunes_the_policy_and_persists(rt, tmp_path):
-    from prewarm.cycle import capacity_model, policy_settings
+    from prewarm.endpoint_policy import capacity_model, policy_settings
     from prewarm.planner.tuning import initial_value_s
 
     # The last day reports 10% of requests as cold: far above the 2% target.

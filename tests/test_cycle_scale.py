@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 import prewarm.forecasting
 from prewarm import config
-from prewarm.cycle import Runtime, plan_cycle
+from prewarm.cycle import plan_cycle
+from prewarm.runtime import Runtime
 from prewarm.metrics import Metrics
 from prewarm.store import CountRow, Store, migrate
 from prewarm.store import schema as t
@@ -160,12 +161,12 @@ def test_a_failed_refresh_plans_from_the_cached_forecast_while_it_covers_the_hor
 
 
 def test_a_failed_history_read_is_counted_once_per_endpoint_across_batches(fleet, monkeypatch):
-    import prewarm.cycle
+    import prewarm.refresh
 
     make, _ = fleet
     rt = make(3)
     plan_cycle(rt, NOW)
-    monkeypatch.setattr(prewarm.cycle, "REFRESH_BATCH", 1)  # three refresh batches in one cycle
+    monkeypatch.setattr(prewarm.refresh, "REFRESH_BATCH", 1)  # three refresh batches in one cycle
 
     def unreachable(*args, **kwargs):
         raise RuntimeError("database away (injected)")

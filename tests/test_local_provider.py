@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from prewarm.cycle import capacity_model
+from prewarm.endpoint_policy import capacity_model
 from prewarm.providers.base import EndpointRef
 from prewarm.providers.local import LocalConfig, LocalProvider
 from prewarm.readiness import learned_lead, watch

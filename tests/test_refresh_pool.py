@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from prewarm import config
-from prewarm.cycle import Runtime, plan_cycle
+from prewarm.cycle import plan_cycle
+from prewarm.runtime import Runtime
 from prewarm.daemon import refresh_pool_for
 from prewarm.metrics import Metrics
 from prewarm.refresh_pool import RefreshPool

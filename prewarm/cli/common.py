@@ -56,7 +56,7 @@ def utcnow() -> datetime:
 
 
 def runtime(ctx: click.Context, metrics=None):
-    from ..cycle import Runtime
+    from ..runtime import Runtime
     return Runtime(ctx.obj.settings, metrics=metrics)
 
 

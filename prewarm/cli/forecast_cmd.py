@@ -32,8 +32,10 @@ def forecast(ctx, endpoint, horizon, at, every, accuracy, as_json) -> None:
         return _accuracy(ctx, endpoint, as_json)
     from datetime import timedelta
 
-    from ..cycle import _forecast, demand_records, read_history
     from ..errors import PrewarmError
+    from ..history import read_history
+    from ..refresh import forecast_rows
+    from ..snapshots import demand_records
 
     rt = runtime(ctx)
     try:
@@ -47,7 +49,7 @@ def forecast(ctx, endpoint, horizon, at, every, accuracy, as_json) -> None:
         if not rows:
             # Exit 1, as `once` and `plan` for an endpoint with no history: nothing to forecast from.
             raise PrewarmError(no_history_message(rt, endpoint, now, f.history_s))
-        fc = _forecast(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
+        fc = forecast_rows(rt, {ep.name: rows}, f, cutoff, horizon + (now - cutoff).total_seconds(), save=False)
         demand = fc[ep.name].demand
     finally:
         rt.close()

@@ -5,11 +5,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from waiting import wait_for  # noqa: F401 - the daemon tests import it from here
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "plugin"
@@ -92,29 +93,32 @@ def spawn(config: Path, *args: str, log: Path, extra_env: dict | None = None, cw
                             cwd=cwd or config.parent)
 
 
-def wait_for(pred, timeout: float, poll: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def fresh_pg(url: str) -> str:
-    """Empty the session's PostgreSQL test database and bring it to the schema head."""
+    """Empty the session's PostgreSQL (or MariaDB) test database and bring it to the schema head."""
     from prewarm.store import migrate
 
     engine = sa.create_engine(url)
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.begin() as c:
+        if engine.dialect.name in ("mysql", "mariadb"):
+            c.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
         meta.drop_all(c)
         c.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     migrate.upgrade(engine)
     engine.dispose()
     return url
+
+
+def proxied(url: str):
+    """A TcpProxy in front of the server database at `url`, and the URL through it."""
+    from sqlalchemy.engine import make_url
+
+    from tcpproxy import TcpProxy
+
+    u = make_url(url)
+    proxy = TcpProxy(u.host, u.port or (5432 if u.get_backend_name() == "postgresql" else 3306))
+    return proxy, u.set(port=proxy.port).render_as_string(hide_password=False)
 
 
 def free_port() -> int:

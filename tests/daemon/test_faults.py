@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from daemon_helpers import fresh_pg, seed_plan, utc, write_config
+from daemon_helpers import fresh_pg, proxied, seed_plan, utc, write_config
 from tcpproxy import TcpProxy
 from prewarm import config
 from prewarm.daemon import Daemon
@@ -245,5 +245,89 @@ def test_a_standby_writes_the_audit_spool_its_host_kept(tmp_path, sqlite_url, fa
         assert ok_actions(store) == [(at(10), 4)]
         assert not spool, "written once, the spool is gone"
         assert faulty.changes() == [], "a standby never acts"
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=[pytest.param("pg_url", marks=pytest.mark.postgres),
+                        pytest.param("maria_url", marks=pytest.mark.mariadb)], ids=["postgresql", "mariadb"])
+def server_url(request):
+    return fresh_pg(request.getfixturevalue(request.param))
+
+
+@pytest.mark.parametrize("lock_when_back", ["free", "taken"])
+def test_a_leader_cut_off_from_the_database_applies_the_raises_it_read(tmp_path, server_url, faulty,
+                                                                       lock_when_back):
+    """Issue 12 item 3: leading with the lock, a raise 3 -> 6 read, the database cut off. The lock
+    is lost (the database cannot be asked whether another daemon leads), and the raise still
+    applies at its time, as a raise to an absolute target is safe beside another leader; the
+    plan's scale-down does not. When the database answers: with the lock free this daemon leads
+    again and the plan in force applies; with another daemon leading, nothing more is done."""
+    from prewarm import leader
+    from prewarm.apply import Mandate
+
+    proxy, url = proxied(server_url)
+    store = Store(url)
+    seed_plan(store, "api", T0, [(T0, 3), (at(10), 6), (at(20), 2), (at(30), 8)])
+    settings = settings_for(tmp_path, url, faulty, cycle_interval="1h", leader_takeover="3s")
+    sim = SimulatedScheduler(T0)
+    lock, other = leader.for_url(url, takeover_s=3), leader.for_url(server_url, takeover_s=3)
+    daemon = Daemon(settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store, lock=lock)
+    try:
+        daemon._tick()
+        assert daemon.leading
+        sim.run_until(at(1))
+        assert faulty.target("api") == 3
+        proxy.cut()
+        daemon._tick()
+        assert not daemon.leading and daemon.may_act() is Mandate.RAISES
+        assert "raises only" in daemon.healthy()[1]
+        daemon._tick()  # the database still away: still cut off
+        sim.run_until(at(15))
+        assert faulty.target("api") == 6, "the raise of the plan last read applies at its time"
+        sim.run_until(at(25))
+        assert faulty.target("api") == 6, "never a lowering"
+        proxy.restore()
+        if lock_when_back == "taken":
+            assert other.try_acquire()
+        daemon._tick()
+        if lock_when_back == "free":
+            assert daemon.leading
+            sim.run_until(at(26))
+            assert faulty.target("api") == 2, "leading again, the plan in force applies"
+        else:
+            assert not daemon.leading and daemon.scheduler is None and daemon.may_act() is Mandate.NONE
+            sim.run_until(at(35))
+            assert faulty.target("api") == 6, "another daemon leads: the old plan's raises are dropped"
+            daemon._tick()  # a standby writes the audit records its outage kept
+        assert ok_actions(store)[:2] == [(T0, 3), (at(10), 6)]
+        assert [c["target"] for c in faulty.changes()] == ([3, 6, 2] if lock_when_back == "free" else [3, 6])
+        assert not sim.errors
+    finally:
+        daemon._step_down()
+        for held in (lock, other):
+            held.release()
+        proxy.close()
+        store.close()
+
+
+def test_an_endpoint_without_history_is_not_a_failed_cycle(tmp_path, sqlite_url, faulty):
+    """Issue 13 item 6: a new endpoint with no traffic ingested yet is not planned, and the
+    cycle that planned every other endpoint is still a successful one."""
+    store = Store(sqlite_url)
+    with store.begin() as c:
+        store.insert_counts(c, store.endpoint_id("api"),
+                            [CountRow("api", T0 - timedelta(minutes=m), 10) for m in range(1, 120)])
+    settings = config.load(write_config(tmp_path / "prewarm.toml", sqlite_url,
+                                        [{"name": "api", "dir": faulty.dir}, {"name": "new", "dir": faulty.dir}],
+                                        daemon={"cycle_interval": "1h"}))
+    metrics = Metrics(CollectorRegistry())
+    try:
+        sim, daemon = sim_daemon(settings, store, metrics)
+        sim.run_until(at(1))  # the start-up cycle
+        assert store.current_plan("api") and not store.current_plan("new")
+        assert metrics.registry.get_sample_value("prewarm_last_successful_cycle_timestamp_seconds") > 0
+        assert not sim.errors
+        daemon._step_down()
     finally:
         store.close()

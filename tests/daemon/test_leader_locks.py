@@ -1,4 +1,5 @@
-"""Session-held leader locks on both server databases: one holder; leadership ends with the
+"""Session-held leader locks on both server databases (the PREWARM_TEST_PG and
+PREWARM_TEST_MARIADB servers, as every database test): one holder; leadership ends with the
 session (released, or the connection killed from the server side)."""
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import sqlalchemy as sa
 
 from prewarm.leader import MySQLLock, PostgresLock
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-MARIA = "mysql+pymysql://root@127.0.0.1:3306/test"
+from ..conftest import MARIA_ADMIN as MARIA, PG_ADMIN as PG
 
 
 def _kill(url: str, lock) -> None:
@@ -30,13 +30,14 @@ def test_one_holder_and_the_session_is_the_lease(url, make):
     try:
         assert first.try_acquire() is True
         assert second.try_acquire() is False and first.still_held()
+        assert not second.unreachable, "the database answered: another holds the lock"
         first.release()
         assert second.try_acquire() is True
         # The server ends the holder's session: the holder learns it has lost the lock,
         # and another can take it at once.
         _kill(url, second)
-        assert second.still_held() is False
-        assert first.try_acquire() is True
+        assert second.still_held() is False and second.unreachable
+        assert first.try_acquire() is True and not first.unreachable
     finally:
         first.release()
         second.release()

@@ -16,7 +16,8 @@ import pytest
 
 from daemon_helpers import Faulty, utc, write_config
 from prewarm import config
-from prewarm.cycle import Runtime, run_once
+from prewarm.cycle import run_once
+from prewarm.runtime import Runtime
 from prewarm.daemon import Daemon
 from prewarm.daemon_sim import SimulatedScheduler
 from prewarm.store import CountRow, Store

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from daemon_helpers import write_config
 from prewarm.cli.main import cli, main
-from prewarm.cycle import Runtime, apply_due
+from prewarm.cycle import apply_due
+from prewarm.runtime import Runtime
 from prewarm import config
 from prewarm.store import CountRow, Store
 

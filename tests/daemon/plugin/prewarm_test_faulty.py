@@ -3,7 +3,7 @@ ship one (a dist-info with an entry point, put on the path by the tests).
 
 Its state lives on disk so several processes (a daemon, its restart, `prewarm once`) see
 one provider: `<dir>/<endpoint>.state.json` holds the warm target, `<dir>/calls.jsonl`
-logs every call with its wall-clock time and pid. Faults come from `<dir>/control.json`,
+logs every call (reads too) with its wall-clock time and pid. Faults come from `<dir>/control.json`,
 which a test edits while a daemon runs:
 
   read_fail: true       read() raises a retryable ProviderError
@@ -12,6 +12,10 @@ which a test edits while a daemon runs:
   apply_delay_s: S      apply() takes S seconds (a slow call in flight), logging start and end
   apply_block: true     apply() blocks, once started, while it stays true (a call in flight
                         for as long as the test wants)
+  capabilities: {...}   keyword arguments of its Capabilities (default: no idle timeout); with
+                        idle_timeout, the one applied is kept and read back, like a platform's
+  idle_multiple: N      the idle timeout kept is rounded up to a multiple of N (a platform coarser
+                        than its capabilities say)
 """
 from __future__ import annotations
 
@@ -58,10 +62,11 @@ class FaultyProvider(Provider):
         with open(self.dir / "calls.jsonl", "a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
+    def _state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {"target": 0}
+
     def _target(self) -> int:
-        if self.state_file.exists():
-            return int(json.loads(self.state_file.read_text())["target"])
-        return 0
+        return int(self._state()["target"])
 
     def read(self) -> CapacityState:
         while True:
@@ -73,8 +78,10 @@ class FaultyProvider(Provider):
         if fail:
             self._log(verb="read", result="error")
             raise self.error("read failed (injected)", retryable=True)
-        target = self._target()
-        return CapacityState(desired=target, ready=target)
+        state = self._state()
+        self._log(verb="read", result="ok")
+        return CapacityState(desired=int(state["target"]), ready=int(state["target"]),
+                             idle_timeout_s=state.get("idle_timeout_s"))
 
     def apply(self, target: int, idle_timeout_s: float | None = None) -> ApplyResult:
         target = self.endpoint.clamp(target)
@@ -83,29 +90,35 @@ class FaultyProvider(Provider):
             if throttled:
                 c["throttle"] -= 1
             delay = float(c.get("apply_delay_s", 0))
+            multiple = c.get("idle_multiple")
         if throttled:
             self._log(verb="apply", target=target, result="throttled")
             raise self.error("rate exceeded (injected)", retryable=True, code="Throttling")
-        previous = self._target()
-        self._log(verb="apply", target=target, result="started", previous=previous)
+        state = self._state()
+        previous, idle = int(state["target"]), state.get("idle_timeout_s")
+        self._log(verb="apply", target=target, result="started", previous=previous, idle_timeout_s=idle_timeout_s)
         if delay:
             time.sleep(delay)
         while self._blocked():
             time.sleep(0.05)
-        changed = target != previous
+        if idle_timeout_s is not None and self.capabilities().idle_timeout:
+            idle = -(-idle_timeout_s // multiple) * multiple if multiple else idle_timeout_s
+        changed = target != previous or idle != state.get("idle_timeout_s")
         if changed:
             tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"target": target}))
+            tmp.write_text(json.dumps({"target": target, "idle_timeout_s": idle}))
             os.replace(tmp, self.state_file)
         self._log(verb="apply", target=target, result="done", changed=changed, previous=previous)
-        return ApplyResult(changed, previous, target)
+        return ApplyResult(changed, previous, target, idle)
 
     def _blocked(self) -> bool:
         with self._control() as c:
             return bool(c.get("apply_block"))
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(notes="test plugin")
+        with self._control() as c:
+            kw = dict(c.get("capabilities") or {})
+        return Capabilities(notes="test plugin", **kw)
 
 
 from prewarm.forecasters.base import Forecaster  # noqa: E402
