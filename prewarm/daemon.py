@@ -405,6 +405,7 @@ class Daemon:
             return
         # An endpoint with no history yet (just added, no traffic ingested) is not a failure.
         ok = not any(o.failed for o in outcomes.values())
+        log.info("%s", cycle_summary(outcomes, time.monotonic() - started))
         if self.metrics:
             self.metrics.cycle_duration.observe(time.monotonic() - started)
             if ok:
@@ -486,3 +487,17 @@ class Daemon:
                 scheduler.add_job(self.reconcile, "date", run_date=at, args=[name, at], id=job_id,
                                   replace_existing=True, misfire_grace_time=None)
             self._change_jobs = set(wanted)
+
+
+def cycle_summary(outcomes: dict, seconds: float) -> str:
+    """The one info line a cycle logs: how many endpoints were planned, waited for history,
+    failed (and which, up to three), and how long it took."""
+    planned = sum(1 for o in outcomes.values() if o.plan is not None)
+    waiting = sum(1 for o in outcomes.values() if o.no_history)
+    failed = [n for n, o in outcomes.items() if o.failed]
+    text = f"cycle: {planned} of {len(outcomes)} endpoints planned"
+    if waiting:
+        text += f", {waiting} without history yet"
+    if failed:
+        text += f", {len(failed)} failed ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''})"
+    return text + f" in {seconds:.1f} s"

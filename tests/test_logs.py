@@ -25,3 +25,17 @@ def test_a_repeated_failure_is_logged_on_change_and_then_once_a_minute(caplog):
         "leader lock: the database answers again (after 51 failures over 60s)",
         "leader lock: timeout",
     ]
+
+
+def test_the_daemon_logs_one_info_line_per_cycle():
+    from prewarm.daemon import cycle_summary
+    from prewarm.outcomes import EndpointOutcome
+    from prewarm.planner.model import EndpointPlan
+    from datetime import datetime, timezone
+
+    plan = EndpointPlan("a", datetime(2026, 1, 1, tzinfo=timezone.utc), ())
+    outcomes = {"a": EndpointOutcome("a", plan=plan), "b": EndpointOutcome("b", error="no history", no_history=True),
+                "c": EndpointOutcome("c", error="forecaster failed"), "d": EndpointOutcome("d", plan=plan)}
+    assert cycle_summary(outcomes, 1.234) == \
+        "cycle: 2 of 4 endpoints planned, 1 without history yet, 1 failed (c) in 1.2 s"
+    assert cycle_summary({"a": outcomes["a"]}, 0.05) == "cycle: 1 of 1 endpoints planned in 0.1 s"
