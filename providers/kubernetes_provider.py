@@ -229,6 +229,8 @@ class KubernetesProvider(Provider):
         try:
             found = self._call(self._autoscaling.list_namespaced_horizontal_pod_autoscaler, c.namespace)
         except HttpProviderError as exc:
+            if exc.status == 404:  # no autoscaling/v2 on this server (before Kubernetes 1.23): no HPA
+                return None
             if exc.status != 403:
                 raise
             self._hpa_unknown = str(exc)

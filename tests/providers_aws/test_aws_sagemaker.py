@@ -160,6 +160,9 @@ def test_an_operators_update_endpoint_holds_prewarm_back(make_provider, front, f
     with front.held():
         front_client("sagemaker").update_endpoint(EndpointName=sagemaker_endpoint,
                                                   EndpointConfigName=config)
+        with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
+            front_client("sagemaker").update_endpoint(EndpointName=sagemaker_endpoint,
+                                                      EndpointConfigName=config)
         with pytest.raises(ProviderError) as err:
             provider.apply(2)
         assert err.value.retryable and "Updating" in str(err.value)

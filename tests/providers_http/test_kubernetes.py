@@ -291,3 +291,14 @@ def test_the_fake_refuses_an_invalid_traffic_block(kube):
         with pytest.raises(ProviderError) as info:
             provider._service({"spec": {"traffic": traffic}})
         assert info.value.code == "http-400" and "validation failed" in str(info.value)
+
+
+def test_without_rbac_to_list_hpas_the_deployment_is_driven_and_check_warns(kube):
+    kube.fail_next("GET", "/horizontalpodautoscalers", 403,
+                   kube.error(403, 'horizontalpodautoscalers.autoscaling is forbidden: User "prewarm" '
+                                   'cannot list resource "horizontalpodautoscalers"').body, times=2)
+    provider = make(kube)
+    (finding,) = provider.check()
+    assert finding.level == "warning" and "grant list on horizontalpodautoscalers" in finding.message
+    assert provider.apply(2).changed  # driven as before (fail warm: no refusal on a guess)
+    assert kube.workloads[("deployments", "chat")]["spec"]["replicas"] == 2
