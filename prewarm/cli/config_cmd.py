@@ -87,6 +87,12 @@ def _provider_checks(settings, ep, connect: bool) -> list[Check]:
             state = provider.read()
             out.append(Check("provider reach", ep.name, True,
                              f"{kind}: reachable, desired {state.desired}, ready {state.ready}"))
+            # The provider's own look at the resource (Provider.check): a setup that cannot
+            # work is an error (the daemon refuses to start on it), one another controller
+            # also drives is a warning.
+            for finding in provider.check():
+                out.append(Check("provider setup", ep.name, finding.level != "error",
+                                 f"{kind}: {finding.level}: {finding.message}", bad_input=finding.level == "error"))
         except Exception as exc:  # noqa: BLE001 - the check reports it
             out.append(Check("provider reach", ep.name, False, f"{kind}: {exc}"))
         finally:
@@ -135,8 +141,9 @@ def run_checks(settings, connect: bool = True) -> list[Check]:
 def check(ctx, offline, as_json) -> None:
     """Validate the config without acting: its keys and values, each endpoint's forecaster
     and provider (the provider's own config schema), and, unless --offline, that the store,
-    each provider (one read, no change) and each [endpoints.history] query answer with the
-    configured credentials. Exit 0 when all pass, 2 when the config or a plugin is wrong,
+    each provider (one read, no change, and the provider's own setup check: the one `prewarm
+    run` refuses to start on) and each [endpoints.history] query answer with the configured
+    credentials. Exit 0 when all pass, 2 when the config or a plugin is wrong,
     1 when something cannot be reached."""
     settings = ctx.obj.settings  # a config error exits 2 here, naming the key
     checks = run_checks(settings, connect=not offline)

@@ -248,3 +248,27 @@ endpoint_url = "{front.url}"
     assert result.exit_code == 2, result.output
     assert "endpoint embed" in result.output and "UpdateEndpoint" in result.output
     assert front.ops == ["DescribeEndpoint"]  # looked, changed nothing
+
+
+def test_config_check_reports_it_and_exits_2(tmp_path, front, sagemaker_serverless_on_demand):
+    """`prewarm config check` asks the provider's own check too: the same refusal, before any run."""
+    from click.testing import CliRunner
+
+    from prewarm.cli.main import cli
+
+    path = tmp_path / "prewarm.toml"
+    path.write_text(f"""
+[store]
+url = "sqlite:///{tmp_path}/prewarm.db"
+[[endpoints]]
+name = "embed"
+[endpoints.provider]
+kind = "aws-sagemaker-serverless"
+endpoint_name = "{sagemaker_serverless_on_demand}"
+region = "us-east-1"
+endpoint_url = "{front.url}"
+""")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "provider setup" in result.output and "UpdateEndpoint" in result.output
+    assert "UpdateEndpointWeightsAndCapacities" not in front.ops
