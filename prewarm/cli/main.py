@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("prewarm").debug("unhandled", exc_info=True)
         click.echo(redact(f"error: {type(exc).__name__}: {exc}"), err=True)
         sys.exit(1)
-    sys.exit(exit_code(code))
+    if exit_code(code):  # 0 returns, so main() can be called in-process
+        sys.exit(exit_code(code))
 
 
 def exit_code(returned) -> int:
