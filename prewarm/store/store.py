@@ -203,12 +203,25 @@ class Store:
                 yield c
 
     # -- request counts --------------------------------------------------------------------
-    def existing_counts(self, conn: sa.Connection, endpoint_id: int, start: datetime,
-                        end: datetime) -> dict[datetime, tuple]:
+    def stored_counts(self, conn: sa.Connection, endpoint_id: int,
+                      stamps: Sequence[datetime]) -> dict[datetime, tuple]:
+        """Stored (requests, cold_starts, p50_ms, p99_ms) at those of `stamps` (minute bucket
+        starts) that have a row. Dense stamps (a sorted file's chunk) are read as one range,
+        scattered ones by value, so what is read stays about as large as `stamps`."""
+        if not stamps:
+            return {}
         rc = t.request_counts.c
-        rows = conn.execute(sa.select(rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
-                            .where(rc.endpoint_id == endpoint_id, rc.ts >= start, rc.ts <= end))
-        return {r[0]: tuple(r[1:]) for r in rows}
+        cols = (rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
+        start, end = min(stamps), max(stamps)
+        if (end - start).total_seconds() / 60 < 2 * len(stamps):
+            wanted = set(stamps)
+            rows = conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts >= start, rc.ts <= end))
+            return {r[0]: tuple(r[1:]) for r in rows if r[0] in wanted}
+        out = {}
+        for chunk in _chunks(list(stamps)):
+            for r in conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts.in_(chunk))):
+                out[r[0]] = tuple(r[1:])
+        return out
 
     def insert_counts(self, conn: sa.Connection, endpoint_id: int, rows: Sequence[CountRow]) -> int:
         if not rows:
