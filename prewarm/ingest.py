@@ -384,47 +384,46 @@ class _Writer:
         self.report, self.seen = report, _Seen()
 
     def write(self, chunk: list, only: str | None) -> None:
-        report = self.report
-        by_ep: dict[str, dict[datetime, tuple[int, CountRow]]] = defaultdict(dict)
+        # endpoint -> minute -> the chunk's rows for it, in file order
+        by_ep: dict[str, dict[datetime, list[tuple[int, CountRow]]]] = defaultdict(lambda: defaultdict(list))
         bad = []
         for item in chunk:
             if isinstance(item, BadRow):
                 bad.append(item)
-                continue
-            line, row = item
-            if only is not None and row.endpoint != only:
-                continue
-            rows = by_ep[row.endpoint]
-            first = rows.get(row.ts)
-            if first is None:
-                rows[row.ts] = (line, row)
-            elif first[1].values() != row.values():
-                bad.append(_duplicate(line, first[0], row))
+            elif only is None or item[1].endpoint == only:
+                by_ep[item[1].endpoint][item[1].ts].append(item)
         for name, rows in by_ep.items():
             bad += self._write_endpoint(name, rows, bad)
-        report.add_bad(sorted(bad, key=lambda b: b.line))
+        self.report.add_bad(sorted(bad, key=lambda b: b.line))
 
-    def _write_endpoint(self, name: str, rows: dict[datetime, tuple[int, CountRow]], bad_so_far) -> list[BadRow]:
+    def _write_endpoint(self, name: str, rows: dict[datetime, list[tuple[int, CountRow]]],
+                        bad_so_far) -> list[BadRow]:
         report, bad = self.report, []
         eid = self._eid(name)
         minutes = np.fromiter((int(ts.timestamp()) // 60 for ts in rows), np.int64, len(rows))
-        lines = np.fromiter((line for line, _ in rows.values()), np.int32, len(rows))
+        lines = np.fromiter((same[0][0] for same in rows.values()), np.int32, len(rows))
         earlier = self.seen.lines(name, minutes)
         stored = self.store.stored_counts(self.conn, eid, list(rows))
         fresh = []
-        for (line, row), first_line in zip(rows.values(), earlier.tolist()):
+        for same, first_line in zip(rows.values(), earlier.tolist()):
+            line, row = same[0]
             old = stored.get(row.ts)
             if first_line:  # an earlier chunk had this minute: stored now if it was good
-                if old is not None and old != row.values():
-                    bad.append(_duplicate(line, first_line, row))
-            elif old is None:
-                fresh.append(row)
-            elif old == row.values():
-                report.unchanged += 1
+                ref = (first_line, old)
+                same = same if old is not None else []
             else:
-                bad.append(BadRow(line, f"{name} at {row.ts:%Y-%m-%dT%H:%M}Z is stored with requests={old[0]}, "
-                                        f"the file says {row.requests}"))
-        self.seen.add(name, minutes, lines)
+                ref = (line, row.values())
+                same = same[1:]
+                if old is None:
+                    fresh.append(row)
+                elif old == row.values():
+                    report.unchanged += 1
+                else:
+                    bad.append(BadRow(line, f"{name} at {row.ts:%Y-%m-%dT%H:%M}Z is stored with requests={old[0]}, "
+                                            f"the file says {row.requests}"))
+            bad += [_duplicate(dup_line, ref[0], dup) for dup_line, dup in same if dup.values() != ref[1]]
+        new = earlier == 0
+        self.seen.add(name, minutes[new], lines[new])
         if self.skip_bad or not (report.bad_count or bad_so_far or bad):
             report.inserted += self.store.insert_counts(self.conn, eid, fresh)
             report.endpoints[name] = report.endpoints.get(name, 0) + len(fresh)
