@@ -45,7 +45,15 @@ def zone(name: str) -> tzinfo:
 
 
 def parse_timestamp(text: str, default_tz: tzinfo = timezone.utc) -> datetime:
-    """ISO-8601 with 'Z', an offset, or naive (read in default_tz); returned in UTC.
+    """ISO-8601 with 'Z', an offset, or naive (read in default_tz); returned in UTC."""
+    parsed = parse_iso(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=default_tz)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_iso(text: str) -> datetime:
+    """ISO-8601 as written: aware with 'Z' or an offset, naive without.
 
     Also takes a space instead of 'T' and fractional seconds of any length (the Azure trace
     has 100 ns resolution, which datetime.fromisoformat in 3.11 accepts only up to 6 digits).
@@ -61,9 +69,7 @@ def parse_timestamp(text: str, default_tz: tzinfo = timezone.utc) -> datetime:
         parsed = datetime.fromisoformat(fixed)
     except ValueError:
         raise ValueError(f"not an ISO-8601 time stamp: {raw!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=default_tz)
-    return parsed.astimezone(timezone.utc)
+    return parsed
 
 
 def to_utc(moment: datetime) -> datetime:
@@ -82,4 +88,4 @@ def iso(moment: datetime) -> str:
     return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-__all__ = ["parse_duration", "format_duration", "parse_timestamp", "to_utc", "floor_time", "iso", "zone"]
+__all__ = ["parse_duration", "format_duration", "parse_timestamp", "parse_iso", "to_utc", "floor_time", "iso", "zone"]

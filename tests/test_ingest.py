@@ -1,7 +1,7 @@
 """Ingest: all or nothing, idempotent, bad rows named by line; on every shared trace."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -10,6 +10,8 @@ from prewarm.ingest import ingest_file
 from prewarm.units import zone
 
 from .conftest import TRACES
+
+T0 = datetime(2024, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
 def csv_file(tmp_path, text, name="counts.csv"):
@@ -114,3 +116,151 @@ def test_every_shared_trace(tmp_path):
     assert code.format == "requests"
     with pytest.raises(InputError, match="expected ts,endpoint,requests"):
         ingest_file(store, TRACES / "alibaba_genai_2026" / "cold_start_latency.csv")
+
+
+def test_values_the_stores_refuse_are_bad_rows_on_every_store(store, tmp_path):
+    """What a database would refuse (or misread) is a bad row with its line, the same on
+    SQLite, PostgreSQL and MariaDB, and not a raw SQL error: a name over 128 characters, a
+    control character in it, a count over 2^31 - 1, 1e300 as a count or a latency, a year-1
+    or year-9999 time stamp (with or without an offset)."""
+    f = csv_file(tmp_path, "ts,endpoint,requests,cold_starts,p50_ms\n"
+                           "2024-11-20T12:00:00Z,ok,1,,\n"
+                           f"2024-11-20T12:00:00Z,{'x' * 129},1,,\n"
+                           "2024-11-20T12:00:00Z,nul\x00name,1,,\n"
+                           "2024-11-20T12:01:00Z,ok,2147483648,,\n"
+                           "2024-11-20T12:02:00Z,ok,1e300,,\n"
+                           "2024-11-20T12:03:00Z,ok,1,1e300,\n"
+                           "2024-11-20T12:04:00Z,ok,1,,1e300\n"
+                           "0001-01-01T00:00:00Z,ok,1,,\n"
+                           "0001-01-01T00:00:00+01:00,ok,1,,\n"
+                           "9999-12-31T23:59:00,ok,1,,\n"
+                           "9999-12-31T23:59:00-01:00,ok,1,,\n"
+                           f"2024-11-20T12:05:00Z,{'y' * 128},2147483647,0,86400000\n")
+    with pytest.raises(InputError) as err:
+        ingest_file(store, f)
+    msg = str(err.value)
+    for expected in ("line 3: endpoint 'xxxxxxxxxxxxxxxxxxxx'... is 129 characters, at most 128",
+                     "line 4: endpoint 'nul\\x00name' contains the control character '\\x00'",
+                     "line 5: requests '2147483648' is over 2147483647", "line 6: requests '1e300' is over",
+                     "line 7: cold_starts '1e300' is over", "line 8: p50_ms '1e300' is over 86400000 ms",
+                     "line 9: time stamp '0001-01-01T00:00:00Z' is outside 1900-2199",
+                     "line 10: time stamp '0001-01-01T00:00:00+01:00' is outside",
+                     "line 11: time stamp '9999-12-31T23:59:00' is outside",
+                     "line 12: time stamp '9999-12-31T23:59:00-01:00' is outside", "10 bad row(s), nothing written"):
+        assert expected in msg, msg
+    r = ingest_file(store, f, skip_bad=True)
+    assert r.inserted == 2 and r.bad_count == 10
+    assert store.history("y" * 128, T0, T0 + timedelta(hours=1))[0][1:] == (2147483647, 0)
+
+
+
+def test_a_refused_file_writes_nothing_not_even_its_endpoints(store, tmp_path):
+    f = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,brand-new,1\n2024-11-20T12:01:00Z,brand-new,x\n")
+    with pytest.raises(InputError, match="1 bad row"):
+        ingest_file(store, f)
+    from prewarm.store import Store
+
+    fresh = Store(store.url)  # no cached ids
+    try:
+        assert fresh.endpoint_id("brand-new", create=False) is None
+    finally:
+        fresh.close()
+
+
+def test_files_of_one_ingest_are_one_transaction(store, tmp_path):
+    """`ingest a.csv b.csv` with b bad: a is not written either, and the refusal says so."""
+    from prewarm.ingest import ingest_files
+
+    a = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,a,1\n", "a.csv")
+    b = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,b,-1\n", "b.csv")
+    with pytest.raises(InputError) as err:
+        ingest_files(store, [a, b])
+    assert "b.csv: 1 bad row(s)" in str(err.value) and f"nothing of {a} was written either" in str(err.value)
+    assert store.last_count_time("a") is None
+    reports = ingest_files(store, [a, csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,b,2\n", "c.csv")])
+    assert [r.endpoints for r in reports] == [{"a": 1}, {"b": 1}]
+
+
+def test_names_differing_in_case_are_different_endpoints(store, tmp_path):
+    f = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,chat,1\n2024-11-20T12:00:00Z,Chat,2\n"
+                           "2024-11-20T12:00:00Z,CHAT,3\n")
+    assert ingest_file(store, f).endpoints == {"chat": 1, "Chat": 1, "CHAT": 1}
+    assert [store.history(n, T0, T0 + timedelta(minutes=1))[0][1] for n in ("chat", "Chat", "CHAT")] == [1, 2, 3]
+
+
+def test_ingest_streams_in_chunks(store, tmp_path, monkeypatch):
+    """The file is read and written a chunk at a time (the first rows are written before
+    the rest is read), and the checks hold across chunks: a duplicate of a row three chunks
+    back is named with its line, and a bad row at the end takes back what was written."""
+    import prewarm.ingest as ingest
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 100)
+    lines_read, at_insert = [0], []
+    real_insert = store.insert_counts
+    monkeypatch.setattr(store, "insert_counts", lambda c, eid, rows: (at_insert.append(lines_read[0]),
+                                                                      real_insert(c, eid, rows))[1])
+
+    def progress(n):
+        lines_read[0] += n
+
+    body = "".join(f"{(T0 + timedelta(minutes=i)):%Y-%m-%dT%H:%MZ},s,{i % 7}\n" for i in range(20_000))
+    f = csv_file(tmp_path, "ts,endpoint,requests\n" + body)
+    r = ingest_file(store, f, progress=progress)
+    assert r.inserted == 20_000 and len(at_insert) == 200
+    assert at_insert[0] < 5000 and at_insert[-1] >= 15_000  # written as it was read
+    # Again with conflicting duplicates of line 2 chunks later and a new endpoint: refused whole.
+    g = csv_file(tmp_path, "ts,endpoint,requests\n" + "".join(
+        f"{(T0 + timedelta(minutes=i)):%Y-%m-%dT%H:%MZ},later,1\n" for i in range(350))
+        + f"{T0:%Y-%m-%dT%H:%MZ},later,5\n" + "\n" * 200 + f"{T0:%Y-%m-%dT%H:%MZ},later,6\n", "g.csv")
+    with pytest.raises(InputError) as err:
+        ingest_file(store, g)
+    for line in (352, 553):
+        assert f"line {line}: duplicate of line 2 (later at 2024-11-20T12:00Z) with a different value" in str(err.value)
+    assert store.last_count_time("later") is None
+    r = ingest_file(store, g, skip_bad=True)
+    assert r.inserted == 350 and r.bad_count == 2
+
+
+NY = "America/New_York"
+
+
+def test_naive_times_across_the_spring_forward_gap(store, tmp_path):
+    """02:00-02:59 does not exist in New York on 2024-03-10: refused with the line, not
+    folded onto 03:xx (which dropped a row without a word)."""
+    f = csv_file(tmp_path, "ts,endpoint,requests\n2024-03-10 01:59,web,1\n2024-03-10 02:30,web,2\n"
+                           "2024-03-10 03:30,web,3\n")
+    with pytest.raises(InputError, match=r"line 3: local time 2024-03-10 02:30 does not exist in America/New_York"):
+        ingest_file(store, f, default_tz=zone(NY))
+    r = ingest_file(store, f, default_tz=zone(NY), skip_bad=True)
+    assert r.inserted == 2
+    assert [h[0].hour for h in store.history("web", datetime(2024, 3, 10, tzinfo=timezone.utc),
+                                             datetime(2024, 3, 11, tzinfo=timezone.utc))] == [6, 7]
+
+
+def test_naive_times_across_the_fall_back_hour(store, tmp_path):
+    """01:00-01:59 happens twice in New York on 2024-11-03. A file in time order (two
+    endpoints interleaved) is read as it happened: the first pass as EDT, the pass after the
+    time goes back as EST; 123 rows, 123 distinct minutes, no "duplicates"."""
+    local = ([f"2024-11-03 00:{m:02d}" for m in (58, 59)] + [f"2024-11-03 01:{m:02d}" for m in range(60)] * 2
+             + ["2024-11-03 02:00"])
+    body = "".join(f"{ts},{ep},{i}\n" for i, ts in enumerate(local) for ep in ("a", "b"))
+    r = ingest_file(store, csv_file(tmp_path, "ts,endpoint,requests\n" + body), default_tz=zone(NY))
+    assert r.inserted == 246 and r.bad_count == 0
+    hist = store.history("a", datetime(2024, 11, 3, tzinfo=timezone.utc), datetime(2024, 11, 4, tzinfo=timezone.utc))
+    start = datetime(2024, 11, 3, 4, 58, tzinfo=timezone.utc)
+    assert [(h[0], h[1]) for h in hist] == [(start + timedelta(minutes=i), i) for i in range(123)]
+    # One pass through the repeated hour: its first occurrence (EDT, UTC-4).
+    ingest_file(store, csv_file(tmp_path, "ts,endpoint,requests\n2024-11-03 01:30,once,1\n", "b.csv"), default_tz=zone(NY))
+    assert store.last_count_time("once") == datetime(2024, 11, 3, 5, 30, tzinfo=timezone.utc)
+
+
+def test_refusals_exit_2_through_the_command(tmp_path):
+    from .test_cli import run
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    a = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,a,1\n", "a.csv")
+    b = csv_file(tmp_path, "ts,endpoint,requests\n2024-11-20T12:00:00Z,b,1e300\n", "b.csv")
+    err = run("--db", db, "ingest", str(a), str(b), cwd=tmp_path, check=2).stderr
+    assert "line 2: requests '1e300' is over 2147483647" in err and "nothing of" in err
+    out = run("--db", db, "ingest", str(a), cwd=tmp_path, check=0).stdout
+    assert "a.csv: 1 rows (counts), 1 new" in out

@@ -179,3 +179,20 @@ def test_prune_keeps_each_endpoints_last_readiness_measurements(store):
     assert store.ready_durations("rare") == [102.0, 101.0, 100.0]
     with store.begin() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(t.readiness)).scalar() == 53
+
+
+def test_endpoint_names_are_case_sensitive(store):
+    """`chat`, `Chat` and `CHAT` are three endpoints on every store (MariaDB's default
+    collation merged them: a file for CHAT was stored under chat, and chat and Chat in one
+    write failed with IntegrityError)."""
+    ids = {n: store.endpoint_id(n) for n in ("chat", "Chat", "CHAT")}
+    assert len(set(ids.values())) == 3
+    fresh = Store(store.url)  # no cached ids: the database tells them apart
+    try:
+        assert fresh.endpoint_ids(["CHAT", "chat", "cHaT"]) == {"CHAT": ids["CHAT"], "chat": ids["chat"]}
+        with fresh.begin() as c:
+            fresh.insert_counts(c, ids["chat"], [CountRow("chat", T0, 1)])
+            fresh.insert_counts(c, ids["Chat"], [CountRow("Chat", T0, 2)])
+        assert [h[1] for h in fresh.history("Chat", T0, T0 + timedelta(minutes=1))] == [2]
+    finally:
+        fresh.close()

@@ -22,10 +22,17 @@ def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_js
     any other column is refused.
     Per-request logs (one row per request) are counted per minute. Time stamps may carry
     'Z', an offset, or nothing (read in --timezone). Bad rows are refused with their line
-    numbers and nothing is written, unless --skip-bad. Ingesting the same rows again
-    changes nothing.
+    numbers and nothing is written, of any of the files, unless --skip-bad. Ingesting the
+    same rows again changes nothing.
+
+    \b
+    Naive times across clock changes (--timezone):
+      a skipped local time (spring forward) is refused;
+      a repeated one (fall back) is read as its first occurrence, and as the second from
+      the row on where, for that endpoint, a time of the repeated hour goes backwards
+      (01:59 then 01:00), until a time outside that hour.
     """
-    from ..ingest import ingest_file
+    from ..ingest import ingest_files
     from ..store import Store
     from ..units import zone
 
@@ -35,17 +42,15 @@ def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_js
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone")
     store = Store(settings.store.url)
-    reports = []
+    options = dict(endpoint=endpoint, skip_bad=skip_bad, default_tz=default_tz, ts_column=ts_column,
+                   endpoint_column=endpoint_column)
     try:
-        for path in files:
-            if interactive() and not as_json:
-                with click.progressbar(length=_lines(path), label=f"ingest {path}", file=click.get_text_stream("stderr")) as bar:
-                    rep = ingest_file(store, path, endpoint=endpoint, skip_bad=skip_bad, default_tz=default_tz,
-                                      ts_column=ts_column, endpoint_column=endpoint_column, progress=bar.update)
-            else:
-                rep = ingest_file(store, path, endpoint=endpoint, skip_bad=skip_bad, default_tz=default_tz,
-                                  ts_column=ts_column, endpoint_column=endpoint_column)
-            reports.append(rep)
+        if interactive() and not as_json:
+            total = sum(_lines(path) for path in files)
+            with click.progressbar(length=total, label="ingest", file=click.get_text_stream("stderr")) as bar:
+                reports = ingest_files(store, files, progress=bar.update, **options)
+        else:
+            reports = ingest_files(store, files, **options)
     finally:
         store.close()
     if as_json:
@@ -54,7 +59,7 @@ def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_js
     for r in reports:
         eps = ", ".join(f"{k} {v}" for k, v in sorted(r.endpoints.items()))
         click.echo(f"{r.file}: {r.rows_read} rows ({r.format}), {r.inserted} new, {r.unchanged} already stored"
-                   + (f", {len(r.bad)} bad skipped" if r.bad else "") + (f" [{eps}]" if eps else ""))
+                   + (f", {r.bad_count} bad skipped" if r.bad_count else "") + (f" [{eps}]" if eps else ""))
         for b in r.bad[:20]:
             click.echo(f"  skipped {b}", err=True)
 

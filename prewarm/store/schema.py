@@ -41,7 +41,11 @@ class UTCDateTime(TypeDecorator):
 
 
 # MariaDB needs a length on VARCHAR; 128 keeps composite indexes under its key-size limit.
-Name = sa.String(128)
+# Names are case-sensitive on every store: MySQL/MariaDB compare VARCHARs case-insensitively
+# by default (utf8mb4_general_ci merged `CHAT` into `chat`), so name columns are binary there.
+NAME_LENGTH = 128
+Name = sa.String(NAME_LENGTH).with_variant(
+    mysql.VARCHAR(NAME_LENGTH, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
 JSONText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 endpoints = sa.Table(
@@ -78,6 +82,8 @@ forecasts = sa.Table(
     sa.Index("ix_forecasts_endpoint_issued", "endpoint_id", "issued_at"),
 )
 
+CURRENT_ENDPOINT = "CASE WHEN current THEN endpoint_id END"
+
 plans = sa.Table(
     "plans", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -92,7 +98,12 @@ plans = sa.Table(
     # The last cycle that planned the same commands again: a re-plan that changes nothing
     # is not written as a new plan, only confirmed here (the plan's age for fail warm).
     sa.Column("confirmed_at", UTCDateTime, nullable=True),
+    # The endpoint id while the plan is current, else NULL: its unique index lets the database
+    # enforce one current plan per endpoint on all three stores (NULLs do not collide; MariaDB
+    # has no partial indexes, hence a generated column rather than a WHERE on the index).
+    sa.Column("current_endpoint", sa.Integer, sa.Computed(CURRENT_ENDPOINT, persisted=True)),
     sa.Index("ix_plans_endpoint_current", "endpoint_id", "current"),
+    sa.Index("uq_plans_current_endpoint", "current_endpoint", unique=True),
     sa.Index("ix_plans_endpoint_issued", "endpoint_id", "issued_at"),
 )
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -52,6 +54,7 @@ class CountRow:
 
 
 READY_KEPT = 50  # measured times to ready an endpoint's learned lead is taken from
+DEADLOCK_TRIES = 5  # a plan write the database chose as a deadlock's victim is run again
 
 
 def _now() -> datetime:
@@ -137,6 +140,31 @@ class Store:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error on {_redact(self.url)}: {exc.orig}") from exc
 
+    @contextmanager
+    def begin_write(self) -> Iterator[sa.Connection]:
+        """A transaction that holds the write lock from its start on SQLite (BEGIN IMMEDIATE):
+        what it reads is not changed under it by another writer, and a savepoint in it cannot
+        commit on its own (pysqlite starts a transaction only at the first INSERT, UPDATE or
+        DELETE; a SAVEPOINT before one was a transaction of its own, committed at RELEASE).
+        Servers need no more here; per-endpoint serialisation there is lock_endpoints."""
+        with self.begin() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+
+    def lock_endpoints(self, conn: sa.Connection, eids: Iterable[int]) -> None:
+        """Serialise writers per endpoint until `conn`'s transaction ends: the endpoint rows
+        locked, in id order (two writers of several endpoints never wait on each other in a
+        circle). PostgreSQL: FOR NO KEY UPDATE, which inserts referencing the endpoint do not
+        wait for. MariaDB: call it first in the transaction, so the snapshot of its later
+        reads is taken after the lock is granted (REPEATABLE READ takes it at the first plain
+        read). SQLite: begin_write's lock already serialises every writer."""
+        if self.dialect == "sqlite":
+            return
+        e = t.endpoints.c
+        for chunk in _chunks(sorted(set(eids))):
+            conn.execute(sa.select(e.id).where(e.id.in_(chunk)).order_by(e.id).with_for_update(key_share=True))
+
     # -- endpoints -------------------------------------------------------------------------
     def endpoint_id(self, name: str, provider_kind: str | None = None, *, conn: sa.Connection | None = None,
                     create: bool = True) -> int | None:
@@ -155,7 +183,10 @@ class Store:
                     created = True
                 except sa.exc.IntegrityError:
                     pass  # another writer created it between our select and insert
-                row = c.execute(sa.select(t.endpoints.c.id).where(t.endpoints.c.name == name)).first()
+                # A locking read sees what that writer committed (MariaDB's plain reads keep
+                # the transaction's first snapshot).
+                row = c.execute(sa.select(t.endpoints.c.id).where(t.endpoints.c.name == name)
+                                .with_for_update(read=True)).first()
         # An id created inside the caller's transaction is not cached: that transaction may
         # still roll back.
         if not (created and conn is not None):
@@ -183,12 +214,25 @@ class Store:
                 yield c
 
     # -- request counts --------------------------------------------------------------------
-    def existing_counts(self, conn: sa.Connection, endpoint_id: int, start: datetime,
-                        end: datetime) -> dict[datetime, tuple]:
+    def stored_counts(self, conn: sa.Connection, endpoint_id: int,
+                      stamps: Sequence[datetime]) -> dict[datetime, tuple]:
+        """Stored (requests, cold_starts, p50_ms, p99_ms) at those of `stamps` (minute bucket
+        starts) that have a row. Dense stamps (a sorted file's chunk) are read as one range,
+        scattered ones by value, so what is read stays about as large as `stamps`."""
+        if not stamps:
+            return {}
         rc = t.request_counts.c
-        rows = conn.execute(sa.select(rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
-                            .where(rc.endpoint_id == endpoint_id, rc.ts >= start, rc.ts <= end))
-        return {r[0]: tuple(r[1:]) for r in rows}
+        cols = (rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
+        start, end = min(stamps), max(stamps)
+        if (end - start).total_seconds() / 60 < 2 * len(stamps):
+            wanted = set(stamps)
+            rows = conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts >= start, rc.ts <= end))
+            return {r[0]: tuple(r[1:]) for r in rows if r[0] in wanted}
+        out = {}
+        for chunk in _chunks(list(stamps)):
+            for r in conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts.in_(chunk))):
+                out[r[0]] = tuple(r[1:])
+        return out
 
     def insert_counts(self, conn: sa.Connection, endpoint_id: int, rows: Sequence[CountRow]) -> int:
         if not rows:
@@ -347,12 +391,33 @@ class Store:
         """Replace the endpoint's current plan in one transaction: pending commands of the old
         plan become 'superseded', the new plan becomes current. A crash leaves either the old
         plan or the new one, never half of each."""
-        with self.begin() as c:
-            eid = self.endpoint_id(endpoint, conn=c)
+        eid = self.endpoint_id(endpoint)
+
+        def write(c: sa.Connection) -> int:
             plan_id = self._replace_plan(c, eid, issued_at, horizon_end, model, commands, need_now)
             if need_now is not None:
                 self._record_needs(c, issued_at, [(eid, need_now)])
             return plan_id
+        return self._write_plans([eid], write)
+
+    def _write_plans(self, eids: Iterable[int], write: Callable[[sa.Connection], Any]) -> Any:
+        """Run `write` in the transaction plans are replaced in: the endpoints locked first,
+        so writers of one endpoint (the daemon and a cron `once`, two `once`s) run one after
+        the other and each sees the plan the previous one made current; the unique index on
+        plans.current_endpoint refuses a second current plan whatever happens. A deadlock
+        (MariaDB's unique-index locks can cross two writers of different endpoints) rolls
+        the transaction back; it is run again, up to DEADLOCK_TRIES times."""
+        eids = list(eids)
+        for attempt in range(1, DEADLOCK_TRIES + 1):
+            try:
+                with self.begin_write() as c:
+                    self.lock_endpoints(c, eids)
+                    return write(c)
+            except StoreError as exc:
+                if attempt == DEADLOCK_TRIES or not _deadlock(exc.__cause__):
+                    raise
+                log.info("plan write deadlocked with another writer; trying again (%d)", attempt)
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
 
     def save_plans(self, plans: Sequence[Mapping[str, Any]], issued_at: datetime,
                    rewrite_after: timedelta = timedelta(hours=1)) -> dict[str, str]:
@@ -365,27 +430,33 @@ class Store:
         Returns endpoint -> 'new' or 'confirmed'."""
         p = t.plans.c
         out: dict[str, str] = {}
-        with self.begin() as c:
-            eids = {plan["endpoint"]: self.endpoint_id(plan["endpoint"], conn=c) for plan in plans}
-            current = self._current_schedules(c, list(eids.values()))
-            confirm, replace = [], []
-            for plan in plans:
-                eid = eids[plan["endpoint"]]
-                cur = current.get(eid)
-                if (cur is not None and issued_at - cur[2] <= rewrite_after
-                        and same_schedule(cur[1], plan["commands"], issued_at)):
-                    confirm.append({"pid": cur[0], "hend": plan["horizon_end"]})
-                    out[plan["endpoint"]] = "confirmed"
-                else:
-                    replace.append(NewPlan(eid, plan["horizon_end"], plan.get("model"), plan["commands"],
-                                           plan.get("need_now"), [cur[0]] if cur else []))
-                    out[plan["endpoint"]] = "new"
-            self._replace_plans(c, issued_at, replace)
-            if confirm:
-                c.execute(t.plans.update().where(p.id == sa.bindparam("pid"))
-                          .values(confirmed_at=issued_at, horizon_end=sa.bindparam("hend")), confirm)
-            self._record_needs(c, issued_at, [(eids[plan["endpoint"]], plan["need_now"]) for plan in plans
-                                              if plan.get("need_now") is not None])
+        # Ids first, in their own transactions: the plan transaction starts with its locks.
+        eids = {plan["endpoint"]: self.endpoint_id(plan["endpoint"]) for plan in plans}
+        return self._write_plans(eids.values(), lambda c: self._save_plans(c, plans, eids, issued_at, rewrite_after))
+
+    def _save_plans(self, c: sa.Connection, plans: Sequence[Mapping[str, Any]], eids: Mapping[str, int],
+                    issued_at: datetime, rewrite_after: timedelta) -> dict[str, str]:
+        p = t.plans.c
+        out: dict[str, str] = {}
+        current = self._current_schedules(c, list(eids.values()))
+        confirm, replace = [], []
+        for plan in plans:
+            eid = eids[plan["endpoint"]]
+            cur = current.get(eid)
+            if (cur is not None and issued_at - cur[2] <= rewrite_after
+                    and same_schedule(cur[1], plan["commands"], issued_at)):
+                confirm.append({"pid": cur[0], "hend": plan["horizon_end"]})
+                out[plan["endpoint"]] = "confirmed"
+            else:
+                replace.append(NewPlan(eid, plan["horizon_end"], plan.get("model"), plan["commands"],
+                                       plan.get("need_now"), [cur[0]] if cur else []))
+                out[plan["endpoint"]] = "new"
+        self._replace_plans(c, issued_at, replace)
+        if confirm:
+            c.execute(t.plans.update().where(p.id == sa.bindparam("pid"))
+                      .values(confirmed_at=issued_at, horizon_end=sa.bindparam("hend")), confirm)
+        self._record_needs(c, issued_at, [(eids[plan["endpoint"]], plan["need_now"]) for plan in plans
+                                          if plan.get("need_now") is not None])
         return out
 
     def _replace_plan(self, c: sa.Connection, eid: int, issued_at: datetime, horizon_end: datetime,
@@ -780,6 +851,16 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
     """IN lists of at most `size` values (bound parameters have per-statement limits)."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def _deadlock(exc: BaseException | None) -> bool:
+    """Whether a driver error is a deadlock the database broke (MySQL/MariaDB 1213,
+    PostgreSQL 40P01): the transaction was rolled back and may simply be run again."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "40P01":
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] == 1213
 
 
 def _f(value: Any) -> float | None:

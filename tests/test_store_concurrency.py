@@ -1,0 +1,91 @@
+"""One current plan per endpoint under concurrent writers (issue 12, item 2): the database
+enforces it (a unique index on plans.current_endpoint) and the writers are serialised per
+endpoint (the endpoint row locked in the transaction that flips `current`)."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from prewarm.store import Store
+from prewarm.store import schema as t
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+WRITERS = 6
+ROUNDS = 4
+
+
+def _plan(endpoint: str, at: datetime, workers: int) -> dict:
+    return {"endpoint": endpoint, "horizon_end": at + timedelta(hours=6), "model": "m", "need_now": workers,
+            "commands": [{"at": at, "warm_workers": workers, "reason": {"writer": workers}}]}
+
+
+def test_concurrent_writers_leave_one_current_plan(store, db_url):
+    """WRITERS processes' worth of stores (own engines) write plans for the same endpoints at
+    the same instant, ROUNDS times (`prewarm once --at T` started together). Every write
+    succeeds, and each endpoint ends with exactly one current plan, whose commands are the
+    ones current_plan returns."""
+    names = ["chat", "code"]
+    stores = [Store(db_url) for _ in range(WRITERS)]
+    errors: list[BaseException] = []
+    try:
+        for rnd in range(ROUNDS):
+            at = T0 + timedelta(minutes=rnd)
+            barrier = threading.Barrier(WRITERS)
+
+            def write(i: int, s: Store = None) -> None:
+                try:
+                    barrier.wait()
+                    if i % 2:
+                        s.save_plans([_plan(n, at, 10 * rnd + i + 1) for n in names], at)
+                    else:
+                        for n in names:
+                            s.save_plan(n, at, at + timedelta(hours=6), "m",
+                                        _plan(n, at, 10 * rnd + i + 1)["commands"], need_now=1)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=write, args=(i, stores[i])) for i in range(WRITERS)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            assert errors == []
+            with store.begin() as c:
+                per_ep = dict(c.execute(sa.select(t.plans.c.endpoint_id, sa.func.count())
+                                        .where(t.plans.c.current.is_(True)).group_by(t.plans.c.endpoint_id)).all())
+            assert sorted(per_ep.values()) == [1, 1], f"round {rnd}: current plans per endpoint {per_ep}"
+            for n in names:
+                assert len(store.current_plan(n)) == 1
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_upgrade_repairs_two_current_plans_keeping_the_newest(db_url):
+    """Migration 0006 on a database the race left with two current plans for an endpoint:
+    the newest stays current, the other's pending commands are superseded, and the new
+    unique index then holds."""
+    from prewarm.store import migrate
+
+    engine = sa.create_engine(db_url)
+    migrate.upgrade(engine, "0005")
+    p, pc = t.plans.c, t.plan_commands.c
+    with engine.begin() as c:
+        c.execute(t.endpoints.insert().values(id=1, name="chat", created_at=T0))
+        c.execute(t.endpoints.insert().values(id=2, name="code", created_at=T0))
+        for pid, eid, minutes in ((1, 1, 0), (2, 1, 1), (3, 2, 0)):
+            c.execute(sa.insert(t.plans).values(id=pid, endpoint_id=eid, issued_at=T0 + timedelta(minutes=minutes),
+                                                horizon_end=T0 + timedelta(hours=6), current=True))
+            c.execute(t.plan_commands.insert().values(plan_id=pid, endpoint_id=eid, at=T0, warm_workers=pid,
+                                                      reason="{}", status="pending"))
+    migrate.upgrade(engine)
+    with engine.begin() as c:
+        assert c.execute(sa.select(p.id).where(p.current.is_(True)).order_by(p.id)).scalars().all() == [2, 3]
+        assert dict(c.execute(sa.select(pc.plan_id, pc.status)).all()) == {1: "superseded", 2: "pending", 3: "pending"}
+        with pytest.raises(sa.exc.IntegrityError):
+            with c.begin_nested():
+                c.execute(t.plans.update().where(p.id == 1).values(current=True))
+    engine.dispose()
