@@ -249,6 +249,13 @@ def test_naive_times_across_the_fall_back_hour(store, tmp_path):
     hist = store.history("a", datetime(2024, 11, 3, tzinfo=timezone.utc), datetime(2024, 11, 4, tzinfo=timezone.utc))
     start = datetime(2024, 11, 3, 4, 58, tzinfo=timezone.utc)
     assert [(h[0], h[1]) for h in hist] == [(start + timedelta(minutes=i), i) for i in range(123)]
+    # A request log: seconds of jitter are not a step back; 01:00:05 after 01:59 is.
+    log = csv_file(tmp_path, "TIMESTAMP,x\n2024-11-03 01:59:30,1\n2024-11-03 01:59:10,1\n2024-11-03 01:00:05,1\n",
+                   "log.csv")
+    ingest_file(store, log, endpoint="log", default_tz=zone(NY))
+    assert [(h[0].strftime("%H:%M"), h[1]) for h in store.history(
+        "log", datetime(2024, 11, 3, tzinfo=timezone.utc), datetime(2024, 11, 4, tzinfo=timezone.utc))] \
+        == [("05:59", 2), ("06:00", 1)]
     # One pass through the repeated hour: its first occurrence (EDT, UTC-4).
     ingest_file(store, csv_file(tmp_path, "ts,endpoint,requests\n2024-11-03 01:30,once,1\n", "b.csv"), default_tz=zone(NY))
     assert store.last_count_time("once") == datetime(2024, 11, 3, 5, 30, tzinfo=timezone.utc)
