@@ -271,3 +271,17 @@ def test_refusals_exit_2_through_the_command(tmp_path):
     assert "line 2: requests '1e300' is over 2147483647" in err and "nothing of" in err
     out = run("--db", db, "ingest", str(a), cwd=tmp_path, check=0).stdout
     assert "a.csv: 1 rows (counts), 1 new" in out
+
+
+def test_a_file_that_stops_being_utf8_midway_writes_nothing(store, tmp_path, monkeypatch):
+    """Read as a stream, a bad byte is met after rows were written: they are taken back."""
+    import prewarm.ingest as ingest
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 100)
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"ts,endpoint,requests\n" + b"".join(
+        f"{(T0 + timedelta(minutes=i)):%Y-%m-%dT%H:%MZ},caf\xc3\xa9,1\n".encode() for i in range(20_000))
+        + b"2024-11-20T12:00:00Z,caf\xe9,1\n")
+    with pytest.raises(InputError, match="not a UTF-8 text file"):
+        ingest_file(store, p)
+    assert store.last_count_time("café") is None
