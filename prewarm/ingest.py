@@ -12,9 +12,9 @@ for a per-request log, one counter per endpoint and minute.
 
 Naive time stamps are read in a zone (`[daemon] timezone`). A local time the clocks skip
 (spring forward) is refused. A local time that occurs twice (fall back) is read as its first
-occurrence; for each endpoint, once such a time goes backwards (e.g. 01:59 then 01:00), it
-and the following times of the repeated hour are read as the second occurrence, until a
-time outside that hour comes (see `LocalTimes`).
+occurrence; for each endpoint, once such a time goes back by a minute or more (e.g. 01:59
+then 01:00), it and the following times of the repeated hour are read as the second
+occurrence, until a time outside that hour comes (see `LocalTimes`).
 """
 from __future__ import annotations
 
@@ -269,9 +269,10 @@ class LocalTimes:
       Sunday of March) does not exist: refused;
     - a local time that occurs twice (fall back, 01:00-01:59 in New York on the first Sunday
       of November) is read as its first occurrence (before the clocks go back), until, for
-      the same endpoint, such a time is earlier than the one before it (01:59 then 01:00):
-      from there on, times in the repeated hour are read as the second occurrence, until a
-      time outside it comes. A file in time order is thus read right; a file with only the
+      the same endpoint, such a time is a minute or more earlier than the one before it
+      (01:59 then 01:00; a request log's jitter of seconds is not a step back): from there
+      on, times in the repeated hour are read as the second occurrence, until a time outside
+      it comes. A file in time order is thus read right; a file with only the
       second occurrence, or out of order, should carry offsets.
     """
 
@@ -301,7 +302,7 @@ class LocalTimes:
             raise ValueError(f"local time {naive:%Y-%m-%d %H:%M} does not exist in {self.zone} "
                              f"(the clocks skip it); give the time stamp an offset")
         last = self._repeated.get(endpoint)
-        fold = 1 if last is not None and (last[1] or naive < last[0]) else 0
+        fold = 1 if last is not None and (last[1] or last[0] - naive >= timedelta(minutes=1)) else 0
         self._repeated[endpoint] = (naive, fold)
         return second if fold else first
 

@@ -249,6 +249,13 @@ def test_naive_times_across_the_fall_back_hour(store, tmp_path):
     hist = store.history("a", datetime(2024, 11, 3, tzinfo=timezone.utc), datetime(2024, 11, 4, tzinfo=timezone.utc))
     start = datetime(2024, 11, 3, 4, 58, tzinfo=timezone.utc)
     assert [(h[0], h[1]) for h in hist] == [(start + timedelta(minutes=i), i) for i in range(123)]
+    # A request log: seconds of jitter are not a step back; 01:00:05 after 01:59 is.
+    log = csv_file(tmp_path, "TIMESTAMP,x\n2024-11-03 01:59:30,1\n2024-11-03 01:59:10,1\n2024-11-03 01:00:05,1\n",
+                   "log.csv")
+    ingest_file(store, log, endpoint="log", default_tz=zone(NY))
+    assert [(h[0].strftime("%H:%M"), h[1]) for h in store.history(
+        "log", datetime(2024, 11, 3, tzinfo=timezone.utc), datetime(2024, 11, 4, tzinfo=timezone.utc))] \
+        == [("05:59", 2), ("06:00", 1)]
     # One pass through the repeated hour: its first occurrence (EDT, UTC-4).
     ingest_file(store, csv_file(tmp_path, "ts,endpoint,requests\n2024-11-03 01:30,once,1\n", "b.csv"), default_tz=zone(NY))
     assert store.last_count_time("once") == datetime(2024, 11, 3, 5, 30, tzinfo=timezone.utc)
@@ -264,3 +271,17 @@ def test_refusals_exit_2_through_the_command(tmp_path):
     assert "line 2: requests '1e300' is over 2147483647" in err and "nothing of" in err
     out = run("--db", db, "ingest", str(a), cwd=tmp_path, check=0).stdout
     assert "a.csv: 1 rows (counts), 1 new" in out
+
+
+def test_a_file_that_stops_being_utf8_midway_writes_nothing(store, tmp_path, monkeypatch):
+    """Read as a stream, a bad byte is met after rows were written: they are taken back."""
+    import prewarm.ingest as ingest
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 100)
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"ts,endpoint,requests\n" + b"".join(
+        f"{(T0 + timedelta(minutes=i)):%Y-%m-%dT%H:%MZ},caf\xc3\xa9,1\n".encode() for i in range(20_000))
+        + b"2024-11-20T12:00:00Z,caf\xe9,1\n")
+    with pytest.raises(InputError, match="not a UTF-8 text file"):
+        ingest_file(store, p)
+    assert store.last_count_time("café") is None

@@ -29,8 +29,8 @@ def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_js
     Naive times across clock changes (--timezone):
       a skipped local time (spring forward) is refused;
       a repeated one (fall back) is read as its first occurrence, and as the second from
-      the row on where, for that endpoint, a time of the repeated hour goes backwards
-      (01:59 then 01:00), until a time outside that hour.
+      the row on where, for that endpoint, a time of the repeated hour goes back by a
+      minute or more (01:59 then 01:00), until a time outside that hour.
     """
     from ..ingest import ingest_files
     from ..store import Store

@@ -186,7 +186,7 @@ class Store:
                 # A locking read sees what that writer committed (MariaDB's plain reads keep
                 # the transaction's first snapshot).
                 row = c.execute(sa.select(t.endpoints.c.id).where(t.endpoints.c.name == name)
-                                .with_for_update(read=True)).first()
+                                .with_for_update(read=True, key_share=True)).first()
         # An id created inside the caller's transaction is not cached: that transaction may
         # still roll back.
         if not (created and conn is not None):
