@@ -77,6 +77,16 @@ class Metrics:
                 self.actions.labels(kind, result)
 
 
+def series_names() -> set[str]:
+    """Every series name prewarm exports (counters with _total, histograms with _bucket,
+    _count and _sum): what contrib/'s dashboard and alert rules may read."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    names = set()
+    for family in Metrics(CollectorRegistry()).registry.collect():
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return names
+
+
 class MetricsServer:
     """/metrics and /healthz on one port. /healthz fails (503) when `healthy()` is False."""
 
