@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from daemon_helpers import REPO, free_port, spawn, wait_for
+from demo_endpoints import endpoints_toml
 from prewarm.demo import daily_rate
 from prewarm.metrics import PENDING_METRICS, series_names
 from prewarm.store import CountRow, Store
@@ -39,15 +40,6 @@ address = "127.0.0.1:{port}"
 [forecast]
 history = "3d"
 horizon = "1h"
-[[endpoints]]
-name = "{name}"
-[endpoints.capacity]
-concurrency = 4
-service_time = "20s"
-cold_start = "10m"
-max_workers = 6
-[endpoints.provider]
-kind = "dry-run"
 """
 
 
@@ -151,7 +143,7 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path, pro
     store.close()
     metrics_port, prom_port = free_port(), free_port()
     cfg = tmp_path / "prewarm.toml"
-    cfg.write_text(CONFIG.format(url=url, port=metrics_port, name=ENDPOINT))
+    cfg.write_text(CONFIG.format(url=url, port=metrics_port) + endpoints_toml([ENDPOINT]))
     procs.append(spawn(cfg, "run", log=tmp_path / "daemon.log"))
     (tmp_path / "prometheus.yml").write_text(json.dumps({  # JSON is YAML
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
