@@ -13,5 +13,6 @@ SHORT_HELP = {
     "explain": "Why an endpoint's target is what it is (forecast, quantile, lead, floor, caps, traffic).",
     "hold": "Hold at least N warm workers on an endpoint, applied at once, for a while (--for).",
     "release": "Remove an endpoint's hold.",
+    "report": "Write a self-contained HTML report from the store: forecast vs traffic, targets, cost vs static.",
     "backtest": "Replay a trace against a policy; cold starts, worker-hours, static frontier.",
 }

@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "explain": "prewarm.cli.status_cmds:explain",
     "hold": "prewarm.cli.status_cmds:hold",
     "release": "prewarm.cli.status_cmds:release",
+    "report": "prewarm.cli.report_cmd:report",
 }
 
 
