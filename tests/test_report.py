@@ -182,3 +182,28 @@ def test_the_target_in_force_follows_each_plan_until_the_next():
     # The first plan's 02:00 change never came: the second plan, issued at 01:00, ruled from then on.
     assert got == [(utc(2026, 3, 2, 0, 30), 1), (utc(2026, 3, 2, 1), 2), (utc(2026, 3, 2, 5), 0)]
     assert step_hours(got, utc(2026, 3, 2, 0, 30), utc(2026, 3, 2, 6)) == pytest.approx(0.5 * 1 + 4 * 2)
+
+
+def test_the_report_reads_are_the_same_on_every_database(store):
+    """The store reads behind the report, on SQLite, PostgreSQL and MariaDB."""
+    t0 = utc(2026, 3, 2, 8)
+    with store.begin() as c:
+        store.insert_counts(c, store.endpoint_id("chat"), [CountRow("chat", t0 + timedelta(minutes=m), 5)
+                                                           for m in range(10)])
+    store.endpoint_id("idle")  # an endpoint without counts is not listed
+    store.save_forecast("chat", t0, "m", 60, [{"ds": t0 + timedelta(minutes=m), "mean": 4.0, "lo-80": 3.0,
+                                               "hi-80": 5.0} for m in range(10)])
+    store.save_plan("chat", t0, t0 + timedelta(hours=1), "m", [
+        {"at": t0, "warm_workers": 2, "reason": {"why": "forecast"}},
+        {"at": t0 + timedelta(minutes=5), "warm_workers": 3, "reason": {"why": "forecast"}}])
+    for minute, result, target in ((-5, "ok", 1), (1, "error", 4), (2, "ok", 2), (6, "unchanged", 3)):
+        store.record_action("chat", ts=t0 + timedelta(minutes=minute), provider="dry-run", verb="apply",
+                            requested={"target": target, "previous": 0}, result=result)
+    assert store.endpoints_with_history() == ["chat"]
+    rows = store.forecast_rows("chat", t0 - timedelta(hours=1), t0 + timedelta(minutes=2), t0 + timedelta(minutes=4))
+    assert rows == [(t0, t0 + timedelta(minutes=m), 4.0, 3.0, 5.0) for m in (2, 3)]
+    assert store.plan_steps("chat", t0 - timedelta(hours=1), t0 + timedelta(hours=1)) == [
+        (t0, t0, 2), (t0, t0 + timedelta(minutes=5), 3)]
+    # Accepted targets only, led by the one in force at the start.
+    assert store.applied_targets("chat", t0, t0 + timedelta(hours=1)) == [
+        (t0 - timedelta(minutes=5), 1), (t0 + timedelta(minutes=2), 2), (t0 + timedelta(minutes=6), 3)]
