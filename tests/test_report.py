@@ -153,12 +153,13 @@ def test_a_script_error_shows_in_the_page(filled, tmp_path):
 
 def test_every_endpoint_with_history_by_default_and_unconfigured_ones_say_so(filled, tmp_path, capsys):
     out = tmp_path / "all.html"
-    assert run_report(filled, "--since", "2026-03-02T00:00Z", "--until", "2026-03-02T06:00Z",
+    assert run_report(filled, "--since", "2026-03-02T00:00Z", "--until", "2026-03-02T06:00Z", "--no-static",
                       "--out", str(out)) == 0
     err = capsys.readouterr().err
     assert "'batch' is not configured" in err
     page = out.read_text()
     assert 'id="ep-batch"' in page and 'id="ep-chat"' in page and "not configured" in page
+    assert page.count("Static settings not replayed (--no-static).") == 2 and "best static," not in page
 
 
 @pytest.mark.parametrize("args, message", [

@@ -45,10 +45,13 @@ def _until(ctx, param, value):
 @click.option("--since", "start", default="7d", show_default=True, callback=_since,
               help="Window start: a duration back from now (7d, 36h) or a time (ISO-8601).")
 @click.option("--until", "end", callback=_until, help="Window end, a time (default: now).")
+@click.option("--static/--no-static", default=True, show_default=True,
+              help="Replay static settings on the window's counts for the cost comparison (the slow part: "
+                   "minutes for a week of a busy endpoint).")
 @click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="HTML file to write (replaced whole, never half-written).")
 @click.pass_context
-def report(ctx, endpoints, start, end, out) -> None:
+def report(ctx, endpoints, start, end, static, out) -> None:
     """Write an HTML report of ENDPOINTs (default: every endpoint with history in the store).
 
     Per endpoint over the window: the forecast band against actual traffic, the warm target
@@ -85,9 +88,9 @@ def report(ctx, endpoints, start, end, out) -> None:
             if ep is None:
                 click.echo(f"note: {name!r} is not configured; reported with the capacity and planner defaults",
                            err=True)
-            show = _progress(f"{name}: static settings")
+            show = _progress(f"{name}: static settings") if static else None
             reports.append(data.endpoint_report(store, settings, ep or EndpointSettings(name=name), ep is not None,
-                                                start, end, progress=show))
+                                                start, end, progress=show, static=static))
             if show:
                 sys.stderr.write("\r" + " " * 60 + "\r")
     finally:

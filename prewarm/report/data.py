@@ -71,7 +71,7 @@ class EndpointReport:
 
 
 def endpoint_report(store, settings, ep, configured: bool, start: datetime, end: datetime,
-                    progress: Callable[[int, int], None] | None = None) -> EndpointReport:
+                    progress: Callable[[int, int], None] | None = None, static: bool = True) -> EndpointReport:
     last = store.last_count_time(ep.name)
     data_end = min(end, last + timedelta(minutes=1)) if last and last >= start else end
     rows = store.history(ep.name, start - WARMUP, data_end)
@@ -90,7 +90,8 @@ def endpoint_report(store, settings, ep, configured: bool, start: datetime, end:
         requests=sum(r[1] for r in in_window), cold_starts=cold, reported_requests=reported_requests,
         target_cold_rate=planner.target_cold_rate, price_per_worker_hour=ep.capacity.price_per_worker_hour,
         held_worker_hours=step_hours(held, start, data_end),
-        static=static_comparison(ep, rows, start, data_end, planner.target_cold_rate, observed, progress),
+        static=static_comparison(ep, rows, start, data_end, planner.target_cold_rate, observed, progress) if static
+        else StaticComparison(None, None, note="Static settings not replayed (--no-static)."),
         accuracy=[a for a in store.accuracy(ep.name, limit=10_000) if start <= a["issued_at"] < end],
         actions=store.actions(ep.name, since=start, limit=1_000_000)[::-1])
 

@@ -285,8 +285,9 @@ def tiles(r: EndpointReport) -> str:
         (f'<span class="{"good" if ok else "bad" if rate is not None else ""}">{_pct(rate)}</span>',
          f"cold-start rate (target {_pct(r.target_cold_rate)})"),
         (f"{r.held_worker_hours:,.1f} h", f"held warm by prewarm, cost {_money(cost)}"),
-        (f"{best.worker_hours:,.1f} h" if best else "none", "best static setting meeting the target, cost "
-         + (_money(best.cost) if best else "n/a")),
+        (f"{best.worker_hours:,.1f} h", f"best static setting meeting the target, cost {_money(best.cost)}")
+        if best else ("none", "no static setting swept meets the target") if r.static.advice is not None
+        else ("n/a", "static settings not replayed"),
         (_pct(coverage), f"80% band coverage ({len(r.accuracy)} scored forecasts)"),
     ]
     out = "".join(f'<div class="tile"><b>{v}</b><small>{_esc(label)}</small></div>' for v, label in items)
