@@ -284,7 +284,8 @@ def tiles(r: EndpointReport) -> str:
         (f"{r.requests:,}", f"requests in {r.hours:,.0f} h with counts"),
         (f'<span class="{"good" if ok else "bad" if rate is not None else ""}">{_pct(rate)}</span>',
          f"cold-start rate (target {_pct(r.target_cold_rate)})"),
-        (f"{r.held_worker_hours:,.1f} h", f"held warm by prewarm, cost {_money(cost)}"),
+        (f"{r.held_worker_hours:,.1f} h", f"held warm by prewarm, cost {_money(cost)}") if r.held
+        else ("n/a", "prewarm applied no target in the window"),
         (f"{best.worker_hours:,.1f} h", f"best static setting meeting the target, cost {_money(best.cost)}")
         if best else ("none", "no static setting swept meets the target") if r.static.advice is not None
         else ("n/a", "static settings not replayed"),
@@ -297,7 +298,8 @@ def tiles(r: EndpointReport) -> str:
 def comparison_table(r: EndpointReport) -> str:
     st = r.static
     rows = [("prewarm (targets the provider accepted)", _pct(r.cold_rate) + " observed",
-             f"{r.held_worker_hours:,.1f}", _money(r.held_worker_hours * r.price_per_worker_hour), "")]
+             f"{r.held_worker_hours:,.1f}", _money(r.held_worker_hours * r.price_per_worker_hour), "") if r.held
+            else ("prewarm", _pct(r.cold_rate) + " observed", "n/a", "n/a", "no target applied in the window")]
     if st.advice is not None:
         for kind, o in st.advice.options.items():
             rows.append((f"best static, {kind}" + (" (the advice)" if st.advice.best is o and o else ""),
