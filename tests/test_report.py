@@ -5,6 +5,7 @@ error, and a screenshot shows the charts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
@@ -143,12 +144,16 @@ def test_the_report_renders_in_a_real_browser(filled, tmp_path, capsys):
 def test_a_script_error_shows_in_the_page(filled, tmp_path):
     """The sentinel the browser test reads can fail: a page whose script throws says so."""
     out = tmp_path / "report.html"
-    assert run_report(filled, "chat", "--since", "2026-03-02T00:00Z", "--until", "2026-03-02T06:00Z",
+    assert run_report(filled, "chat", "--since", "2026-03-02T00:00Z", "--until", "2026-03-02T06:00Z", "--no-static",
                       "--out", str(out)) == 0
+    page = out.read_text()
+    mark = "document.documentElement.setAttribute('data-rendered', 'ok');"
+    assert mark in page
     broken = tmp_path / "broken.html"
-    broken.write_text(out.read_text().replace("<script>", "<script>null.boom();</script><script>", 1))
+    broken.write_text(page.replace(mark, "null.boom();\n" + mark))
     dom = chromium("--dump-dom", f"file://{broken}", tmp=tmp_path)
-    assert "script error:" in dom.stdout
+    assert re.search(r'<div id="js-errors">script error: [^<]*null[^<]*</div>', dom.stdout), dom.stdout[-3000:]
+    assert 'data-rendered="ok"' not in dom.stdout
 
 
 def test_every_endpoint_with_history_by_default_and_unconfigured_ones_say_so(filled, tmp_path, capsys):
