@@ -160,3 +160,26 @@ def test_json_logs_carry_endpoint_fields(tmp_path, sqlite_url, faulty):
     doc = json.loads(JsonFormatter().format(applied[0]))
     assert doc["endpoint"] == "api" and doc["target"] == 3 and doc["result"] == "ok" and doc["level"] == "info"
     store.close()
+
+
+def test_a_reload_exports_the_new_endpoints_series(tmp_path, sqlite_url, faulty):
+    """An endpoint added by SIGHUP has its failure counters at 0 and its target exported at
+    once, as the ones there at leading do; a changed target is exported."""
+    store = Store(sqlite_url)
+    old = write_config(tmp_path / "old.toml", sqlite_url, [{"name": "api", "dir": faulty.dir}])
+    new = write_config(tmp_path / "new.toml", sqlite_url, [{"name": "api", "dir": faulty.dir},
+                                                         {"name": "img", "dir": faulty.dir}],
+                       extra="[planner]\ntarget_cold_rate = 0.05\n")
+    metrics = Metrics(CollectorRegistry())
+    sim = SimulatedScheduler(T0)
+    daemon = Daemon(config.load(old), clock=sim.clock, scheduler_factory=lambda: sim, store=store, metrics=metrics,
+                    reload=lambda: config.load(new))
+    daemon._lead()
+    assert value(samples(metrics), "prewarm_errors_total", stage="apply", endpoint="img") is None
+    assert daemon.reload()
+    snap = samples(metrics)
+    assert value(snap, "prewarm_errors_total", stage="apply", endpoint="img") == 0
+    assert value(snap, "prewarm_target_cold_start_rate", endpoint="img") == 0.05
+    assert value(snap, "prewarm_target_cold_start_rate", endpoint="api") == 0.05
+    daemon._step_down()
+    store.close()
