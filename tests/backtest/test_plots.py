@@ -4,6 +4,7 @@ integer worker ticks, legends above the axes, the evaluation window only) and th
 predictive point). One run of the command; its figures are caught on their way to disk."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -32,6 +33,11 @@ def plotted(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(report, "_save", keep)
+    # The CLI sets up the `prewarm` logger; conftest restores it per test, not per module.
+    logger = logging.getLogger("prewarm")
+    mp.setattr(logger, "handlers", logger.handlers[:])
+    mp.setattr(logger, "level", logger.level)
+    mp.setattr(logger, "propagate", logger.propagate)
     try:
         main(["backtest", str(trace), "--from", "2026-11-24T00:00Z", "--cold-start", "10m", "--service-time", "20s",
               "--worker-concurrency", "4", "--frontier", "--plot", str(d / "bt.png"), "--json"])
