@@ -313,6 +313,8 @@ class Daemon:
                         provider.close()
             if self.leading and self.scheduler is not None:
                 self._schedule_recurring()
+                if self.metrics:
+                    self._expose_metrics()
         log.info("config reloaded from %s", new.source or "defaults")
         return True
 
@@ -326,6 +328,7 @@ class Daemon:
         self.leading = True
         if self.metrics:
             self.metrics.leader.set(1)
+            self._expose_metrics()
         sd_notify("STATUS=leading")
         self.scheduler = self.scheduler_factory()
         self.scheduler.start()
@@ -334,6 +337,10 @@ class Daemon:
         # missed while down fires now), schedule its changes, then plan afresh.
         self.scheduler.add_job(self._start_up, "date", run_date=self.clock(), id="startup",
                                misfire_grace_time=None)
+
+    def _expose_metrics(self) -> None:
+        s = self.settings
+        self.metrics.expose((ep.name, ep.provider["kind"], s.planner_for(ep).target_cold_rate) for ep in s.endpoints)
 
     def _step_down(self) -> None:
         with self._stepping:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+# The failure stages exported at 0 per endpoint (those the alert PrewarmProviderFailures reads;
+# all seven stages would add 7 series an endpoint, 70,000 at 10,000 endpoints), and every
+# result of prewarm_actions_total.
+EXPOSED_STAGES = ("provider", "apply")
+ACTION_RESULTS = ("ok", "unchanged", "error", "cancelled")
+# Read by contrib/ (the Grafana dashboard, the alert rules) before prewarm exports them: the
+# history sources' metrics. Their tests skip a metric named here until it is registered.
+PENDING_METRICS = ("prewarm_source_lag_seconds", "prewarm_source_errors_total")
 
 
 class Metrics:
@@ -25,6 +34,12 @@ class Metrics:
         self.cold_rate = Gauge("prewarm_observed_cold_start_rate",
                                "Share of requests that waited over 2 s (rolling window, from ingested counts)",
                                ["endpoint"], registry=registry)
+        self.observed_requests = Gauge("prewarm_observed_requests_per_minute",
+                                       "Actual requests per minute the planner last saw (largest count of the "
+                                       "last 5 ingested minutes)", ["endpoint"], registry=registry)
+        self.target_cold_rate = Gauge("prewarm_target_cold_start_rate",
+                                      "Configured [planner] target_cold_rate (a ceiling)", ["endpoint"],
+                                      registry=registry)
         self.actions = Counter("prewarm_actions_total", "Provider actions by result",
                                ["provider", "result"], registry=registry)
         self.provider_latency = Histogram("prewarm_provider_latency_seconds", "Provider call latency",
@@ -50,6 +65,28 @@ class Metrics:
         self.refresh_in_flight = Gauge("prewarm_refresh_in_flight",
                                        "Endpoints whose forecast refresh is running in a refresh process",
                                        registry=registry)
+
+    def expose(self, endpoints: Iterable[tuple[str, str, float]]) -> None:
+        """Export the configured endpoints' series before anything happens to them:
+        (name, provider kind, target cold-start rate). A counter that first appears at 1 is
+        invisible to rate() and increase(), so the first failure would raise no alert;
+        initialised at 0, it is seen. Called at leading and at every reload."""
+        for name, kind, target in endpoints:
+            self.target_cold_rate.labels(name).set(target)
+            for stage in EXPOSED_STAGES:
+                self.errors.labels(stage, name)
+            for result in ACTION_RESULTS:
+                self.actions.labels(kind, result)
+
+
+def series_names() -> set[str]:
+    """Every series name prewarm exports (counters with _total, histograms with _bucket,
+    _count and _sum): what contrib/'s dashboard and alert rules may read."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    names = set()
+    for family in Metrics(CollectorRegistry()).registry.collect():
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return names
 
 
 class MetricsServer:

@@ -105,8 +105,10 @@ def plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now:
     policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep, capacity), capacity, inputs.tuned.get(ep.name),
                           cutoff, ("mean", *demand.bands), persist=save)
     seen = observed(inputs, ep)
-    if rt.metrics is not None and seen.cold_start_rate is not None:
-        rt.metrics.cold_rate.labels(ep.name).set(seen.cold_start_rate)
+    if rt.metrics is not None:
+        rt.metrics.observed_requests.labels(ep.name).set(seen.requests_per_minute_recent)
+        if seen.cold_start_rate is not None:
+            rt.metrics.cold_rate.labels(ep.name).set(seen.cold_start_rate)
     since = now - timedelta(seconds=policy.scale_in_delay_s)
     needs = tuple((at, n) for at, n in inputs.needs.get(ep.name, ()) if at >= since)
     seen = dataclasses.replace(seen, need_history=needs, arrival_dispersion=rt.dispersion.get(ep.name))

@@ -145,7 +145,8 @@ class PredictivePolicy:
         self.first_t: float | None = None  # the replay's start: no evidence before it
         self.last_change = -math.inf
         self.tunings: list[tuple[float, PolicySettings]] = []
-        self.forecast_trace: list[tuple[float, float, float]] = []  # (t, mean, band) per cycle
+        # (t, mean, the planned quantile, lo-80, hi-80) per cycle, for the timeline plot
+        self.forecast_trace: list[tuple[float, float, float, float, float]] = []
         self.on_progress = on_progress
         self._dispersion: tuple[float, float | None] = (math.nan, None)  # (origin, value)
 
@@ -180,7 +181,9 @@ class PredictivePolicy:
         plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed)
         self.need_history.append((now, plan.need_now))
         i = min(len(forecast) - 1, max(0, int((t - start) // step) - first))
-        self.forecast_trace.append((t, float(forecast.mean[i]), float(forecast.series(policy.quantile_column)[i])))
+        mean = float(forecast.mean[i])
+        lo, hi = (float(forecast.bands[b][i]) if b in forecast.bands else mean for b in ("lo-80", "hi-80"))
+        self.forecast_trace.append((t, mean, float(forecast.series(policy.quantile_column)[i]), lo, hi))
         if self.on_progress:
             self.on_progress(t)
         out = []

@@ -58,7 +58,7 @@ class Result:
     schedule: list[Cmd] = field(default_factory=list, repr=False)
     lifetimes: list[tuple[float, float, float]] = field(default_factory=list, repr=False)
     cold_times: np.ndarray | None = field(default=None, repr=False)
-    forecast_trace: list[tuple[float, float, float]] = field(default_factory=list, repr=False)
+    forecast_trace: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # see PredictivePolicy
     tunings: list = field(default_factory=list, repr=False)
 
     @property

@@ -92,7 +92,9 @@ def _short(seconds: float) -> str:
 @click.option("--endpoint", "endpoints", multiple=True, help="Endpoint to replay (repeatable; default all).")
 @click.option("--emit-schedule", type=click.Path(dir_okay=False), help="Write the predictive commands as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (one endpoint, or one file per endpoint).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Write the timeline PNG (one endpoint, or one file per endpoint); with --frontier also "
+                   "PATH-frontier.png, worker-hours against cold-start rate.")
 @click.option("--ingest-delay", callback=_duration, default="60s", show_default=True)
 @click.option("--price", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Price per worker-hour.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sub-minute spreading and cold-start draws.")
@@ -188,6 +190,10 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
             pred = result if policy_spec == "predictive" else run(tr, "predictive", cfg)
             frontiers[name] = (front, pred, fr.compare(front, pred))
             schedule_results.append(pred)
+            if plot:
+                path = _suffixed(plot if len(traces) == 1 else _suffixed(plot, name), "frontier")
+                report.plot_frontier(path, name, points, front, pred, frontiers[name][2], target_cold_rate)
+                click.echo(f"wrote {path}", err=True)
         elif policy_spec == "predictive":
             schedule_results.append(result)
         if show:
@@ -195,6 +201,7 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
         if plot:
             path = plot if len(traces) == 1 else _suffixed(plot, name)
             report.plot(path, result, tr.arrivals, start, end)
+            click.echo(f"wrote {path}", err=True)
 
     if emit_schedule:
         if not schedule_results:

@@ -14,5 +14,6 @@ SHORT_HELP = {
     "hold": "Hold at least N warm workers on an endpoint, applied at once, for a while (--for).",
     "release": "Remove an endpoint's hold and apply the plan without it, at once.",
     "config": "Check the configuration: keys, plugins, and what it must reach (acts on nothing).",
+    "report": "Write a self-contained HTML report from the store: forecast vs traffic, targets, cost vs static.",
     "backtest": "Replay a trace against a policy; cold starts, worker-hours, static frontier.",
 }

@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "hold": "prewarm.cli.status_cmds:hold",
     "release": "prewarm.cli.status_cmds:release",
     "config": "prewarm.cli.config_cmd:config",
+    "report": "prewarm.cli.report_cmd:report",
 }
 
 

@@ -615,6 +615,56 @@ class Store:
                 .order_by(a.ts.desc(), a.id.desc()).limit(1)).first()
         return None if row is None else int(json.loads(row[0])["target"])
 
+    # -- reads for `prewarm report` ----------------------------------------------------------
+    def endpoints_with_history(self) -> list[str]:
+        """Names of the endpoints that have request counts, sorted."""
+        e, rc = t.endpoints.c, t.request_counts.c
+        with self.begin() as c:
+            return sorted(c.execute(sa.select(e.name).where(
+                sa.exists().where(rc.endpoint_id == e.id))).scalars())
+
+    def forecast_rows(self, endpoint: str, issued_since: datetime, start: datetime,
+                      end: datetime) -> list[tuple[datetime, datetime, float, float | None, float | None]]:
+        """(issued_at, ds, mean, lo-80, hi-80) of the snapshots issued in [issued_since, end)
+        for steps ds in [start, end), ordered by ds then issued_at."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        f = t.forecasts.c
+        with self.begin() as c:
+            return [tuple(r) for r in c.execute(
+                sa.select(f.issued_at, f.ds, f.mean, f.lo_80, f.hi_80)
+                .where(f.endpoint_id == eid, f.issued_at >= issued_since, f.issued_at < end,
+                       f.ds >= start, f.ds < end).order_by(f.ds, f.issued_at))]
+
+    def plan_steps(self, endpoint: str, issued_since: datetime, end: datetime) -> list[tuple[datetime, datetime, int]]:
+        """(plan issued_at, command at, warm_workers) of the plans issued in [issued_since, end),
+        ordered by issue time then command time."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        p, pc = t.plans.c, t.plan_commands.c
+        with self.begin() as c:
+            return [tuple(r) for r in c.execute(
+                sa.select(p.issued_at, pc.at, pc.warm_workers).join(t.plans, p.id == pc.plan_id)
+                .where(p.endpoint_id == eid, p.issued_at >= issued_since, p.issued_at < end)
+                .order_by(p.issued_at, p.id, pc.at, pc.id))]
+
+    def applied_targets(self, endpoint: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+        """What the provider was told and accepted (apply, hold, release; ok or unchanged) in
+        [start, end), as (ts, target), led by the last one before `start` if any."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        a = t.actions.c
+        accepted = (a.endpoint_id == eid, a.verb.in_(("apply", "hold", "release")), a.result.in_(("ok", "unchanged")))
+        with self.begin() as c:
+            before = c.execute(sa.select(a.ts, a.requested).where(*accepted, a.ts < start)
+                               .order_by(a.ts.desc(), a.id.desc()).limit(1)).first()
+            rows = c.execute(sa.select(a.ts, a.requested).where(*accepted, a.ts >= start, a.ts < end)
+                             .order_by(a.ts, a.id)).all()
+        return [(ts, int(json.loads(req)["target"])) for ts, req in ([before] if before else []) + rows]
+
     def record_readiness(self, endpoint: str, *, started_at: datetime, target: int, seconds: float,
                          ready: bool) -> None:
         with self.begin() as c:

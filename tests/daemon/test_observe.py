@@ -45,6 +45,11 @@ def test_every_metric_exists_and_moves(tmp_path, sqlite_url, faulty):
     daemon = Daemon(settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store, metrics=metrics)
     before = samples(metrics)
     daemon._lead()
+    exposed = samples(metrics)
+    # Failure counters exist at 0 from the start, so rate() and increase() see the first failure.
+    assert value(exposed, "prewarm_errors_total", stage="provider", endpoint="api") == 0
+    assert value(exposed, "prewarm_actions_total", provider="faulty", result="error") == 0
+    assert value(exposed, "prewarm_target_cold_start_rate", endpoint="api") == 0.02
     sim.run_until(T0 + timedelta(minutes=2, seconds=45))
     # The reconcile at 2:30 saw the plan issued by the cycle at 2:00.
     assert value(samples(metrics), "prewarm_plan_age_seconds", endpoint="api") == 30
@@ -62,6 +67,7 @@ def test_every_metric_exists_and_moves(tmp_path, sqlite_url, faulty):
         "actual": value(after, "prewarm_actual_warm_workers", endpoint="api"),
         "desired": value(after, "prewarm_provider_desired_workers", endpoint="api"),
         "cold-start rate": value(after, "prewarm_observed_cold_start_rate", endpoint="api"),
+        "actual requests": value(after, "prewarm_observed_requests_per_minute", endpoint="api"),
         "actions": value(after, "prewarm_actions_total", provider="faulty", result="ok"),
         "provider latency": value(after, "prewarm_provider_latency_seconds_count", provider="faulty", verb="apply"),
         "provider errors": value(after, "prewarm_errors_total", stage="provider", endpoint="api"),
@@ -70,6 +76,7 @@ def test_every_metric_exists_and_moves(tmp_path, sqlite_url, faulty):
         "leader": value(after, "prewarm_leader"),
     }
     assert {k: v for k, v in moved.items() if not v or v <= 0} == {}
+    assert 30 <= moved["actual requests"] <= 36  # the largest of the last 5 minutes: 30 + (m % 7)
     assert 0.01 < moved["cold-start rate"] < 0.02  # one cold start every other minute, ~33 requests a minute
     assert moved["forecast quantile"] > moved["forecast mean"]
     assert moved["planned"] == moved["desired"] == moved["actual"]
@@ -152,4 +159,27 @@ def test_json_logs_carry_endpoint_fields(tmp_path, sqlite_url, faulty):
     assert applied
     doc = json.loads(JsonFormatter().format(applied[0]))
     assert doc["endpoint"] == "api" and doc["target"] == 3 and doc["result"] == "ok" and doc["level"] == "info"
+    store.close()
+
+
+def test_a_reload_exports_the_new_endpoints_series(tmp_path, sqlite_url, faulty):
+    """An endpoint added by SIGHUP has its failure counters at 0 and its target exported at
+    once, as the ones there at leading do; a changed target is exported."""
+    store = Store(sqlite_url)
+    old = write_config(tmp_path / "old.toml", sqlite_url, [{"name": "api", "dir": faulty.dir}])
+    new = write_config(tmp_path / "new.toml", sqlite_url, [{"name": "api", "dir": faulty.dir},
+                                                         {"name": "img", "dir": faulty.dir}],
+                       extra="[planner]\ntarget_cold_rate = 0.05\n")
+    metrics = Metrics(CollectorRegistry())
+    sim = SimulatedScheduler(T0)
+    daemon = Daemon(config.load(old), clock=sim.clock, scheduler_factory=lambda: sim, store=store, metrics=metrics,
+                    reload=lambda: config.load(new))
+    daemon._lead()
+    assert value(samples(metrics), "prewarm_errors_total", stage="apply", endpoint="img") is None
+    assert daemon.reload()
+    snap = samples(metrics)
+    assert value(snap, "prewarm_errors_total", stage="apply", endpoint="img") == 0
+    assert value(snap, "prewarm_target_cold_start_rate", endpoint="img") == 0.05
+    assert value(snap, "prewarm_target_cold_start_rate", endpoint="api") == 0.05
+    daemon._step_down()
     store.close()

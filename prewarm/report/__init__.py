@@ -1,0 +1,1 @@
+"""`prewarm report`: one self-contained HTML page from the store (data.py reads, html.py draws)."""
