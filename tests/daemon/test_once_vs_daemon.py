@@ -72,6 +72,7 @@ def applied(store) -> list[tuple]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 75 s alone; over 300 s seen at load average 9 on 2 cores
 @pytest.mark.parametrize("engine, begin, end", [
     ("sqlite", START, END),
     pytest.param("pg_url", START + timedelta(hours=1), START + timedelta(hours=4), marks=pytest.mark.postgres),
