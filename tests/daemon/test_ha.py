@@ -100,3 +100,36 @@ def test_a_leader_that_loses_its_connection_steps_down(tmp_path, server_url, fau
         assert all(c["target"] == 1 for c in faulty.calls("apply"))
     finally:
         proxy.close()
+
+
+def test_a_leader_cut_off_from_the_database_applies_the_raise_it_read(tmp_path, server_url, faulty, procs):
+    """Issue 12 item 3 as an operator saw it: one daemon, leading with the lock, a raise 1 -> 6
+    read; the database cut off before it comes due. The raise is applied at its time all the
+    same (raises only: the plan's scale-down after it is not)."""
+    proxy, via_proxy = proxied(server_url)
+    try:
+        a = start_daemon(tmp_path, "a", via_proxy, faulty)
+        procs.append(a[0])
+        wait_for(lambda: faulty.target("api") == 1, EVENT_S, what="the daemon to lead and apply the plan")
+        raise_at = datetime.now(timezone.utc) + timedelta(seconds=15)
+        store = Store(server_url)
+        seed_plan(store, "api", datetime.now(timezone.utc),
+                  [(raise_at - timedelta(minutes=2), 1), (raise_at, 6), (raise_at + timedelta(seconds=5), 2)])
+        store.close()
+        seen = reads_by(faulty, a[0])
+        wait_for(lambda: reads_by(faulty, a[0]) >= seen + 2, EVENT_S, what="two reconciles reading the new plan")
+        proxy.cut()
+        cut_at = datetime.now(timezone.utc)
+        if cut_at >= raise_at:
+            pytest.skip("the machine was too slow to cut the database before the raise came due")
+        wait_for(lambda: "leadership lost" in (tmp_path / "a.log").read_text(), EVENT_S, what="leadership lost")
+        wait_for(lambda: roles([a]) == [0.0], EVENT_S, what="the daemon to stand by")
+        wait_for(lambda: faulty.target("api") == 6, EVENT_S, what="the raise, with the database away")
+        applied = [c for c in faulty.changes("api") if c["target"] == 6]
+        assert len(applied) == 1 and applied[0]["t"] >= raise_at.timestamp()
+        log = tmp_path / "a.log"
+        wait_for(lambda: "not lowering api from 6 to 2" in log.read_text()
+                 or "not applying 2 to api" in log.read_text(), EVENT_S, what="the scale-down, refused")
+        assert faulty.target("api") == 6, "never a lowering while cut off"
+    finally:
+        proxy.close()
