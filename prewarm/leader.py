@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from .errors import PrewarmError
 
 log = logging.getLogger("prewarm.leader")
 LOCK_NAME = "prewarm-leader"
+WARN_EVERY_S = 60.0  # while the lock cannot be asked for, one warning a minute (the poll is far more often)
 
 
 class AlreadyRunning(PrewarmError):
@@ -48,10 +50,14 @@ class _SessionLock:
     ours exactly as long as that session lives, and any error on it means leadership is lost.
     Subclasses say how to connect, take, check and give back the lock."""
 
+    clock = staticmethod(time.monotonic)
+
     def __init__(self) -> None:
         self.conn = None
         self.held = False
         self.unreachable = False
+        self._warned_at: float | None = None  # last warning of a failing attempt (None: the last one worked)
+        self._quiet = 0  # failing attempts not logged since
 
     def _connect(self):
         raise NotImplementedError
@@ -71,11 +77,21 @@ class _SessionLock:
                 self.conn = self._connect()
             self.held = self._take()
             self.unreachable = False
+            self._warned_at = None
         except Exception as exc:  # noqa: BLE001 - any error: not leader
-            log.warning("leader lock: %s", exc)
+            self._warn(exc)
             self._drop()
             self.unreachable = True
         return self.held
+
+    def _warn(self, exc: Exception) -> None:
+        now = self.clock()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY_S:
+            self._quiet += 1
+            return
+        more = f" ({self._quiet} more attempts failed since the last warning)" if self._quiet else ""
+        log.warning("leader lock: %s%s", exc, more)
+        self._warned_at, self._quiet = now, 0
 
     def still_held(self) -> bool:
         if not self.held or self.conn is None:
