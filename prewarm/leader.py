@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from .logs import ConditionLog
 
 log = logging.getLogger("prewarm.leader")
 LOCK_NAME = "prewarm-leader"
+WARN_EVERY_S = 60.0  # while the lock cannot be asked for, one warning a minute (the poll is far more often)
 
 
 class AlreadyRunning(PrewarmError):
@@ -49,13 +51,16 @@ class _SessionLock:
     ours exactly as long as that session lives, and any error on it means leadership is lost.
     Subclasses say how to connect, take, check and give back the lock."""
 
+    clock = staticmethod(time.monotonic)
+
     def __init__(self) -> None:
         self.conn = None
         self.held = False
         self.reachable: bool | None = None  # did the last attempt reach the database
         self.unreachable = False  # its negation once asked (the LeaderLock protocol's word)
         self.last_error = ""
-        self._outage = ConditionLog(log)  # one warning per outage, then one a minute
+        # One warning per outage, then one a minute (on this lock's clock, which tests set).
+        self._outage = ConditionLog(log, every_s=WARN_EVERY_S, clock=lambda: self.clock())
 
     def _connect(self):
         raise NotImplementedError

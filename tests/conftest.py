@@ -92,6 +92,16 @@ def db_url(request, tmp_path):
     return url
 
 
+def empty_database(url: str) -> None:
+    """A server database emptied and brought to the schema head (as an operator upgrades it)."""
+    from prewarm.store import migrate
+
+    _wipe(url)
+    engine = sa.create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+
+
 @pytest.fixture
 def store(db_url):
     from prewarm.store import Store

@@ -1,4 +1,4 @@
-"""The cycle on the embedded default: plan, apply, snapshot, score, prune."""
+"""The cycle on each store (SQLite, PostgreSQL, MariaDB): plan, apply, snapshot, score, prune."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,11 +27,11 @@ horizon = "2h"
 
 
 @pytest.fixture
-def rt(tmp_path):
+def rt(tmp_path, store):
     path = tmp_path / "prewarm.toml"
-    path.write_text(CONFIG.format(url=f"sqlite:///{tmp_path / 'p.db'}"))
+    path.write_text(CONFIG.format(url=store.url))
     settings = config.load(path, env={})
-    runtime = Runtime(settings, metrics=Metrics(CollectorRegistry()))
+    runtime = Runtime(settings, store=store, metrics=Metrics(CollectorRegistry()))
     ingest_demo_traffic(runtime.store, tmp_path, ["chat"])
     yield runtime
     runtime.close()

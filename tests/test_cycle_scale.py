@@ -19,11 +19,14 @@ from prewarm.store import CountRow, Store, migrate
 from prewarm.store import schema as t
 from prewarm.store.store import same_schedule
 
+from .conftest import empty_database
+
 NOW = datetime(2026, 3, 4, 9, tzinfo=timezone.utc)
 
 
-def write(tmp_path, n: int, refresh: str = "10m"):
-    lines = [f'[store]\nurl = "sqlite:///{tmp_path / "p.db"}"\n',
+def write(tmp_path, n: int, refresh: str = "10m", url: str | None = None):
+    url = url or f"sqlite:///{tmp_path / 'p.db'}"
+    lines = [f'[store]\nurl = "{url}"\n',
              f'[forecast]\nmodel = "seasonal-naive"\nhistory = "2d"\nhorizon = "2h"\nstep = "5m"\n'
              f'resolution = "fixed"\nrefresh_interval = "{refresh}"\n']
     for i in range(n):
@@ -48,8 +51,9 @@ def seed(store: Store, n: int) -> None:
 
 
 @pytest.fixture
-def fleet(tmp_path, monkeypatch):
-    """(make_runtime(n, refresh), calls): calls[-1] is the endpoints of each forecast call."""
+def fleet(tmp_path, monkeypatch, db_url):
+    """(make_runtime(n, refresh), calls): calls[-1] is the endpoints of each forecast call. On
+    each store: a runtime on a new SQLite file, or on the server database emptied."""
     calls: list[list[str]] = []
     real = prewarm.forecasting.forecast_endpoints
 
@@ -63,7 +67,10 @@ def fleet(tmp_path, monkeypatch):
     def make(n: int, refresh: str = "10m") -> Runtime:
         where = tmp_path / f"rt{len(made)}"
         where.mkdir()
-        settings = write(where, n, refresh)
+        server = not db_url.startswith("sqlite")
+        if server:
+            empty_database(db_url)
+        settings = write(where, n, refresh, db_url if server else None)
         rt = Runtime(settings, metrics=Metrics(CollectorRegistry()))
         seed(rt.store, n)
         made.append(rt)

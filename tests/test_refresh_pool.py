@@ -1,11 +1,11 @@
 """Forecast refreshes in background processes ([daemon] refresh_processes): real child
 processes on the real store; the cycle plans from what it holds and never waits for a
-refresh unless it holds nothing usable."""
+refresh unless it holds nothing usable. What touches the store runs on SQLite, PostgreSQL and
+MariaDB (`any_store_url`); the pool's own faults (killed, hung, broken children) on SQLite."""
 from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +18,9 @@ from prewarm.daemon import refresh_pool_for
 from prewarm.metrics import Metrics
 from prewarm.refresh_pool import RefreshPool
 from demo_endpoints import START, endpoints_toml, ingest_demo_traffic
+from waiting import wait_for
+
+from .conftest import empty_database
 
 DAY = START + timedelta(days=3)
 
@@ -36,18 +39,33 @@ refresh_interval = "10m"
 NAMES = ("chat", "code", "embed")
 
 
-@pytest.fixture(scope="module")
-def store_url(tmp_path_factory):
-    """One store with three days of demo traffic for each endpoint (module scope: the
-    children take seconds to start, so the tests share data, not runtimes)."""
+def seeded(url: str, tmp) -> str:
     from prewarm.store import Store
 
-    tmp = tmp_path_factory.mktemp("pool")
-    url = f"sqlite:///{tmp / 'p.db'}"
     store = Store(url)
     ingest_demo_traffic(store, tmp, NAMES)
     store.close()
     return url
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory):
+    """One store with three days of demo traffic for each endpoint (module scope: the
+    children take seconds to start, so the tests share data, not runtimes)."""
+    tmp = tmp_path_factory.mktemp("pool")
+    return seeded(f"sqlite:///{tmp / 'p.db'}", tmp)
+
+
+@pytest.fixture(scope="module", ids=["sqlite", "postgresql", "mariadb"],
+                params=["sqlite", pytest.param("pg_url", marks=pytest.mark.postgres),
+                                        pytest.param("maria_url", marks=pytest.mark.mariadb)])
+def any_store_url(request, tmp_path_factory):
+    """`store_url` on each engine (the server databases emptied and seeded for this module)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("store_url")
+    url = request.getfixturevalue(request.param)
+    empty_database(url)
+    return seeded(url, tmp_path_factory.mktemp("pool-server"))
 
 
 def settings_for(tmp_path, url: str):
@@ -56,12 +74,25 @@ def settings_for(tmp_path, url: str):
     return config.load(path, env={})
 
 
+def pooled_runtime(tmp_path, url: str):
+    settings = settings_for(tmp_path, url)
+    rt = Runtime(settings, metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = refresh_pool_for(settings, url)
+    assert isinstance(rt.refresh_pool, RefreshPool)
+    return rt
+
+
 @pytest.fixture
 def pooled(tmp_path, store_url):
-    settings = settings_for(tmp_path, store_url)
-    rt = Runtime(settings, metrics=Metrics(CollectorRegistry()))
-    rt.refresh_pool = refresh_pool_for(settings, store_url)
-    assert isinstance(rt.refresh_pool, RefreshPool)
+    rt = pooled_runtime(tmp_path, store_url)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def pooled_any(tmp_path, any_store_url):
+    """`pooled` on each engine."""
+    rt = pooled_runtime(tmp_path, any_store_url)
     yield rt
     rt.close()
 
@@ -71,11 +102,12 @@ def test_without_the_setting_there_is_no_pool(tmp_path, store_url):
     assert refresh_pool_for(settings, store_url) is None
 
 
-def test_first_cycle_waits_and_plans_as_an_in_cycle_refresh_would(pooled, tmp_path, store_url):
+def test_first_cycle_waits_and_plans_as_an_in_cycle_refresh_would(pooled_any, tmp_path, any_store_url):
+    pooled = pooled_any
     outcomes = plan_cycle(pooled, DAY, save=True)
     assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
     # The same code on the same history: the same forecasts and plans as refreshing in the cycle.
-    plain = Runtime(settings_for(tmp_path, store_url))
+    plain = Runtime(settings_for(tmp_path, any_store_url))
     try:
         reference = plan_cycle(plain, DAY, save=False)
     finally:
@@ -87,7 +119,8 @@ def test_first_cycle_waits_and_plans_as_an_in_cycle_refresh_would(pooled, tmp_pa
         assert cached.made_at == DAY and DAY < cached.due <= DAY + timedelta(minutes=10)
 
 
-def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled):
+def test_due_refreshes_run_in_the_background_and_are_taken_up_later(pooled_any):
+    pooled = pooled_any
     plan_cycle(pooled, DAY)
     later = DAY + timedelta(minutes=11)  # every forecast is due again
     outcomes = plan_cycle(pooled, later)
@@ -180,17 +213,21 @@ def children(pool: RefreshPool) -> list:
 def test_a_hung_refresh_times_out_keeps_the_forecasts_and_replaces_the_children(pooled, silent_store):
     plan_cycle(pooled, DAY)
     pooled.refresh_pool.close()
-    pooled.refresh_pool = pool = RefreshPool(1, silent_store, job_timeout_s=3.0)
+    clock = [0.0]  # the pool's monotonic clock, moved by the test: no race with a real 3 s
+    pooled.refresh_pool = pool = RefreshPool(1, silent_store, job_timeout_s=3.0, clock=lambda: clock[0])
     later = DAY + timedelta(minutes=11)
     outcomes = plan_cycle(pooled, later)  # planned from what it holds; the refreshes hang
     assert all(o.error is None and o.plan is not None for o in outcomes.values())
-    hung = children(pool)
     assert pool.busy() == set(NAMES)
+    job = pool.jobs[0]
+    wait_for(lambda: job.future.running(), 120, what="the job handed to a child")
+    hung = children(pool)
     # A job's clock starts when a cycle first sees it running, so a timeout is noticed up to
     # a cycle late; no cycle before that waited for it.
     outcomes = plan_cycle(pooled, later + timedelta(minutes=1))
     assert all(o.error is None for o in outcomes.values())
-    time.sleep(3.5)
+    assert job.running_since == 0.0 and pool.busy() == set(NAMES)
+    clock[0] = 3.0
     outcomes = plan_cycle(pooled, later + timedelta(minutes=2))
     assert_planned_from_the_last_forecast(pooled, outcomes, "timed out after 3 s")
     assert hung and not any(p.is_alive() for p in hung), "the hung child is stopped"
@@ -213,7 +250,7 @@ def test_a_cycle_waiting_on_a_hung_refresh_gives_up_at_the_timeout(tmp_path, sto
         rt.close()
 
 
-def test_a_waiting_cycle_plans_each_job_as_it_arrives(tmp_path, store_url, monkeypatch):
+def test_a_waiting_cycle_plans_each_job_as_it_arrives(tmp_path, any_store_url, monkeypatch):
     """At a (re)start every refresh is waited for; at 10,000 endpoints that is minutes, and
     the first plans should not wait for the last refresh. One endpoint a job here: the cycle
     plans in rounds, the first while later jobs are still in flight."""
@@ -230,8 +267,8 @@ def test_a_waiting_cycle_plans_each_job_as_it_arrives(tmp_path, store_url, monke
         return plan_endpoints(rt, eps, *args, **kwargs)
 
     monkeypatch.setattr(cycle_module, "_plan_endpoints", recorded)
-    rt = Runtime(settings_for(tmp_path, store_url), metrics=Metrics(CollectorRegistry()))
-    rt.refresh_pool = RefreshPool(1, store_url)
+    rt = Runtime(settings_for(tmp_path, any_store_url), metrics=Metrics(CollectorRegistry()))
+    rt.refresh_pool = RefreshPool(1, any_store_url)
     try:
         outcomes = plan_cycle(rt, DAY)
     finally:
@@ -251,10 +288,7 @@ def test_a_pool_that_breaks_on_submit_is_replaced_and_takes_the_refreshes(tmp_pa
         first = children(pool)
         for process in first:
             os.kill(process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while not pool._executor._broken and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pool._executor._broken
+        wait_for(lambda: pool._executor._broken, 120, what="the executor to see its child gone")
         outcomes = plan_cycle(rt, DAY)
         assert all(o.error is None and o.plan is not None for o in outcomes.values()), outcomes
         assert children(pool) and not set(children(pool)) & set(first)

@@ -41,3 +41,30 @@ def test_one_holder_and_the_session_is_the_lease(url, make):
     finally:
         first.release()
         second.release()
+
+
+@pytest.mark.parametrize("url, make", [
+    ("postgresql+psycopg://u@127.0.0.1:{port}/db", lambda url: PostgresLock(url, takeover_s=3)),
+    ("mysql+pymysql://u@127.0.0.1:{port}/db", MySQLLock),
+], ids=["postgresql", "mariadb"])
+def test_a_lock_that_cannot_be_asked_for_warns_once_a_minute(url, make, caplog):
+    """Issue 12 item 13: a standby (or a leader cut off) asks for the lock every poll; with the
+    database away that was a warning every poll. One a minute now, saying how many it left out."""
+    import socket
+
+    from prewarm import leader
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lock = make(url.format(port=port))
+    now = [1000.0]
+    lock.clock = lambda: now[0]
+    with caplog.at_level("WARNING", logger="prewarm.leader"):
+        for _ in range(5):
+            assert lock.try_acquire() is False and lock.unreachable
+            now[0] += 1.2
+        assert len(caplog.records) == 1
+        now[0] += leader.WARN_EVERY_S
+        lock.try_acquire()
+    assert len(caplog.records) == 2 and "4 repeats not logged" in caplog.records[1].getMessage()

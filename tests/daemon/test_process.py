@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from datetime import datetime, timedelta, timezone
 
 
@@ -27,11 +26,20 @@ def log_text(path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def stop(proc, timeout=60) -> None:
+def stop(proc, timeout=120) -> None:
     """SIGTERM, then wait for the exit (the timeout only keeps a hung daemon from hanging the
     suite; how fast it stops is not asserted: the machine may be loaded)."""
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout)
+
+
+def reconciles(faulty, proc, n: int = 3) -> None:
+    """Wait until `proc` has read the provider n more times: n reconcile passes (an event,
+    where a fixed sleep would assume how fast a loaded machine runs them)."""
+    pid = proc.pid
+    seen = sum(1 for c in faulty.calls("read") if c["pid"] == pid)
+    wait_for(lambda: sum(1 for c in faulty.calls("read") if c["pid"] == pid) >= seen + n, 120,
+             what=f"{n} reconcile passes")
 
 
 def test_notify_ready_watchdog_stopping_and_sigterm_finishes_the_call_in_flight(tmp_path, faulty, sqlite_url, procs):
@@ -79,7 +87,7 @@ def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, faulty, sqlite_url
     cfg.write_text(good.replace("max_workers = 10", "max_workers = oops"))
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "config reload refused" in log_text(log), 10, what="the refusal")
-    time.sleep(1.5)  # a reconcile on the old config: nothing changes
+    reconciles(faulty, proc)  # on the old config: nothing changes
     assert proc.poll() is None and faulty.target("api") == 8
     cfg.write_text(good.replace("max_workers = 10", "max_workers = 5"))
     proc.send_signal(signal.SIGHUP)
@@ -109,7 +117,7 @@ def test_sigkill_mid_apply_then_restart_loses_nothing_and_doubles_nothing(tmp_pa
     second = spawn(cfg, "run", log=log)
     procs.append(second)
     wait_for(lambda: faulty.target("api") == 4, 20, what="the warm-up after the restart")
-    time.sleep(2)  # a few reconcile passes: nothing is sent again
+    reconciles(faulty, second)  # nothing is sent again
     stop(second)
     assert [c["target"] for c in faulty.changes()] == [1, 4], "the warm-up was applied once"
     assert [(a["requested"]["target"], a["result"]) for a in store.actions("api")] == [(1, "ok"), (4, "ok")]
