@@ -23,6 +23,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "once": "prewarm.cli.run_cmds:once",
     "run": "prewarm.cli.run_cmds:run",
     "providers": "prewarm.cli.providers_cmd:providers",
+    "sources": "prewarm.cli.sources_cmd:sources",
+    "sync": "prewarm.cli.sources_cmd:sync",
     "backtest": "prewarm.cli.backtest_cmd:backtest",
     "demo": "prewarm.cli.demo_cmd:demo",
     "status": "prewarm.cli.status_cmds:status",
@@ -89,7 +91,10 @@ def cli(ctx: click.Context, config_path, db_url, log_level, log_format) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="prewarm", standalone_mode=False)
+        # Without standalone mode click returns a command's ctx.exit(N) instead of exiting.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
