@@ -48,6 +48,10 @@ def status(ctx, as_json) -> None:
     now = utcnow()
     doc = []
     try:
+        # --- sources hook (prewarm/sync.py): how far behind each source-fed history is
+        from ..sync import source_status
+        synced = source_status(rt.settings, rt.store, now)
+        # --- end of sources hook
         spool = state(rt).spool
         waiting = {"records": spool.count(), "spool": str(spool.path)} if spool else None
         for ep in rt.endpoints():
@@ -62,6 +66,7 @@ def status(ctx, as_json) -> None:
                 "next_change": _next_change(rows, now, target),
                 "hold": {"workers": hold[0], "until": hold[1]} if hold else None,
                 "provider_state": _read_provider(rt, ep),
+                "source": synced.get(ep.name),
             })
     finally:
         rt.close()
@@ -75,6 +80,9 @@ def status(ctx, as_json) -> None:
             f"{d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else None,
             d["provider_state"]["error"]] for d in doc],
           ["endpoint", "provider", "target", "why", "next change", "to", "desired", "ready", "hold", "error"])
+    for d in doc:  # sources hook: a source-fed endpoint's history, one line each
+        if d["source"]:
+            click.echo(f"{d['endpoint']}: {d['source']['summary']}")
     if waiting:
         click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
                    "(the next apply writes them)")
@@ -136,6 +144,9 @@ def explain(ctx, endpoint, at, as_json) -> None:
     try:
         rt.settings.endpoint(endpoint)
         doc = explanation(rt.store, endpoint, at or utcnow())
+        if at is None:  # sources hook (prewarm/sync.py): the history's lag now, and why
+            from ..sync import source_status
+            doc["source"] = source_status(rt.settings, rt.store, doc["at"]).get(endpoint)
     finally:
         rt.close()
     if as_json:
@@ -150,6 +161,8 @@ def _print_explanation(d: dict) -> None:
     when = f"{d['at']:%Y-%m-%d %H:%M:%S} UTC"
     if d["target"] is None:
         click.echo(f"{d['endpoint']}: no plan in force at {when}")
+        if d.get("source"):
+            click.echo(f"  {d['source']['summary']}")
         return
     click.echo(f"{d['endpoint']} at {when}: {d['target']} warm workers ({d['why']})")
     if d["commanded_from"]:
@@ -166,6 +179,8 @@ def _print_explanation(d: dict) -> None:
         click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
     click.echo(f"  floor {d['floor']}, cap (max_workers) {d['cap']}"
                + (f", hold {d['hold']['workers']} until {d['hold']['until']:%H:%M}" if d["hold"] else ""))
+    if d.get("source"):
+        click.echo(f"  {d['source']['summary']}")
     if d["last_traffic"]:
         t = d["last_traffic"]
         click.echo(f"  last actual traffic: {t['requests']} requests at {t['ts']:%H:%M} "
