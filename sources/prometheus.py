@@ -10,6 +10,7 @@ messages show the URL without its user info.
 """
 from __future__ import annotations
 
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -78,27 +79,36 @@ _clients_lock = threading.Lock()
 def _client(config: PrometheusConfig) -> httpx.Client:
     """One pooled client per server and TLS/auth setting, shared by every endpoint's source
     (1,000 endpoints on one server share its connections)."""
-    verify: Any = not config.insecure_skip_verify
-    if verify and config.ca_file:
-        verify = config.ca_file
-    cert = (config.cert_file, config.key_file) if config.key_file else config.cert_file
     auth = None
     if config.username:
         auth = (config.username, config.password.get_secret_value() if config.password else "")
-    key = (config.url, str(verify), str(cert), auth, config.timeout_s)
+    key = (config.url, config.ca_file, config.cert_file, config.key_file, config.insecure_skip_verify, auth,
+           config.timeout_s)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            import ssl  # noqa: F401 - httpx builds the context; here only to fail early on a bad file
-            for name in ("ca_file", "cert_file", "key_file"):
-                path = getattr(config, name)
-                if path and not Path(path).is_file():
-                    raise FileNotFoundError(f"{name} {path!r} is not a readable file")
             client = _clients[key] = httpx.Client(
-                verify=verify, cert=cert, auth=auth, timeout=httpx.Timeout(config.timeout_s),
+                verify=_tls(config), auth=auth, timeout=httpx.Timeout(config.timeout_s),
                 limits=httpx.Limits(max_connections=READERS * 2, max_keepalive_connections=READERS * 2),
                 headers={"User-Agent": "prewarm"})
         return client
+
+
+def _tls(config: PrometheusConfig) -> ssl.SSLContext:
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(config, name)
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{name} {path!r} is not a readable file")
+    context = ssl.create_default_context(cafile=config.ca_file)
+    if config.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert_file:
+        try:
+            context.load_cert_chain(config.cert_file, config.key_file)
+        except ssl.SSLError as exc:
+            raise FileNotFoundError(f"cert_file/key_file: not a certificate and its key: {exc.reason}") from None
+    return context
 
 
 class PrometheusSource(Source):
@@ -148,6 +158,9 @@ class PrometheusSource(Source):
             raise self.error(f"timeout after {self.config.timeout_s:g} s from {where}", retryable=True,
                              code="timeout") from None
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
+                raise self.error(f"{where}: TLS certificate not trusted (set ca_file, or insecure_skip_verify)",
+                                 retryable=False, code="tls") from None
             raise self.error(f"cannot reach {where}: {type(exc).__name__}: {_plain(exc)}", retryable=True,
                              code="unreachable") from None
         body = _json(resp)

@@ -111,14 +111,20 @@ class SimExporter:
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, targets: list[str], scrape_interval: str = "100ms") -> None:
+    def __init__(self, workdir: Path, targets: list[str], scrape_interval: str = "100ms", *,
+                 web_config: str | None = None, ca_file: str | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
         self.binary = shutil.which("prometheus")
         if self.binary is None:
             raise RuntimeError("the prometheus binary is not installed (apt-get install prometheus; .ci/run does)")
         self.dir = workdir
         self.data = workdir / "data"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.web_config = None
+        if web_config is not None:
+            self.web_config = workdir / "web.yml"
+            self.web_config.write_text(web_config)
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
         self.config = workdir / "prometheus.yml"
         targets_yaml = ", ".join(f'"{t}"' for t in targets)
         self.config.write_text(
@@ -130,14 +136,16 @@ class PrometheusServer:
             "    honor_timestamps: true\n"
             f"    static_configs: [{{targets: [{targets_yaml}]}}]\n")
         self.proc: subprocess.Popen | None = None
-        self.client = httpx.Client(timeout=10)
+        import ssl
+        self.client = httpx.Client(timeout=10, verify=ssl.create_default_context(cafile=ca_file), auth=auth)
 
     def start(self) -> "PrometheusServer":
         log = open(self.dir / "prometheus.log", "ab")
         self.proc = subprocess.Popen(
             [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.data}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=30d",
-             "--log.level=warn"], stdout=log, stderr=log, start_new_session=True)
+             "--log.level=warn", *([f"--web.config.file={self.web_config}"] if self.web_config else [])],
+            stdout=log, stderr=log, start_new_session=True)
         log.close()
         wait_for(self._ready, "prometheus to be ready")
         return self
