@@ -188,3 +188,24 @@ class PrometheusServer:
 
 def utc_minute(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+def write_config(tmp_path: Path, url: str, query: str, *, shared: str = "", endpoint: str = "",
+                 top: str = "") -> Path:
+    """A prewarm.toml with one endpoint, chat, fed by the prometheus at `url` (SQLite store)."""
+    path = tmp_path / "prewarm.toml"
+    path.write_text(f"""
+[store]
+url = "sqlite:///{tmp_path / 'prewarm.db'}"
+{top}
+[source]
+kind = "prometheus"
+url = "{url}"
+{shared}
+[[endpoints]]
+name = "chat"
+[endpoints.source]
+query = '{query}'
+{endpoint}
+""")
+    return path

@@ -14,6 +14,7 @@ from prewarm.daemon import Daemon
 from prewarm.daemon_sim import SimulatedScheduler
 from prewarm.metrics import Metrics
 from prewarm.store import Store
+from promtest import write_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +25,8 @@ def test_daemon_syncs_each_cycle_and_fails_warm(tmp_path, prometheus, exporter, 
     m = lambda minute: sim_start + timedelta(minutes=minute)  # noqa: E731
     for minute in range(1, 6):
         exporter.at(m(minute) + timedelta(seconds=30), "requests", minute)
-    path = tmp_path / "prewarm.toml"
-    path.write_text(f"""
-[store]
-url = "sqlite:///{tmp_path / 'prewarm.db'}"
-[daemon]
-cycle_interval = "60s"
-[source]
-kind = "prometheus"
-url = "{prometheus.url}"
-delay = "0s"
-[[endpoints]]
-name = "chat"
-[endpoints.source]
-query = "sum(increase(test_requests_total[1m]))"
-""")
+    path = write_config(tmp_path, prometheus.url, "sum(increase(test_requests_total[1m]))",
+                        shared='delay = "0s"', top='[daemon]\ncycle_interval = "60s"')
     settings = config.load(path)
     store = Store(settings.store.url)
     metrics = Metrics(CollectorRegistry())

@@ -4,12 +4,12 @@ Prometheus restart and a counter reset; late data is revised, not duplicated; mi
 Prometheus has no samples for are missing, not zero; a bad query names the endpoint."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import pytest
 
 from prewarm import config
+from promtest import write_config
 from prewarm.store import Store
 from prewarm.store.source_store import missing_minutes, sync_states
 from prewarm.sync import Syncer
@@ -20,26 +20,9 @@ QUERY = "sum(increase(test_requests_total[1m]))"
 COLD = "sum(increase(test_cold_starts_total[1m]))"
 
 
-def settings_for(tmp_path, url: str, query: str = QUERY, **extra) -> config.Settings:
-    keys = "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra.items())
-    path = tmp_path / "prewarm.toml"
-    path.write_text(f"""
-[store]
-url = "sqlite:///{tmp_path / 'prewarm.db'}"
-
-[source]
-kind = "prometheus"
-url = "{url}"
-delay = "0s"
-
-[[endpoints]]
-name = "chat"
-
-[endpoints.source]
-query = '{query}'
-cold_starts_query = '{COLD}'
-{keys}""")
-    return config.load(path)
+def settings_for(tmp_path, url: str, query: str = QUERY) -> config.Settings:
+    return config.load(write_config(tmp_path, url, query, shared='delay = "0s"',
+                                    endpoint=f"cold_starts_query = '{COLD}'"))
 
 
 def stored(store: Store, start: datetime, end: datetime) -> dict[int, tuple[int, int | None]]:

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from promtest import PrometheusServer
+from promtest import PrometheusServer, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -52,22 +52,9 @@ def secured(tmp_path, exporter):
 
 
 def write(tmp_path, url: str, ca: str | None) -> str:
-    path = tmp_path / "prewarm.toml"
-    path.write_text(f"""
-[store]
-url = "sqlite:///{tmp_path / 'prewarm.db'}"
-[source]
-kind = "prometheus"
-url = "{url}"
-username = "admin"
-password = "${{PROM_PASSWORD}}"
-{f'ca_file = "{ca}"' if ca else ''}
-[[endpoints]]
-name = "chat"
-[endpoints.source]
-query = "sum(increase(test_requests_total[1m]))"
-""")
-    return str(path)
+    return str(write_config(tmp_path, url, "sum(increase(test_requests_total[1m]))",
+                            shared='username = "admin"\npassword = "${PROM_PASSWORD}"\n'
+                                   + (f'ca_file = "{ca}"' if ca else "")))
 
 
 def test_tls_and_basic_auth(tmp_path, secured, monkeypatch, capsys, caplog):
