@@ -118,10 +118,19 @@ class Syncer:
         by_kind: dict[type, list[tuple]] = {}
         for ep, read in reads:
             by_kind.setdefault(type(read.source), []).append((ep, read))
-        for cls, items in by_kind.items():
-            for chunk in _chunks_by_minutes(items):
-                answers = cls.read_many([r for _, r in chunk])
-                results.update(self._write(chunk, answers, now))
+        # The next chunk is read while this one is written (a backfill is read-bound and
+        # write-bound in turns; the source's server and the database work meanwhile).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="sync-read") as reader:
+            for cls, items in by_kind.items():
+                chunks = list(_chunks_by_minutes(items))
+                pending = reader.submit(cls.read_many, [r for _, r in chunks[0]]) if chunks else None
+                for k, chunk in enumerate(chunks):
+                    answers = pending.result()
+                    if k + 1 < len(chunks):
+                        pending = reader.submit(cls.read_many, [r for _, r in chunks[k + 1]])
+                    results.update(self._write(chunk, answers, now))
         self._observe(results, now)
         return results
 

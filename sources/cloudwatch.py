@@ -41,6 +41,9 @@ class CloudWatchConfig(SourceConfig):
                                                                 "same namespace and dimensions unless given")
     cold_starts_namespace: Optional[str] = None
     cold_starts_dimensions: Optional[dict[str, str]] = None
+    cold_starts_stat: Literal["Sum", "SampleCount"] = Field(
+        "Sum", description="SampleCount counts the data points of a latency metric: SageMaker Serverless "
+                           "ModelSetupTime's SampleCount is its cold starts")
     absent: Literal["missing", "zero"] = Field("zero", description="a minute without a data point: zero "
                                                                    "(AWS publishes none without requests)")
     delay_s: float = Field(180.0, ge=0, description="read a minute this long after it ended (CloudWatch "
@@ -75,7 +78,8 @@ class CloudWatchSource(Source):
         out = [(False, _stat(c.namespace, c.metric, c.dimensions))]
         if c.cold_starts_metric:
             out.append((True, _stat(c.cold_starts_namespace or c.namespace, c.cold_starts_metric,
-                                    c.dimensions if c.cold_starts_dimensions is None else c.cold_starts_dimensions)))
+                                    c.dimensions if c.cold_starts_dimensions is None else c.cold_starts_dimensions,
+                                    c.cold_starts_stat)))
         return out
 
     def client_key(self) -> tuple:
@@ -178,10 +182,10 @@ class CloudWatchSource(Source):
                 answers[i].minutes = {ts: Minute(m.requests, m.cold_starts or 0) for ts, m in answers[i].minutes.items()}
 
 
-def _stat(namespace: str, metric: str, dimensions: dict[str, str]) -> dict[str, Any]:
+def _stat(namespace: str, metric: str, dimensions: dict[str, str], stat: str = "Sum") -> dict[str, Any]:
     return {"Metric": {"Namespace": namespace, "MetricName": metric,
                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())]},
-            "Period": 60, "Stat": "Sum"}
+            "Period": 60, "Stat": stat}
 
 
 def _batches(reads: Sequence[Read], members: list[int]) -> list[list[int]]:

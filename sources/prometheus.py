@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
-from .base import MINUTE, Answer, Minute, Read, Source, SourceConfig, SourceError, minute_range, whole_minutes
+from .base import MINUTE, Answer, Minute, Read, Source, SourceConfig, SourceError, minute_range
 
 # Prometheus refuses a range query of more than 11,000 points per series: a week a request.
 MAX_POINTS = 7 * 24 * 60
@@ -183,13 +183,14 @@ class PrometheusSource(Source):
                              "it must return one: aggregate them, e.g. sum(...)", retryable=False,
                              code="many_series")
         out: dict[datetime, int] = {}
+        minute_of = _minute_of
         for ts, raw in (series[0].get("values") or []) if series else []:
             try:
-                value = whole_minutes(float(raw))
+                value = float(raw)
             except (TypeError, ValueError):
-                value = None
-            if value is not None:
-                out[datetime.fromtimestamp(float(ts), timezone.utc) - MINUTE] = value
+                continue
+            if value == value and value not in (_INF, -_INF):  # NaN and infinities are no value
+                out[minute_of(ts)] = int(value + 0.5) if value > 0 else 0  # rounded: see whole_minutes
         return out
 
     @classmethod
@@ -218,6 +219,21 @@ class PrometheusSource(Source):
             return [one(r) for r in reads]
         with ThreadPoolExecutor(READERS, thread_name_prefix="prometheus") as pool:
             return list(pool.map(one, reads))
+
+
+_INF = float("inf")
+_minutes: dict[float, datetime] = {}
+
+
+def _minute_of(ts: float) -> datetime:
+    """The minute that ends at evaluation time ts. Every endpoint is evaluated at the same
+    minute ends, so each is converted once (a 14-day backfill of 1,000 endpoints: 20 M values)."""
+    minute = _minutes.get(ts)
+    if minute is None:
+        if len(_minutes) > 100_000:
+            _minutes.clear()
+        minute = _minutes[ts] = datetime.fromtimestamp(float(ts), timezone.utc) - MINUTE
+    return minute
 
 
 def _json(resp: httpx.Response) -> dict:

@@ -7,8 +7,8 @@ Kept beside store.py, on its Store (engine, endpoint ids); imports nothing above
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -122,8 +122,7 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
                 if value is not None:
                     old = have.get(ts)
                     if old is None:
-                        inserts.append({"endpoint_id": eid, "ts": ts, "bucket_s": 60, "requests": value[0],
-                                        "cold_starts": value[1]})
+                        inserts.append((eid, ts, value[0], value[1]))
                         n_ins += 1
                     elif (old[0], old[1]) != value:
                         updates.append({"eid": eid, "t": ts, "req": value[0], "cold": value[1]})
@@ -140,7 +139,7 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
                                "synced_at": now, "attempted_at": now, "error": None, "ok": True})
             out[a.endpoint] = Written(n_ins, n_upd, n_miss, new_mark)
         if inserts:
-            c.execute(t.request_counts.insert(), inserts)
+            _insert_counts(c, inserts)
         if updates:
             c.execute(t.request_counts.update()
                       .where(rc.endpoint_id == sa.bindparam("eid"), rc.ts == sa.bindparam("t"))
@@ -182,3 +181,27 @@ def _save_states(c: sa.Connection, known: Mapping[int, tuple], rows: list[dict])
                           error=sa.bindparam("b_error"), failures=s.failures + 1),
                   [{"eid" if k == "eid" else f"b_{k}": r[k] for k in ("eid", "kind", "attempted_at", "error")}
                    for r in failed])
+
+
+def _insert_counts(c: sa.Connection, rows: list[tuple]) -> None:
+    """(endpoint_id, ts, requests, cold_starts) rows in one executemany at the driver: a 14-day
+    backfill writes 20,160 rows an endpoint, and SQLAlchemy's per-row parameter processing
+    was three quarters of its CPU (bench/sources_bench.py). Times go in as the UTCDateTime
+    column stores them: naive UTC, as text on SQLite (SQLAlchemy's DATETIME format there)."""
+    stored: dict[datetime, Any] = {}  # endpoints share their minutes: convert each once
+
+    def as_stored(ts: datetime) -> Any:
+        value = stored.get(ts)
+        if value is None:
+            value = ts.astimezone(timezone.utc).replace(tzinfo=None)
+            if c.dialect.name == "sqlite":
+                value = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+            stored[ts] = value
+        return value
+
+    params = [(eid, as_stored(ts), 60, req, cold) for eid, ts, req, cold in rows]
+    mark = "?" if c.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {t.request_counts.name} (endpoint_id, ts, bucket_s, requests, cold_starts) "
+           f"VALUES ({', '.join([mark] * 5)})")
+    for chunk in _chunks(params, 50_000):
+        c.exec_driver_sql(sql, chunk)

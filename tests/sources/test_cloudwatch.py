@@ -110,3 +110,43 @@ def test_the_front_refuses_what_cloudwatch_refuses(cw_moto):
         cw.get_metric_data(MetricDataQueries=queries[:1], StartTime=now - timedelta(minutes=5), EndTime=now,
                            NextToken="not-one-it-gave")
     assert exc.value.response["Error"]["Code"] == "InvalidNextToken"
+
+
+def test_sagemaker_serverless_cold_starts_are_the_sample_count_of_model_setup_time(tmp_path, cw_moto):
+    front, moto_url = cw_moto
+    cw = boto3.client("cloudwatch", endpoint_url=moto_url, region_name="us-east-1")
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    dims = [{"Name": "EndpointName", "Value": "sdxl-sls"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    at = now - timedelta(minutes=3)
+    cw.put_metric_data(Namespace="AWS/SageMaker", MetricData=[
+        {"MetricName": "Invocations", "Timestamp": at + timedelta(seconds=5), "Value": 9, "Dimensions": dims},
+        *({"MetricName": "ModelSetupTime", "Timestamp": at + timedelta(seconds=s), "Value": 12_000_000.0,
+           "Unit": "Microseconds", "Dimensions": dims} for s in (10, 20))])
+    path = tmp_path / "prewarm.toml"
+    path.write_text(f'''
+[store]
+url = "sqlite:///{tmp_path / 'prewarm.db'}"
+[forecast]
+history = "10m"
+[[endpoints]]
+name = "sdxl"
+[endpoints.source]
+kind = "cloudwatch"
+region = "us-east-1"
+endpoint_url = "{front.url}"
+namespace = "AWS/SageMaker"
+metric = "Invocations"
+dimensions = {{ EndpointName = "sdxl-sls", VariantName = "AllTraffic" }}
+cold_starts_metric = "ModelSetupTime"
+cold_starts_stat = "SampleCount"
+delay = "0s"
+''')
+    settings = config.load(path)
+    store = Store(settings.store.url)
+    syncer = Syncer(settings, store)
+    try:
+        assert syncer.run(now)["sdxl"].error is None
+        assert rows(store, "sdxl", at, at + timedelta(minutes=1)) == {0: (9, 2)}
+    finally:
+        syncer.close()
+        store.close()
