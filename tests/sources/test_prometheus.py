@@ -4,6 +4,7 @@ Prometheus restart and a counter reset; late data is revised, not duplicated; mi
 Prometheus has no samples for are missing, not zero; a bad query names the endpoint."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -59,6 +60,7 @@ def test_counts_per_minute_match_the_exporter(tmp_path, prometheus, exporter, si
         assert first.start == m(6) - timedelta(days=14) and first.end == m(6)
         assert stored(store, t0, m(6)) == {0: (0, 0), 1: (7, 1), 2: (0, 0), 3: (5, 0), 4: (8, 0), 5: (0, 0)}
         assert first.inserted == 6 and first.missing == 0
+        _forecast_and_plan_read_it(tmp_path, m(6))
 
         # Late data: minute 6 read while Prometheus has only its first half, then again.
         exporter.limit = m(6, 30)
@@ -144,3 +146,25 @@ def test_many_series_is_refused(tmp_path, prometheus, exporter):
         syncer.close()
         store.close()
     assert r.error and "2 series" in r.error and "sum(" in r.error and not r.retryable
+
+
+
+def _forecast_and_plan_read_it(tmp_path, at: datetime) -> None:
+    """The README's quick start after `prewarm sync`: `forecast` and `plan` read what it stored."""
+    import contextlib
+    import io
+
+    from prewarm.cli.main import main
+
+    cfg = str(tmp_path / "prewarm.toml")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--config", cfg, "forecast", "chat", "--horizon", "1h", "--at", at.isoformat(), "--json"])
+    rows = json.loads(out.getvalue())
+    # Six minutes of 0-8 requests (3.3 on average): the forecast is of that order.
+    assert len(rows) == 60 and all(0.5 < r["mean"] < 9 for r in rows)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--config", cfg, "plan", "chat", "--horizon", "1h", "--at", at.isoformat(), "--json"])
+    plan = json.loads(out.getvalue())[0]
+    assert plan["endpoint"] == "chat" and plan["error"] is None and plan["commands"]
