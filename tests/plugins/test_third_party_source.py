@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from plugin_install import install_plugin
 
 PLUGIN_MODULE = '''
 """tally: a tiny third-party metrics source for the plugin test (minute m of the hour: m requests)."""
@@ -38,24 +39,7 @@ class TallySource(Source):
 
 
 def test_installed_source_plugin_is_listed_validated_and_synced(tmp_path):
-    src = tmp_path / "src"
-    (src / "tally_prewarm").mkdir(parents=True)
-    (src / "tally_prewarm" / "__init__.py").write_text(PLUGIN_MODULE)
-    (src / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "tally-prewarm"
-        version = "0.0.1"
-        [project.entry-points."prewarm.sources"]
-        tally = "tally_prewarm:TallySource"
-        [tool.setuptools]
-        packages = ["tally_prewarm"]
-    '''))
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
+    site = install_plugin(tmp_path, "tally_prewarm", PLUGIN_MODULE, "prewarm.sources", "tally", "TallySource")
     env = {**os.environ, "PYTHONPATH": str(site)}
     prewarm = str(Path(sys.executable).parent / "prewarm")
 
