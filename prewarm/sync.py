@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 log = logging.getLogger("prewarm.sync")
-CHUNK_MINUTES = 400_000  # minutes read and written at a time (a 14-day backfill: ~20 endpoints)
+CHUNK_MINUTES = 200_000  # minutes read and written a transaction (a 14-day backfill: ~10 endpoints)
 RETENTION_MARGIN = timedelta(minutes=5)  # stay clear of the edge of what the source keeps
 
 

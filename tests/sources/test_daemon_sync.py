@@ -1,5 +1,6 @@
 """The daemon's sync job (leader only) against a real Prometheus, on simulated time: it fills
-the store every cycle; when Prometheus goes away the cycles keep planning on what is stored
+the store every cycle (cold starts too: they reach the tuner's input and the cold-start-rate
+metric); when Prometheus goes away the cycles keep planning on what is stored
 (fail warm), and the lag and the errors show in the metrics, `status` and `explain`."""
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ def test_daemon_syncs_each_cycle_and_fails_warm(tmp_path, prometheus, exporter, 
     m = lambda minute: sim_start + timedelta(minutes=minute)  # noqa: E731
     for minute in range(1, 6):
         exporter.at(m(minute) + timedelta(seconds=30), "requests", minute)
+    exporter.at(m(2) + timedelta(seconds=30), "cold", 1)
+    exporter.at(m(4) + timedelta(seconds=30), "cold", 2)
     path = write_config(tmp_path, prometheus.url, "sum(increase(test_requests_total[1m]))",
-                        shared='delay = "0s"', top='[daemon]\ncycle_interval = "60s"')
+                        shared='delay = "0s"', top='[daemon]\ncycle_interval = "60s"',
+                        endpoint="cold_starts_query = 'sum(increase(test_cold_starts_total[1m]))'")
     settings = config.load(path)
     store = Store(settings.store.url)
     metrics = Metrics(CollectorRegistry())
@@ -42,6 +46,8 @@ def test_daemon_syncs_each_cycle_and_fails_warm(tmp_path, prometheus, exporter, 
         assert metrics.registry.get_sample_value("prewarm_source_lag_seconds", {"endpoint": "chat"}) == 0
         sim.run_until(m(7))
         assert store.current_plan("chat"), "the cycle planned from the synced history"
+        # Cold starts from the source reach the tuner's input and the metric: 3 of 15 requests.
+        assert metrics.registry.get_sample_value("prewarm_observed_cold_start_rate", {"endpoint": "chat"}) == 0.2
 
         prometheus.stop()
         sim.run_until(m(10))
