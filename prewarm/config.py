@@ -428,9 +428,11 @@ def _validate_source(settings: Settings, ep: EndpointSettings, where: str, sourc
     if ep.history is not None:
         raise ConfigError(f"{source}: {where}: give either [endpoints.history] (your own table) or "
                           "[endpoints.source] (a metrics source prewarm syncs into the store), not both")
+    # Keys the endpoint takes from the top-level [source] are named as the endpoint's.
+    inherited = "\n  (the endpoint's [endpoints.source] is overlaid on [source])" if settings.source else ""
     try:
         sources.validate_config(table)
     except sources.UnknownSource as exc:
-        raise ConfigError(f"{source}: {where}.source.kind: {exc}") from None
+        raise ConfigError(f"{source}: {where}.source.kind: {exc}{inherited}") from None
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, prefix=f"{where}.source")) from None
+        raise ConfigError(_describe(exc, source, prefix=f"{where}.source") + inherited) from None

@@ -140,8 +140,9 @@ class Syncer:
         rows, keep = [], {}
         for (ep, read), answer in zip(chunk, answers):
             src = read.source
-            values = {ts: (mv.requests, mv.cold_starts) for ts, mv in answer.minutes.items()}
+            values = answer.minutes  # minute -> Minute, a (requests, cold_starts) tuple
             if answer.error is None and src.config.absent == "zero":
+                values = dict(values)
                 zero = (0, 0 if src.reports_cold_starts() else None)
                 ts = read.start
                 while ts < read.end:

@@ -137,10 +137,11 @@ class PrometheusSource(Source):
         answer = Answer(self.endpoint, start, end)
         for page_start, page_end in minute_range(start, end, MAX_POINTS):
             requests = self._range(self.config.query, page_start, page_end, "query")
-            cold = (self._range(self.config.cold_starts_query, page_start, page_end, "cold_starts_query")
-                    if self.config.cold_starts_query else {})
-            for ts, value in requests.items():
-                answer.minutes[ts] = Minute(value, cold.get(ts))
+            if self.config.cold_starts_query:
+                cold = self._range(self.config.cold_starts_query, page_start, page_end, "cold_starts_query")
+                answer.minutes.update({ts: Minute(value, cold.get(ts)) for ts, value in requests.items()})
+            else:
+                answer.minutes.update({ts: Minute(value) for ts, value in requests.items()})
         return answer
 
     def _range(self, query: str, start: datetime, end: datetime, key: str) -> dict[datetime, int]:

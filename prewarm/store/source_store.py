@@ -116,8 +116,24 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
                 earliest = min(a.values)
                 first = earliest if first is None or earliest < first else first
             n_ins = n_upd = n_miss = 0
-            ts = a.start
-            while ts < a.end:
+            if not have and not gaps:  # nothing stored in the window (a backfill): walk only to find missing
+                lo, hi = a.start, a.end
+                fresh = [(eid, ts, v[0], v[1]) for ts, v in a.values.items() if lo <= ts < hi]
+                inserts.extend(fresh)
+                n_ins = len(fresh)
+                after = max(a.start, first + MINUTE) if first is not None else a.end
+                expected = max(0, int((a.end - after).total_seconds() // 60))
+                # Rows before `after` can only be the first minute itself (first <= every value).
+                answered = n_ins - (1 if first is not None and lo <= first < after and first in a.values else 0)
+                ts = after if answered < expected else a.end
+                while ts < a.end:
+                    if ts not in a.values:
+                        n_miss += 1
+                        miss.append({"endpoint_id": eid, "ts": ts})
+                    ts += MINUTE
+            else:
+                ts = a.start
+            while ts < a.end and (have or gaps):
                 value = a.values.get(ts)
                 if value is not None:
                     old = have.get(ts)
@@ -183,23 +199,22 @@ def _save_states(c: sa.Connection, known: Mapping[int, tuple], rows: list[dict])
                    for r in failed])
 
 
+_stored: dict[str, dict[datetime, Any]] = {}  # dialect -> minute -> as the driver takes it
+
+
 def _insert_counts(c: sa.Connection, rows: list[tuple]) -> None:
     """(endpoint_id, ts, requests, cold_starts) rows in one executemany at the driver: a 14-day
     backfill writes 20,160 rows an endpoint, and SQLAlchemy's per-row parameter processing
     was three quarters of its CPU (bench/sources_bench.py). Times go in as the UTCDateTime
     column stores them: naive UTC, as text on SQLite (SQLAlchemy's DATETIME format there)."""
-    stored: dict[datetime, Any] = {}  # endpoints share their minutes: convert each once
-
-    def as_stored(ts: datetime) -> Any:
-        value = stored.get(ts)
-        if value is None:
-            value = ts.astimezone(timezone.utc).replace(tzinfo=None)
-            if c.dialect.name == "sqlite":
-                value = value.strftime("%Y-%m-%d %H:%M:%S.%f")
-            stored[ts] = value
-        return value
-
-    params = [(eid, as_stored(ts), 60, req, cold) for eid, ts, req, cold in rows]
+    # Endpoints share their minutes, and syncs share most of theirs: convert each minute once.
+    stored = _stored.setdefault(c.dialect.name, {})
+    if len(stored) > 100_000:
+        stored.clear()
+    for ts in {row[1] for row in rows} - stored.keys():
+        value = ts.astimezone(timezone.utc).replace(tzinfo=None)
+        stored[ts] = value.strftime("%Y-%m-%d %H:%M:%S.%f") if c.dialect.name == "sqlite" else value
+    params = [(eid, stored[ts], 60, req, cold) for eid, ts, req, cold in rows]
     mark = "?" if c.dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {t.request_counts.name} (endpoint_id, ts, bucket_s, requests, cold_starts) "
            f"VALUES ({', '.join([mark] * 5)})")
