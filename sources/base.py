@@ -146,8 +146,10 @@ class Source(ABC):
         for name, fld in cls.Config.model_fields.items():
             if name == "kind":
                 continue
-            ann = getattr(fld.annotation, "__name__", None) or str(fld.annotation).replace("typing.", "")
-            req = "required" if fld.is_required() else f"default {fld.default!r}"
+            ann = fld.annotation
+            ann = (str(ann).replace("typing.", "") if getattr(ann, "__args__", None)
+                   else getattr(ann, "__name__", str(ann)))
+            req = "required" if fld.is_required() else f"default {fld.get_default(call_default_factory=True)!r}"
             desc = f" - {fld.description}" if fld.description else ""
             shown = f"{name[:-2]} ({name})" if name.endswith("_s") else name
             out[shown] = f"{ann}, {req}{desc}"

@@ -1,5 +1,6 @@
-"""Prometheus (and PromQL-compatible servers: Thanos, Mimir, VictoriaMetrics): per-minute
-counts from the HTTP API's `query_range` at a 60 s step.
+"""Prometheus and PromQL servers (Thanos, Mimir, VictoriaMetrics): query_range at a 60 s step.
+
+Per-minute counts from the HTTP API's `query_range`, one query per endpoint.
 
 The query is evaluated at the end of each minute and its value is that minute's requests:
 the minute stamped t gets the value at t + 60 s. `sum(increase(http_requests_total{...}[1m]))`
