@@ -278,6 +278,8 @@ class EndpointSettings(_Strict):
     planner: dict[str, Any] = Field(default_factory=dict, description="overrides of [planner]")
     forecast: dict[str, Any] = Field(default_factory=dict, description="overrides of [forecast]")
     history: Optional[HistorySource] = None
+    source: Optional[dict[str, Any]] = Field(
+        None, description="where the daemon reads this endpoint's traffic (`prewarm sync`); inherits [source]")
 
     @field_validator("provider")
     @classmethod
@@ -294,7 +296,8 @@ class Settings(_Strict):
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     endpoints: tuple[EndpointSettings, ...] = Field((), strict=False)
-    source: Optional[str] = Field(None, description="file this was loaded from")
+    source: dict[str, Any] = Field(default_factory=dict, description="what endpoints' [endpoints.source] inherit")
+    config_file: Optional[str] = Field(None, description="file this was loaded from")
 
     @field_validator("endpoints")
     @classmethod
@@ -315,10 +318,18 @@ class Settings(_Strict):
         raise InputError(f"unknown endpoint {name!r} (configured: {known})")
 
     def planner_for(self, ep: EndpointSettings) -> PlannerSettings:
-        return _merged(self.planner, ep.planner, f"endpoints.{ep.name}.planner", self.source)
+        return _merged(self.planner, ep.planner, f"endpoints.{ep.name}.planner", self.config_file)
 
     def forecast_for(self, ep: EndpointSettings) -> ForecastSettings:
-        return _merged(self.forecast, ep.forecast, f"endpoints.{ep.name}.forecast", self.source)
+        return _merged(self.forecast, ep.forecast, f"endpoints.{ep.name}.forecast", self.config_file)
+
+    def source_for(self, ep: EndpointSettings) -> dict[str, Any] | None:
+        """The endpoint's source table: [source] overlaid by [endpoints.source]. None for an
+        endpoint without an [endpoints.source] table (a shared [source] alone feeds nothing:
+        each endpoint needs its own query)."""
+        if ep.source is None:
+            return None
+        return {**self.source, **ep.source}
 
 
 def _merged(base: BaseModel, overrides: dict[str, Any], where: str, source: str | None):
@@ -432,7 +443,7 @@ def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = 
     if db_url:
         data["store"] = {**(data.get("store") or {}), "url": db_url}
     _remember_url_passwords(data)
-    data["source"] = str(file) if file.exists() else None
+    data["config_file"] = str(file) if file.exists() else None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -472,3 +483,23 @@ def _validate_plugins(settings: Settings, source: str, env: dict[str, str] | Non
             check_model(settings.forecast_for(ep).model, f"{where}.forecast.model")
         else:
             settings.forecast_for(ep)
+        _validate_source(settings, ep, where, source)
+
+
+def _validate_source(settings: Settings, ep: EndpointSettings, where: str, source: str) -> None:
+    from .sources import registry as sources
+
+    table = settings.source_for(ep)
+    if table is None:
+        return
+    if ep.history is not None:
+        raise ConfigError(f"{source}: {where}: give either [endpoints.history] (your own table) or "
+                          "[endpoints.source] (a metrics source prewarm syncs into the store), not both")
+    # Keys the endpoint takes from the top-level [source] are named as the endpoint's.
+    inherited = "\n  (the endpoint's [endpoints.source] is overlaid on [source])" if settings.source else ""
+    try:
+        sources.validate_config(table)
+    except sources.UnknownSource as exc:
+        raise ConfigError(f"{source}: {where}.source.kind: {exc}{inherited}") from None
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, prefix=f"{where}.source") + inherited) from None

@@ -315,7 +315,7 @@ class Daemon:
                 self._schedule_recurring()
                 if self.metrics:
                     self._expose_metrics()
-        log.info("config reloaded from %s", new.source or "defaults")
+        log.info("config reloaded from %s", new.config_file or "defaults")
         return True
 
     # -- leading --------------------------------------------------------------------------
@@ -376,6 +376,11 @@ class Daemon:
         self.scheduler.add_job(self.reconcile, "interval", seconds=d.reconcile_interval_s, id="reconcile",
                                replace_existing=True, misfire_grace_time=max(1, int(d.reconcile_interval_s)),
                                next_run_time=now + timedelta(seconds=d.reconcile_interval_s))
+        # --- sources hook (prewarm/sync.py): the leader keeps the store filled from metrics sources.
+        if any(ep.source is not None for ep in self.settings.endpoints):
+            from .sync import schedule_sync
+            schedule_sync(self, now)
+        # --- end of sources hook
         self.heartbeat.expect("reconcile", 3 * d.reconcile_interval_s + self.retry_deadline_s + 2)
         self.heartbeat.expect("cycle", 3 * d.cycle_interval_s + CYCLE_SLACK_S)
 

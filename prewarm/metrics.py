@@ -62,6 +62,12 @@ class Metrics:
         self.forecast_age = Gauge("prewarm_forecast_age_seconds",
                                   "Age of the forecast the last plan was made from", ["endpoint"],
                                   registry=registry)
+        # Metrics sources (prewarm/sync.py): how far behind the stored history is, and failures.
+        self.source_lag = Gauge("prewarm_source_lag_seconds",
+                                "Seconds from the end of the last minute synced from the source to now",
+                                ["endpoint"], registry=registry)
+        self.source_errors = Counter("prewarm_source_errors_total", "Syncs from a metrics source that failed",
+                                     ["endpoint", "source"], registry=registry)
         self.refresh_in_flight = Gauge("prewarm_refresh_in_flight",
                                        "Endpoints whose forecast refresh is running in a refresh process",
                                        registry=registry)

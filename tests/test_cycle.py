@@ -79,7 +79,7 @@ def test_forecast_accuracy_command(rt, capsys):
     day = START + timedelta(days=3)
     for minute in range(0, 3 * 60 + 1, 30):
         run_once(rt, day + timedelta(minutes=minute))
-    main(["--config", rt.settings.source, "forecast", "chat", "--accuracy", "--json"])  # returns: exit 0
+    main(["--config", rt.settings.config_file, "forecast", "chat", "--accuracy", "--json"])  # returns: exit 0
     rows = json.loads(capsys.readouterr().out)
     assert rows and rows[0]["model"].startswith("seasonal-naive") and rows[0]["steps"] > 60
 

@@ -120,7 +120,7 @@ def _history_check(ep) -> Check | None:
 
 
 def run_checks(settings, connect: bool = True) -> list[Check]:
-    checks: list[Check] = [Check("config", settings.source or "(embedded defaults)", True,
+    checks: list[Check] = [Check("config", settings.config_file or "(embedded defaults)", True,
                                  f"valid, {len(settings.endpoints)} endpoint(s)")]
     if connect:
         checks.append(_store_check(settings.store.url))

@@ -82,7 +82,7 @@ def render_config() -> str:
            "Forecaster (`model`) and provider (`kind`) names are checked at load against the installed",
            "plugins (entry points); the error lists the installed names.", ""]
     for section, field in Settings.model_fields.items():
-        if section in ("endpoints", "source"):
+        if section in ("endpoints", "source", "config_file"):
             continue
         out += [f"## `[{section}]`", "", SECTION_INTRO.get(section, ""), "",
                 "| key | type | default | meaning |", "|---|---|---|---|", *_rows(field.annotation), ""]
@@ -96,7 +96,14 @@ def render_config() -> str:
             "| key | type | default | meaning |", "|---|---|---|---|", *_rows(HistorySource), "",
             "### `[endpoints.provider]`", "",
             "`kind` names the provider; the other keys are that provider's own, validated by its schema",
-            "(see `prewarm providers list` and docs/providers/).", ""]
+            "(see `prewarm providers list` and docs/providers/).", "",
+            "### `[endpoints.source]` (and `[source]`)", "",
+            "Where `prewarm sync` (and the daemon, every cycle) reads the endpoint's per-minute traffic into",
+            "the store. The top-level `[source]` table holds what endpoints share (kind, URL, credentials);",
+            "an endpoint is synced when it has its own `[endpoints.source]` table (at least its query),",
+            "overlaid on `[source]`. `kind` names the source; the other keys are that source's own,",
+            "validated by its schema (see `prewarm sources list` and docs/sources/). An endpoint has either",
+            "a source or `[endpoints.history]`, not both.", ""]
     return "\n".join(out)
 
 

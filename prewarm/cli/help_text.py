@@ -9,6 +9,8 @@ SHORT_HELP = {
     "run": "Run the daemon, with Prometheus metrics and /healthz.",
     "demo": "Run the embedded default end to end: generated traffic, SQLite, real local workers.",
     "providers": "List installed providers, their config keys and capabilities.",
+    "sources": "List installed metrics sources and their config keys.",
+    "sync": "Read new minutes from each endpoint's metrics source into the store, once (cron).",
     "status": "Per endpoint: the target now, the next change, the provider's state.",
     "explain": "Why an endpoint's target is what it is (forecast, quantile, lead, floor, caps, traffic).",
     "hold": "Hold at least N warm workers on an endpoint, applied at once, for a while (--for).",

@@ -24,6 +24,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "once": "prewarm.cli.run_cmds:once",
     "run": "prewarm.cli.run_cmds:run",
     "providers": "prewarm.cli.providers_cmd:providers",
+    "sources": "prewarm.cli.sources_cmd:sources",
+    "sync": "prewarm.cli.sources_cmd:sync",
     "backtest": "prewarm.cli.backtest_cmd:backtest",
     "demo": "prewarm.cli.demo_cmd:demo",
     "status": "prewarm.cli.status_cmds:status",

@@ -65,6 +65,10 @@ def status(ctx, as_json) -> None:
     now = utcnow()
     doc = []
     try:
+        # --- sources hook (prewarm/sync.py): how far behind each source-fed history is
+        from ..sync import source_status
+        synced = source_status(rt.settings, rt.store, now)
+        # --- end of sources hook
         spool = state(rt).spool
         waiting = {"records": spool.count(), "spool": str(spool.path)} if spool else None
         for ep in rt.endpoints():
@@ -79,6 +83,7 @@ def status(ctx, as_json) -> None:
                 "hold": {"workers": hold[0], "until": hold[1], "capped_at": ep.capacity.max_workers
                          if hold[0] > ep.capacity.max_workers else None} if hold else None,
                 "provider_state": _read_provider(rt, ep),
+                "source": synced.get(ep.name),
             })
     finally:
         rt.close()
@@ -92,6 +97,9 @@ def status(ctx, as_json) -> None:
             _hold_text((d["hold"]["workers"], d["hold"]["until"]), d["hold"]["capped_at"]) if d["hold"] else None,
             d["provider_state"]["error"]] for d in doc],
           ["endpoint", "provider", "target", "why", "next change (UTC)", "to", "desired", "ready", "hold", "error"])
+    for d in doc:  # sources hook: a source-fed endpoint's history, one line each
+        if d["source"]:
+            click.echo(f"{d['endpoint']}: {d['source']['summary']}")
     if waiting:
         click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
                    "(the next apply writes them)")
@@ -154,6 +162,9 @@ def explain(ctx, endpoint, at, as_json) -> None:
     try:
         ep = rt.settings.endpoint(endpoint)
         doc = explanation(rt.store, endpoint, at or utcnow(), ep.capacity.max_workers)
+        if at is None:  # sources hook (prewarm/sync.py): the history's lag now, and why
+            from ..sync import source_status
+            doc["source"] = source_status(rt.settings, rt.store, doc["at"]).get(endpoint)
     finally:
         rt.close()
     if as_json:
@@ -192,6 +203,8 @@ def _workers(n) -> str:
 def _print_explanation(d: dict) -> None:
     if d["target"] is None:
         click.echo(f"{d['endpoint']}: no plan in force at {when(d['at'])}")
+        if d.get("source"):
+            click.echo(f"  {d['source']['summary']}")
         return
     click.echo(f"{d['endpoint']} at {when(d['at'])}: {_workers(d['target'])} warm ({d['why']})")
     if d["commanded_from"]:
@@ -222,6 +235,8 @@ def _print_explanation(d: dict) -> None:
         limits.append("hold " + _hold_text((d["hold"]["workers"], d["hold"]["until"]), d["hold"].get("capped_at")))
     if limits:
         click.echo("  " + ", ".join(limits))
+    if d.get("source"):
+        click.echo(f"  {d['source']['summary']}")
     if d["last_traffic"]:
         t = d["last_traffic"]
         click.echo(f"  last actual traffic: {t['requests']} requests in the minute of {when(t['ts'])} "

@@ -212,3 +212,25 @@ leader = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
+
+source_sync = sa.Table(
+    # Per endpoint fed by a metrics source (`prewarm sync`): minutes before `watermark` are
+    # synced; the last attempt and its error (fail warm: plans keep running on what is stored).
+    "source_sync", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("watermark", UTCDateTime, nullable=True),  # end (exclusive) of the minutes synced
+    sa.Column("first_minute", UTCDateTime, nullable=True),  # earliest minute the source answered
+    sa.Column("synced_at", UTCDateTime, nullable=True),  # last sync that succeeded
+    sa.Column("attempted_at", UTCDateTime, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),  # last attempt's error, None when it succeeded
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),  # in a row
+)
+
+source_missing = sa.Table(
+    # Minutes a source could not answer (no value), after the first it did: missing data,
+    # not zero traffic. Removed when a later sync gets a value for them (late data).
+    "source_missing", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ts", UTCDateTime, primary_key=True),
+)

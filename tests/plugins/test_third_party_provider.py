@@ -5,8 +5,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from plugin_install import install_plugin
 
 PLUGIN_MODULE = '''
 """nimbus: a tiny third-party provider for the plugin test."""
@@ -41,24 +42,7 @@ class NimbusProvider(Provider):
 
 
 def test_installed_plugin_is_listed_and_validated(tmp_path):
-    src = tmp_path / "src"
-    (src / "nimbus_prewarm").mkdir(parents=True)
-    (src / "nimbus_prewarm" / "__init__.py").write_text(PLUGIN_MODULE)
-    (src / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "nimbus-prewarm"
-        version = "0.0.1"
-        [project.entry-points."prewarm.providers"]
-        nimbus = "nimbus_prewarm:NimbusProvider"
-        [tool.setuptools]
-        packages = ["nimbus_prewarm"]
-    '''))
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
+    site = install_plugin(tmp_path, "nimbus_prewarm", PLUGIN_MODULE, "prewarm.providers", "nimbus", "NimbusProvider")
     env = {**os.environ, "PYTHONPATH": str(site)}
     prewarm = str(Path(sys.executable).parent / "prewarm")
     listed = json.loads(subprocess.run([prewarm, "providers", "list", "--json"], env=env, cwd=tmp_path,
