@@ -5,8 +5,12 @@ from a forecast made by a `prewarm.forecasters` Forecaster at the last refit. A 
 origin o sees only requests before o - ingest delay; the recent traffic the planner sees is
 likewise cut at t - ingest delay. Refits run every `refit_s` of simulated time; origins are
 forecast in batches (one unique_id per origin, each holding only its own past), which keeps
-forecasters that fit each series alone exactly rolling-origin. A forecaster that learns across
-series must be run with refit_batch = 1.
+forecasters that fit each series alone exactly rolling-origin. Only forecasters known to fit
+each series alone are batched (BATCH_SAFE, each tested: a batch gives every series what it gets
+alone; or a class that declares `per_series = True`); any other, a cross-series model that
+could learn from a later origin's history, is called one origin at a time. Enforced, not
+assumed: every history handed to the forecaster is checked to end at or before its origin's
+cut (and, unbatched, before the replay's clock), else the replay stops with LookAheadError.
 
 Every `tune_every_s` the tuner (prewarm.planner.tuning) moves the policy's knobs toward the
 target cold-start rate from the cold requests observed in the replay so far (the daemon reads
@@ -48,6 +52,25 @@ class PredictiveSettings:
     dispersion_window_s: float = 86400.0
 
 
+# Forecasters that fit each series alone, by entry-point name (tests/backtest:
+# test_batched_forecasts_equal_single_ones checks each).
+BATCH_SAFE = frozenset({"seasonal-mean", "seasonal-naive", "seasonal-naive-weekly", "croston-sba", "tsb",
+                        "adida", "imapa"})
+
+
+class LookAheadError(RuntimeError):
+    """A forecaster was handed history past the instant the replay acts at."""
+
+
+def batch_safe(forecaster) -> bool:
+    """May origins be forecast together, one unique_id each? Only if the model fits each series
+    alone: a cross-series model would see later origins' histories (the future)."""
+    if getattr(forecaster, "per_series", False) is True:
+        return True
+    return type(forecaster).__module__.startswith("prewarm.forecasters.") and \
+        getattr(forecaster, "name", None) in BATCH_SAFE
+
+
 def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, tz=timezone.utc)
 
@@ -68,6 +91,7 @@ class Forecasts:
         self.cache: dict[float, tuple[float, dict[str, np.ndarray]]] = {}
         self.smoothed: dict = {}
         self.model = getattr(forecaster, "name", type(forecaster).__name__)
+        self.batch = settings.refit_batch if batch_safe(forecaster) else 1
 
     def origin(self, t: float) -> float:
         return math.floor(t / self.settings.refit_s) * self.settings.refit_s
@@ -78,7 +102,7 @@ class Forecasts:
         o = self.origin(t)
         if o not in self.cache:
             batch = [o] + [u for u in upcoming if u not in self.cache and u != o]
-            self._fit(batch[: self.settings.refit_batch])
+            self._fit(batch[: self.batch], t)
         key = (o, smoothing_s)
         if key not in self.smoothed:
             start, cols = self.cache[o]
@@ -86,17 +110,25 @@ class Forecasts:
             self.smoothed = {key: (start, {k: np.asarray(smoothed(v, w)) for k, v in cols.items()})}
         return self.smoothed[key]
 
-    def _fit(self, origins: list[float]) -> None:
+    def _fit(self, origins: list[float], now: float) -> None:
         import pandas as pd
 
         s = self.settings
         step = s.step_s
+        if len(origins) > 1 and not batch_safe(self.forecaster):
+            raise LookAheadError(f"forecaster {self.model} is not known to fit each series alone; "
+                                 "it cannot be given several origins in one call")
         frames, meta = [], {}
         for k, o in enumerate(origins):
             # History: whole steps that end at or before o - ingest delay.
             hi = int(math.floor((o - self.delay - self.grid0) / step))
             lo = max(0, hi - int(s.history_s // step))
             hi = max(hi, 0)
+            ends = self.grid0 + hi * step
+            if ends > o - self.delay or (len(origins) == 1 and ends > now - self.delay):
+                raise LookAheadError(f"history for origin {_utc(o).isoformat()} ends at "
+                                     f"{_utc(ends).isoformat()}, after the data available at "
+                                     f"{_utc(min(o, now) - self.delay).isoformat()}")
             y = self.counts[lo:hi] if hi <= len(self.counts) else np.concatenate(
                 [self.counts[lo:], np.zeros(hi - max(lo, len(self.counts)))])
             start_next = self.grid0 + hi * step

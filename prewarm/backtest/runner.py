@@ -81,8 +81,10 @@ def capacity_for(trace: Trace, cfg: BacktestConfig) -> CapacityModel:
     if cfg.service_time_s is not None:
         service = cfg.service_time_s
     else:
-        past = trace.between(-math.inf, cfg.start_s)
-        svc = service_times(past if len(past) else trace, None)
+        # Only the history before the replay starts acting (no look-ahead); none: 1 s.
+        past = trace.between(-math.inf, replay_start_s(trace, cfg))
+        svc = service_times(past, None) if len(past) else np.zeros(0)
+        svc = svc[np.isfinite(svc)]
         service = float(np.median(svc)) if len(svc) else 1.0
     return CapacityModel(concurrency=cfg.worker.concurrency, service_time_s=max(service, 0.1),
                          cold_start_s=cfg.cold_start.percentile(cfg.lead_percentile),
@@ -117,11 +119,16 @@ def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
                      "reactive, hybrid-histogram, always-on or clairvoyant")
 
 
+def replay_start_s(trace: Trace, cfg: BacktestConfig) -> float:
+    """Where the replay starts acting: `warmup_s` before the window, not before the trace."""
+    start = max(cfg.start_s - cfg.warmup_s, float(trace.arrivals[0]) if len(trace) else cfg.start_s)
+    return min(start, cfg.start_s)
+
+
 def run(trace: Trace, spec: str, cfg: BacktestConfig,
         progress: Callable[[float], None] | None = None) -> Result:
     kind, params = parse_policy(spec)
-    replay_start = max(cfg.start_s - cfg.warmup_s, float(trace.arrivals[0]) if len(trace) else cfg.start_s)
-    replay_start = min(replay_start, cfg.start_s)
+    replay_start = replay_start_s(trace, cfg)
     window = trace.between(replay_start, cfg.end_s)
     svc = service_times(window, cfg.service_time_s)
     in_window = window.arrivals >= cfg.start_s
