@@ -28,7 +28,7 @@ import numpy as np
 
 from ..planner.burstiness import dispersion_index
 from ..planner.core import plan_endpoint, smoothed
-from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings
+from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings, StaticSetting
 from ..planner.tuning import ObservedStats, tune
 from .baselines import Cmd
 from .traces import Trace
@@ -50,6 +50,24 @@ class PredictiveSettings:
     # History of per-minute counts the arrival dispersion is measured on (planner.burstiness),
     # re-measured at every forecast refit.
     dispersion_window_s: float = 86400.0
+    # The static guard: every guard_every_s the best static (floor, keep-alive) of the last
+    # guard_window_s of the endpoint's own history at the target (advisor.trailing_static); the
+    # plan never goes below it (planner StaticSetting). False: the plan alone.
+    # "auto": guarded only for a period after the plan alone did worse than static on the
+    # trailing week; "always"; "off". runner.static_guard. Every / window None: seven seasons
+    # (last week's setting, re-judged weekly: a week of the busiest endpoint's replays is the
+    # cost) over seven seasons; under one season of history, no guard.
+    guard: str = "auto"
+    guard_every_s: float | None = None
+    guard_window_s: float | None = None
+
+    @property
+    def guard_every(self) -> float:
+        return 7.0 * self.season_s if self.guard_every_s is None else self.guard_every_s
+
+    @property
+    def guard_window(self) -> float:
+        return 7.0 * self.season_s if self.guard_window_s is None else self.guard_window_s
 
 
 # Forecasters that fit each series alone, by entry-point name (tests/backtest:
@@ -124,8 +142,8 @@ class Forecasts:
             hi = int(math.floor((o - self.delay - self.grid0) / step))
             lo = max(0, hi - int(s.history_s // step))
             hi = max(hi, 0)
-            ends = self.grid0 + hi * step
-            if ends > o - self.delay or (len(origins) == 1 and ends > now - self.delay):
+            ends = self.grid0 + hi * step  # the end of the last step handed over (none if hi <= lo)
+            if hi > lo and (ends > o - self.delay or (len(origins) == 1 and ends > now - self.delay)):
                 raise LookAheadError(f"history for origin {_utc(o).isoformat()} ends at "
                                      f"{_utc(ends).isoformat()}, after the data available at "
                                      f"{_utc(min(o, now) - self.delay).isoformat()}")
@@ -161,7 +179,8 @@ class PredictivePolicy:
 
     def __init__(self, trace: Trace, forecaster, capacity: CapacityModel, policy: PolicySettings,
                  settings: PredictiveSettings, ingest_delay_s: float,
-                 on_progress: Callable[[float], None] | None = None):
+                 on_progress: Callable[[float], None] | None = None,
+                 static_guard: Callable[[float, StaticSetting | None], StaticSetting | None] | None = None):
         self.trace = trace
         self.capacity = capacity
         self.policy = policy
@@ -180,6 +199,10 @@ class PredictivePolicy:
         self.forecast_trace: list[tuple[float, float, float]] = []  # (t, mean, band) per cycle
         self.on_progress = on_progress
         self._dispersion: tuple[float, float | None] = (math.nan, None)  # (origin, value)
+        self.static_guard = static_guard
+        self.static: StaticSetting | None = None
+        self.next_guard = -math.inf
+        self.guards: list[tuple[float, StaticSetting | None]] = []
 
     def upcoming_origins(self, t: float, end: float) -> list[float]:
         o = self.forecasts.origin(t)
@@ -192,6 +215,10 @@ class PredictivePolicy:
             self.first_t = t
         if s.tune and t >= self.next_tune:
             self._tune(t, sim)
+        if self.static_guard is not None and t >= self.next_guard:
+            self.next_guard = t + s.guard_every
+            self.static = self.static_guard(t, self.static)
+            self.guards.append((t, self.static))
         start, cols = self.forecasts.at(t, self.upcoming_origins(t, end), self.policy.smoothing_s)
         step = s.step_s
         # The slice from the step holding t to the plan horizon (already smoothed over the
@@ -209,7 +236,8 @@ class PredictivePolicy:
         observed = Observed(requests_per_minute_recent=self._recent_rate(t),
                             need_history=tuple(self.need_history), arrival_dispersion=self._arrival_dispersion(t))
         policy = self._planner_policy(tuple(cols))
-        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed)
+        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed,
+                             static=self.static)
         self.need_history.append((now, plan.need_now))
         i = min(len(forecast) - 1, max(0, int((t - start) // step) - first))
         self.forecast_trace.append((t, float(forecast.mean[i]), float(forecast.series(policy.quantile_column)[i])))

@@ -299,7 +299,7 @@ def test_predictive_sizes_for_the_burstiness_it_has_observed():
     trace = Trace("bursty", arrivals, None)
     cfg = BacktestConfig(start_s=t0 + DAY + 6 * 3600, end_s=t0 + DAY + 9 * 3600, worker=WorkerModel(8, 60.0),
                          cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, warmup_s=3600.0,
-                         predictive=PredictiveSettings(history_s=DAY, tune=False))
+                         predictive=PredictiveSettings(history_s=DAY, tune=False, guard="off"))
     observed = run(trace, "predictive", cfg)
     assert observed.schedule and all(c.reason["peakedness"] > 2 for c in observed.schedule)
     from prewarm.backtest.runner import capacity_for, predictive_policy
