@@ -119,9 +119,16 @@ def _per_minute(path: Path, seed: int) -> dict[str, Trace]:
     df["n"] = counts.astype(np.int64)
     out = {}
     for name, part in df.groupby("endpoint", sort=True):
-        starts = np.repeat(part["t"].to_numpy(), part["n"].to_numpy())
-        out[str(name)] = Trace(str(name), _spread(starts, 60.0, seed, str(name)), None)
+        out[str(name)] = from_counts(str(name), part["t"].to_numpy(), part["n"].to_numpy(), seed=seed)
     return out
+
+
+def from_counts(endpoint: str, starts_s, counts, width_s: float = 60.0, *, seed: int = 0) -> Trace:
+    """A trace from per-bucket request counts (bucket start in epoch seconds, count), as a
+    store holds them: each bucket's requests spread within it as the per-minute loader does.
+    What the daemon hands the static guard (runner.static_guard) from its history."""
+    starts = np.repeat(np.asarray(starts_s, dtype=float), np.asarray(counts, dtype=np.int64))
+    return Trace(endpoint, _spread(starts, width_s, seed, endpoint), None)
 
 
 def _alibaba_requests(path: Path, seed: int) -> dict[str, Trace]:

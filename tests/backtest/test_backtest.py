@@ -308,3 +308,14 @@ def test_predictive_sizes_for_the_burstiness_it_has_observed():
     assert all(c.reason["peakedness"] == 1 for c in poisson.schedule)
     assert max(c.warm_workers for c in observed.schedule) > max(c.warm_workers for c in poisson.schedule)
     assert observed.cold_requests < poisson.cold_requests / 2
+
+
+def test_from_counts_spreads_each_bucket_as_the_per_minute_loader(tmp_path):
+    # What the daemon hands the static guard from its store: the same arrivals as the loader.
+    from prewarm.backtest.traces import from_counts
+
+    f = tmp_path / "t.csv"
+    f.write_text("ts,endpoint,requests\n2024-01-01T00:00:00Z,a,3\n2024-01-01T00:02:00Z,a,2\n")
+    t0 = ts("2024-01-01T00:00:00Z")
+    assert np.array_equal(from_counts("a", [t0, t0 + 120], [3, 2], seed=4).arrivals,
+                          load_trace(f, seed=4)["a"].arrivals)
