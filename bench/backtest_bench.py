@@ -163,7 +163,8 @@ def main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     settings = PredictiveSettings(guard=args.guard)
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}")
-    print(HEADER, flush=True)
+    if any(not g.startswith("speed") for g in args.groups):
+        print(HEADER, flush=True)
     for spec in args.groups:
         group, _, names = spec.partition(":")
         if group not in GROUPS:
