@@ -217,6 +217,10 @@ class PredictivePolicy:
             self._tune(t, sim)
         if self.static_guard is not None and t >= self.next_guard:
             self.next_guard = t + s.guard_every
+            if len(self.trace) and self.trace.arrivals[0] > t - s.guard_window:
+                # A young endpoint (under a window of history): judged again every season
+                # until its history fills the window, not left unguarded for a week.
+                self.next_guard = t + s.season_s
             self.static = self.static_guard(t, self.static)
             self.guards.append((t, self.static))
         start, cols = self.forecasts.at(t, self.upcoming_origins(t, end), self.policy.smoothing_s)

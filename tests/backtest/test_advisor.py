@@ -146,6 +146,9 @@ def test_a_count_only_provider_replays_the_platform_idle_timeout():
     assert predictive_policy(capacity_for(trace, cfg), cfg).idle_timeout_rule == "fixed"
     r = run(trace, "predictive", cfg)
     assert r.schedule and all(c.idle_timeout_s is None for c in r.schedule)
+    # A young endpoint (under a week of history) is judged every season, not weekly: at the
+    # replay's start (day 1: under a day of history, no judgement) and again at day 2.
+    assert [t for t, _ in r.guards] == [86400.0, 2 * 86400.0] and r.guards[0][1] is None
     full = run(trace, "predictive", replace(cfg, provider=provider_capabilities("dry-run")))
     assert any(c.idle_timeout_s is not None for c in full.schedule)
 
