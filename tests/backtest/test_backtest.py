@@ -207,7 +207,7 @@ def test_a_cross_series_forecaster_gets_one_origin_per_call_never_a_later_histor
     trace = Trace("x", np.sort(ts("2024-01-01T00:00:00Z") + np.random.default_rng(0).random(3000) * 3 * DAY), None)
     cfg = BacktestConfig(start_s=ts("2024-01-03T00:00:00Z"), end_s=ts("2024-01-03T06:00:00Z"),
                          service_time_s=5.0, warmup_s=3600.0, forecaster=Pooled(season_s=86400),
-                         predictive=PredictiveSettings(tune=False))
+                         predictive=PredictiveSettings(tune=False, guard="off"))
     run(trace, "predictive", cfg)
     assert len(calls) >= 12 and all(n == 1 for n, _ in calls)
     assert not pr.batch_safe(Pooled()) and pr.batch_safe(SeasonalMeanForecaster())
