@@ -175,7 +175,8 @@ def run(trace: Trace, spec: str, cfg: BacktestConfig,
 
 def static_guard(trace: Trace, cfg: BacktestConfig):
     """now, previous -> the static setting the plan may not go below for the next guard period
-    (None: the plan alone), from the endpoint's own trailing week (the history before now only):
+    (None: the plan alone), from the endpoint's own trailing week (the history before now only;
+    the search starts at the previous setting's floor, or the last one found):
 
     * the best static setting at the target (advisor.TrailingSweep on the replay's worker model,
       over the keep-alives the provider can set);
@@ -199,7 +200,8 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
                                       window_s=s.guard_window, keepalives=keepalives)
         if sweep.span_s < s.season_s:
             return None
-        best = sweep.cheapest(cfg.target_cold_rate, last_floor[-1] if last_floor else None)
+        near = previous.floor if previous is not None else (last_floor[-1] if last_floor else None)
+        best = sweep.cheapest(cfg.target_cold_rate, near)
         if best is None:
             return None
         last_floor.append(best.floor)
