@@ -1,110 +1,176 @@
-"""The issue-3 target table: predictive policy vs the static envelope and the clairvoyant bound.
+"""The product claim under the shared protocol (bench/protocol.py): prewarm's predictive policy
+against the best static setting, on report parts only, for every series that qualifies.
 
-    .venv/bin/python bench/backtest_bench.py            # everything (a few minutes on 2 cores)
-    .venv/bin/python bench/backtest_bench.py alibaba    # one group: alibaba, nasa, azure, speed
-    .venv/bin/python bench/backtest_bench.py --seed 1 alibaba   # another seed: sub-second spreading
-                                                                # of arrivals and cold-start draws
+    nice -n 10 .venv/bin/python bench/backtest_bench.py alibaba            # report part, seed 0
+    nice -n 10 .venv/bin/python bench/backtest_bench.py --seed 1 alibaba   # the second seed
+    nice -n 10 .venv/bin/python bench/backtest_bench.py alibaba:M0002,M0001 nasa azure:conv
+    nice -n 10 .venv/bin/python bench/backtest_bench.py --part tune alibaba   # where defaults are chosen
+    nice -n 10 .venv/bin/python bench/backtest_bench.py --guard off alibaba   # the plan alone
+    nice -n 10 .venv/bin/python bench/backtest_bench.py speed
 
-Worker models:
-* Alibaba GenAI (M0002, M0001, M0004, __all__): concurrency 1, service times from the trace,
-  measured cold-start distribution, 60 s platform idle timeout, last 7 days (11-24 .. 12-01).
-* NASA: service 20 s, concurrency 8, cold start 30 s, 60 s platform idle timeout, last week.
-* Azure LLM code (one hour, bursty): an LLM server batching 16 requests (concurrency 16),
-  service 2 s, cold start 60 s, 60 s platform idle timeout; evaluation on the last 30 minutes,
-  the first 27 warm the forecaster (season 10 min, as an hour has no daily cycle).
+Groups: alibaba (every model with >= 200 report-week requests, then __all__), nasa, azure
+(code, conv), speed. `GROUP:A,B` runs only those series of a group (one at a time: replays are
+CPU-heavy and the machine is shared).
+
+Each series prints one Markdown row: the predictive policy (the daemon's default [planner]
+settings, seasonal-mean forecaster) replayed twice, full (idle timeout settable) and
+count-only (as `--provider-kind aws-lambda`: the platform's own 60 s keep-alive), each with
+its ratios against the static envelope (every floor F x keep-alive K, chosen in hindsight on the
+part itself), and the verdict of the issue's bar: at most 0.70x the envelope's worker-hours at
+its cold rate, or at most 0.5x its cold rate at its worker-hours, with its cold rate at most one
+point above the target. Misses stay in the table.
+
+Worker models (fixed here, not tuned on report parts):
+* Alibaba GenAI: concurrency 1, service times from the trace, the measured cold-start
+  distribution, 60 s platform idle timeout.
+* NASA: service 20 s, concurrency 8, cold start 30 s, 60 s platform idle timeout.
+* Azure LLM (one hour: no daily cycle): an LLM server batching 16 requests (concurrency 16),
+  service 2 s, cold start 60 s, 60 s platform idle timeout; season 10 min, 1-min steps.
+The replay warms up a day (Azure: the whole tuning half) before the part it scores; that warm-up
+and every forecast read only history before the instant they act at.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from prewarm.backtest import frontier as fr
-from prewarm.backtest.predictive import PredictiveSettings
-from prewarm.backtest.runner import BacktestConfig, run
-from prewarm.backtest.simulator import ColdStart, WorkerModel
-from prewarm.backtest.traces import load_cold_starts, load_trace
-from prewarm.units import parse_timestamp
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
-SEED = 0  # --seed: spreading of arrivals within their second/minute, and cold-start draws
+import protocol  # noqa: E402  (bench/protocol.py)
+
+from prewarm.backtest import frontier as fr  # noqa: E402
+from prewarm.backtest.executable import provider_capabilities  # noqa: E402
+from prewarm.backtest.predictive import PredictiveSettings  # noqa: E402
+from prewarm.backtest.runner import BacktestConfig, Result, run  # noqa: E402
+from prewarm.backtest.simulator import ColdStart, WorkerModel  # noqa: E402
+from prewarm.backtest.traces import load_cold_starts, load_trace  # noqa: E402
+
+TARGET = 0.02
+COUNT_ONLY = "aws-lambda"  # a count-only provider: no idle timeout (Capabilities.idle_timeout False)
+TUNE_WARMUP_S = {"alibaba": 2 * 86400.0, "nasa": 2 * 86400.0, "azure": 900.0}
 
 
-def ts(text: str) -> float:
-    return parse_timestamp(text).timestamp()
+def verdict(result: Result, comp: fr.Comparison) -> str:
+    ok = (comp.hours_ratio <= 0.70 or comp.cold_ratio <= 0.50) and result.cold_rate <= TARGET + 0.01
+    return "beats" if ok else "**misses**"
 
 
-def row(name, trace, cfg):
-    t = time.perf_counter()
-    pred = run(trace, "predictive", cfg)
-    t_pred = time.perf_counter() - t
+def scored(result: Result, front) -> str:
+    comp = fr.compare(front, result)
+    return (f"{100 * result.cold_rate:.2f}% | {result.worker_hours:.1f} | {comp.hours_ratio:.2f} | "
+            f"{comp.cold_ratio:.2f} | {verdict(result, comp)}")
+
+
+def guard_text(result: Result) -> str:
+    seen = [g for _, g in result.guards if g is not None]
+    if not seen:
+        return "none"
+    g = seen[-1]
+    return f"F={g.floor} K={'platform' if g.keepalive_s is None else f'{g.keepalive_s:g}s'}"
+
+
+def row(name: str, trace, cfg: BacktestConfig) -> None:
+    t0 = time.perf_counter()
+    full = run(trace, "predictive", cfg)
+    count_only = run(trace, "predictive", replace(cfg, provider=provider_capabilities(COUNT_ONLY)))
     front = fr.envelope(fr.sweep(trace, cfg))
-    comp = fr.compare(front, pred)
     bound = run(trace, "clairvoyant", cfg)
-    env_h = fr.hours_at(front, pred.cold_rate)
-    env_c = fr.cold_at(front, pred.worker_hours)
-    print(f"{name:10s} pred {100 * pred.cold_rate:6.3f}% cold ({pred.cold_requests} of {pred.requests}) "
-          f"{pred.worker_hours:8.1f} wh | envelope: {env_h:8.1f} wh at that cold rate, {100 * env_c:6.3f}% at those wh | ratios hours "
-          f"{comp.hours_ratio:.2f} cold {comp.cold_ratio:.2f} -> {'BEATS' if comp.beats else 'misses'} | "
-          f"clairvoyant {bound.worker_hours:7.1f} wh (pred {pred.worker_hours / bound.worker_hours:.1f}x) | "
-          f"replay {t_pred:.1f}s", flush=True)
-    for other in ("keepalive:600", "hybrid-histogram", "reactive"):
-        r = run(trace, other, cfg)
-        print(f"{'':10s}   {other:17s} {100 * r.cold_rate:6.3f}% cold {r.worker_hours:8.1f} wh", flush=True)
+    print(f"| {name} | {full.requests} | {scored(full, front)} | {scored(count_only, front)} | "
+          f"{guard_text(full)} / {guard_text(count_only)} | {bound.worker_hours:.1f} | "
+          f"{time.perf_counter() - t0:.0f}s |", flush=True)
 
 
-def alibaba():
-    cs = ColdStart(samples_s=load_cold_starts(TRACES / "alibaba_genai_2026" / "cold_start_latency.csv"))
-    cfg = BacktestConfig(start_s=ts("2024-11-24T00:00:00Z"), end_s=ts("2024-12-01T00:00:00Z"),
-                         worker=WorkerModel(1, 60.0), cold_start=cs, seed=SEED)
-    traces = load_trace(TRACES / "alibaba_genai_2026" / "requests.csv", ["M0002", "M0001", "M0004", "__all__"],
-                        seed=SEED)
-    for name, tr in traces.items():
+HEADER = ("| series | requests | full: cold | worker-h | hours ratio | cold ratio | verdict | "
+          "count-only: cold | worker-h | hours ratio | cold ratio | verdict | last static guard (full / count-only) | "
+          "clairvoyant worker-h | bench time |\n" + "|---" * 15 + "|")
+
+
+def window(split_name: str, part: str, first_arrival: float) -> tuple[float, float]:
+    start, end = protocol.SPLITS[split_name].part(part)
+    if part == "tune":  # the tuning part's first days only warm the forecaster up
+        start = max(start, first_arrival) + TUNE_WARMUP_S[split_name]
+    return start, end
+
+
+def alibaba(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
+    names = series or protocol.alibaba_report_models()
+    cs = ColdStart(samples_s=load_cold_starts(protocol.ALIBABA_COLD_STARTS))
+    traces = load_trace(protocol.ALIBABA_REQUESTS, names, seed=seed)
+    for name in names:
+        tr = traces[name]
+        start, end = window("alibaba", part, float(tr.arrivals[0]))
+        cfg = BacktestConfig(start_s=start, end_s=end, worker=WorkerModel(1, 60.0), cold_start=cs,
+                             target_cold_rate=TARGET, seed=seed, predictive=settings)
         row(name, tr, cfg)
 
 
-def nasa():
-    tr = load_trace(TRACES / "nasa_http_1995" / "per_minute.csv", seed=SEED)["nasa-ksc-www"]
-    cfg = BacktestConfig(start_s=ts("1995-07-21T13:33:00-04:00"), end_s=ts("1995-07-28T13:33:00-04:00"),
-                         worker=WorkerModel(8, 60.0), cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0,
-                         seed=SEED)
-    row("nasa", tr, cfg)
+def nasa(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
+    tr = load_trace(protocol.NASA, seed=seed)["nasa-ksc-www"]
+    start, end = window("nasa", part, float(tr.arrivals[0]))
+    cfg = BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(8, 60.0),
+                         cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, target_cold_rate=TARGET,
+                         seed=seed, predictive=settings)
+    row("NASA", tr, cfg)
 
 
-def azure():
-    tr = load_trace(TRACES / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv")["code"]
-    end = float(tr.arrivals[-1]) + 1
-    cfg = BacktestConfig(start_s=end - 1800, end_s=end, worker=WorkerModel(16, 60.0),
-                         cold_start=ColdStart(fixed_s=60.0), service_time_s=2.0, warmup_s=1800,
-                         predictive=PredictiveSettings(step_s=60, season_s=600, refit_s=300))
-    row("azure-code", tr, cfg)
+def azure(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
+    paths = {"code": protocol.AZURE_CODE, "conv": protocol.AZURE_CONV}
+    for name in series or list(paths):
+        tr = load_trace(paths[name], seed=seed)[name]
+        start, end = window("azure", part, float(tr.arrivals[0]))
+        cfg = BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(16, 60.0),
+                             cold_start=ColdStart(fixed_s=60.0), service_time_s=2.0, warmup_s=start - tr.arrivals[0],
+                             target_cold_rate=TARGET, seed=seed,
+                             predictive=replace(settings, step_s=60, season_s=600, refit_s=300))
+        row(f"Azure {name}", tr, cfg)
 
 
-def speed():
+def speed(series, part, seed, settings) -> None:
     """A 16-day replay of one endpoint (the whole Alibaba M0002 trace, predictive policy)."""
-    cs = ColdStart(samples_s=load_cold_starts(TRACES / "alibaba_genai_2026" / "cold_start_latency.csv"))
-    tr = load_trace(TRACES / "alibaba_genai_2026" / "requests.csv", ["M0002"])["M0002"]
-    cfg = BacktestConfig(start_s=ts("2024-11-15T00:00:00Z"), end_s=ts("2024-12-01T00:00:00Z"),
-                         worker=WorkerModel(1, 60.0), cold_start=cs, warmup_s=0.0)
+    cs = ColdStart(samples_s=load_cold_starts(protocol.ALIBABA_COLD_STARTS))
+    tr = load_trace(protocol.ALIBABA_REQUESTS, ["M0002"])["M0002"]
+    split = protocol.SPLITS["alibaba"]
+    cfg = BacktestConfig(start_s=split.tune_start, end_s=split.report_end, worker=WorkerModel(1, 60.0),
+                         cold_start=cs, warmup_s=0.0, predictive=settings)
     run(tr, "keepalive:60", cfg)  # imports
     t = time.perf_counter()
     r = run(tr, "predictive", cfg)
-    print(f"16-day replay of M0002 (predictive, {r.requests} requests, 23040 planning cycles): "
-          f"{time.perf_counter() - t:.1f}s")
-    nasa_tr = load_trace(TRACES / "nasa_http_1995" / "per_minute.csv")["nasa-ksc-www"]
-    ncfg = replace(cfg, start_s=ts("1995-07-12T13:33:00-04:00"), end_s=ts("1995-07-28T13:33:00-04:00"),
-                   worker=WorkerModel(8, 60.0), cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0)
+    print(f"16-day replay of M0002 (predictive, {r.requests} requests, static guard "
+          f"{settings.guard}): {time.perf_counter() - t:.1f}s", flush=True)
+    nasa_tr = load_trace(protocol.NASA)["nasa-ksc-www"]
+    ncfg = replace(cfg, start_s=protocol.SPLITS["nasa"].report_start - 2 * 86400.0,
+                   end_s=float(nasa_tr.arrivals[-1]) + 1, worker=WorkerModel(8, 60.0),
+                   cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0)
     t = time.perf_counter()
     r = run(nasa_tr, "predictive", ncfg)
-    print(f"16-day replay of NASA (predictive, {r.requests} requests): {time.perf_counter() - t:.1f}s")
+    print(f"16-day replay of NASA (predictive, {r.requests} requests): {time.perf_counter() - t:.1f}s", flush=True)
+
+
+GROUPS = {"alibaba": alibaba, "nasa": nasa, "azure": azure, "speed": speed}
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("groups", nargs="*", default=["alibaba", "nasa", "azure"],
+                    help="alibaba, nasa, azure, speed; GROUP:A,B for some series of a group")
+    ap.add_argument("--seed", type=int, default=0, help="sub-second spreading of arrivals and cold-start draws")
+    ap.add_argument("--part", choices=("report", "tune"), default="report")
+    ap.add_argument("--guard", choices=("auto", "always", "off"), default="auto",
+                    help="the static guard (runner.static_guard); off: the forecast-driven plan alone")
+    args = ap.parse_args(argv)
+    settings = PredictiveSettings(guard=args.guard)
+    print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}")
+    if any(not g.startswith("speed") for g in args.groups):
+        print(HEADER, flush=True)
+    for spec in args.groups:
+        group, _, names = spec.partition(":")
+        if group not in GROUPS:
+            ap.error(f"unknown group {group!r} (alibaba, nasa, azure, speed)")
+        GROUPS[group](names.split(",") if names else None, args.part, args.seed, settings)
 
 
 if __name__ == "__main__":
-    groups = {"alibaba": alibaba, "nasa": nasa, "azure": azure, "speed": speed}
-    args = sys.argv[1:]
-    if args[:1] == ["--seed"]:
-        SEED, args = int(args[1]), args[2:]
-    for name in args or list(groups):
-        print(f"== {name}", flush=True)
-        groups[name]()
+    main(sys.argv[1:])

@@ -3,6 +3,8 @@ cycle and by the backtester's `predictive` policy, so the policy measured in a b
 the policy the daemon runs with the same settings."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .config import PlannerSettings
 from .planner.model import CapacityModel, PolicySettings
 from .planner.tuning import initial_value_s
@@ -24,3 +26,17 @@ def policy_from_settings(p: PlannerSettings, capacity: CapacityModel) -> PolicyS
         idle_timeout_rule=p.idle_timeout_rule, idle_timeout_busy_s=p.idle_timeout_busy_s,
         idle_timeout_max_s=p.idle_timeout_max_s, burst_value_share=p.burst_value_share,
         burstiness=p.burstiness)
+
+
+def for_provider(policy: PolicySettings, idle_timeout: bool, idle_timeout_max_s: float | None = None) -> PolicySettings:
+    """The policy a provider can carry out (its Capabilities: `idle_timeout`, and a cap on it).
+    Count-only (no idle timeout): the forecast rule's busy-hours keep-alive would not happen,
+    so workers beyond the first are credited the full value of the cold starts they avoid
+    (burst_value_share 1: nothing else keeps a burst's workers) and the rule is "fixed" (the
+    plan asks for no timeout). A capped one: the busy-hours keep-alive at most the cap."""
+    if not idle_timeout:
+        return replace(policy, idle_timeout_rule="fixed", idle_timeout_s=None, idle_timeout_busy_s=None,
+                       burst_value_share=1.0)
+    if idle_timeout_max_s is not None and idle_timeout_max_s < policy.idle_timeout_max_s:
+        return replace(policy, idle_timeout_max_s=idle_timeout_max_s)
+    return policy

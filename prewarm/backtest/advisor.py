@@ -13,9 +13,11 @@ that meets the target is reported; the advice is the cheapest of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Iterable
 
+from ..planner.model import StaticSetting
 from .frontier import KEEPALIVES_S, Point
 
 KINDS = ("persistent", "hybrid", "on-demand")
@@ -107,3 +109,96 @@ def render(endpoint: str, advice: Advice) -> str:
             lines.append(f"  {kind:10s}  F={o.floor} K={o.keepalive_s:g}s  cold {100 * o.cold_rate:5.2f}%  "
                          f"{o.worker_hours:8.1f} worker-h ({o.floor_hours:.1f} always-on)  cost {o.cost:9.2f}")
     return "\n".join(lines)
+
+
+# -- the best static setting of the trailing week, online ------------------------------------
+TRAILING_WINDOW_S = 7 * 86400.0  # the history a static setting is judged on
+MIN_HISTORY_S = 86400.0  # under a day of history: no judgement (the plan runs unguarded)
+
+
+class TrailingSweep:
+    """Static (floor F, keep-alive K) settings replayed on the endpoint's history of the last
+    `window_s` before `now_s`, cut at the ingest delay (what the store holds at `now_s`,
+    nothing later), each replayed at most once. `cfg` is the worker model (a
+    runner.BacktestConfig: concurrency, cold starts, platform idle timeout, service time); its
+    window is replaced by the trailing one. `keepalives` (ascending) are the ones the provider
+    can set (only the platform's own for a count-only provider)."""
+
+    def __init__(self, trace, now_s: float, cfg, *, ingest_delay_s: float = 60.0,
+                 window_s: float = TRAILING_WINDOW_S, keepalives: tuple[float, ...] = KEEPALIVES_S):
+        self.end = now_s - ingest_delay_s
+        first = float(trace.arrivals[0]) if len(trace) else self.end
+        self.start = max(self.end - window_s, first)
+        self.past = trace.between(self.start, self.end)
+        self.cfg = replace(cfg, start_s=self.start, end_s=self.end, warmup_s=0.0)
+        self.keepalives = tuple(keepalives)
+        self.hours = (self.end - self.start) / 3600.0
+        self.replays = 0
+        self._points: dict[tuple[int, float], Point] = {}
+
+    @property
+    def span_s(self) -> float:
+        return self.end - self.start
+
+    def point(self, floor: int, k: int) -> Point:
+        from .runner import run
+
+        key = (floor, self.keepalives[k])
+        if key not in self._points:
+            r = run(self.past, f"static:{floor}:{self.keepalives[k]:g}", self.cfg)
+            self._points[key] = Point(floor, self.keepalives[k], r.cold_rate, r.worker_hours)
+            self.replays += 1
+        return self._points[key]
+
+    def shortest_meeting(self, floor: int, cold_rate: float) -> Point | None:
+        """The shortest K at this floor whose cold rate is at most `cold_rate` (cold starts fall
+        with K at a fixed F: bisection)."""
+        ks = self.keepalives
+        if self.point(floor, len(ks) - 1).cold_rate > cold_rate:
+            return None
+        lo, hi = 0, len(ks) - 1  # hi meets it
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.point(floor, mid).cold_rate <= cold_rate:
+                hi = mid
+            else:
+                lo = mid + 1
+        return self.point(floor, hi)
+
+    def cheapest(self, cold_rate: float, near_floor: int | None = None, max_floor: int = 64) -> Point | None:
+        """The fewest worker-hours of a static setting with at most `cold_rate`. Floors stop once
+        F always-on workers alone cost more than the best found; with `near_floor` (the last
+        answer) only it and the floors beside it are searched first (a day moves the answer
+        little; the busiest endpoints' replays are the cost), all floors if none meets it."""
+        floors = range(max_floor + 1) if near_floor is None else \
+            range(max(0, near_floor - 1), min(max_floor, near_floor + 1) + 1)
+        best: Point | None = None
+        for floor in floors:
+            if best is not None and floor * self.hours >= best.worker_hours:
+                break
+            p = self.shortest_meeting(floor, cold_rate)
+            if p is not None and (best is None or p.worker_hours < best.worker_hours):
+                best = p
+        if best is None and near_floor is not None:
+            return self.cheapest(cold_rate, None, max_floor)
+        return best
+
+    def setting(self, p: Point) -> StaticSetting:
+        """As the planner takes it: keep-alives at or below the platform's come back as None."""
+        platform = self.cfg.worker.platform_idle_timeout_s
+        keep = None if p.keepalive_s <= platform or math.isclose(p.keepalive_s, platform) else p.keepalive_s
+        return StaticSetting(p.floor, keep, p.cold_rate, p.worker_hours)
+
+
+def trailing_static(trace, now_s: float, cfg, target_cold_rate: float, *, ingest_delay_s: float = 60.0,
+                    window_s: float = TRAILING_WINDOW_S, min_history_s: float = MIN_HISTORY_S,
+                    keepalives: tuple[float, ...] = KEEPALIVES_S,
+                    previous: StaticSetting | None = None) -> StaticSetting | None:
+    """The cheapest static setting that met `target_cold_rate` on the trailing week: the
+    daemon's question at run time, what would last week's best static setting have cost? None:
+    under `min_history_s` of history, or nothing swept meets the target."""
+    sweep = TrailingSweep(trace, now_s, cfg, ingest_delay_s=ingest_delay_s, window_s=window_s, keepalives=keepalives)
+    if sweep.span_s < min_history_s:
+        return None
+    best = sweep.cheapest(target_cold_rate, previous.floor if previous is not None else None)
+    return sweep.setting(best) if best is not None else None

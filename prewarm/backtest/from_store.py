@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..errors import InputError
-from .traces import Trace
-from .traces import _spread as spread
+from .traces import Trace, from_counts
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,7 @@ def stored_endpoint(settings, store, name: str, *, seed: int = 0) -> StoredEndpo
     rows = store.history(name, _utc(first), _utc(last) + _minute())
     t = np.array([_utc(r[0]).timestamp() for r in rows], dtype=np.float64)
     n = np.array([int(r[1]) for r in rows], dtype=np.int64)
-    starts = np.repeat(t, n)
-    trace = Trace(name, spread(starts, 60.0, np.random.default_rng(seed)), None)
+    trace: Trace = from_counts(name, t, n, seed=seed)
     cap = ep.capacity
     return StoredEndpoint(trace=trace, cold_start_s=cap.cold_start_s, cold_start_dist=cap.cold_start_dist,
                           service_time_s=cap.service_time_s, concurrency=cap.concurrency,

@@ -5,8 +5,12 @@ from a forecast made by a `prewarm.forecasters` Forecaster at the last refit. A 
 origin o sees only requests before o - ingest delay; the recent traffic the planner sees is
 likewise cut at t - ingest delay. Refits run every `refit_s` of simulated time; origins are
 forecast in batches (one unique_id per origin, each holding only its own past), which keeps
-forecasters that fit each series alone exactly rolling-origin. A forecaster that learns across
-series must be run with refit_batch = 1.
+forecasters that fit each series alone exactly rolling-origin. Only forecasters known to fit
+each series alone are batched (BATCH_SAFE, each tested: a batch gives every series what it gets
+alone; or a class that declares `per_series = True`); any other, a cross-series model that
+could learn from a later origin's history, is called one origin at a time. Enforced, not
+assumed: every history handed to the forecaster is checked to end at or before its origin's
+cut (and, unbatched, before the replay's clock), else the replay stops with LookAheadError.
 
 Every `tune_every_s` the tuner (prewarm.planner.tuning) moves the policy's knobs toward the
 target cold-start rate from the cold requests observed in the replay so far (the daemon reads
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..planner.burstiness import dispersion_index
 from ..planner.core import plan_endpoint, smoothed
-from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings
+from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings, StaticSetting
 from ..planner.tuning import ObservedStats, tune
 from .baselines import Cmd
 from .traces import Trace
@@ -46,6 +50,43 @@ class PredictiveSettings:
     # History of per-minute counts the arrival dispersion is measured on (planner.burstiness),
     # re-measured at every forecast refit.
     dispersion_window_s: float = 86400.0
+    # The static guard: every guard_every_s the best static (floor, keep-alive) of the last
+    # guard_window_s of the endpoint's own history at the target (advisor.trailing_static); the
+    # plan never goes below it (planner StaticSetting). False: the plan alone.
+    # "auto": guarded only for a period after the plan alone did worse than static on the
+    # trailing week; "always"; "off". runner.static_guard. Every / window None: seven seasons
+    # (last week's setting, re-judged weekly: a week of the busiest endpoint's replays is the
+    # cost) over seven seasons; under one season of history, no guard.
+    guard: str = "auto"
+    guard_every_s: float | None = None
+    guard_window_s: float | None = None
+
+    @property
+    def guard_every(self) -> float:
+        return 7.0 * self.season_s if self.guard_every_s is None else self.guard_every_s
+
+    @property
+    def guard_window(self) -> float:
+        return 7.0 * self.season_s if self.guard_window_s is None else self.guard_window_s
+
+
+# Forecasters that fit each series alone, by entry-point name (tests/backtest:
+# test_batched_forecasts_equal_single_ones checks each).
+BATCH_SAFE = frozenset({"seasonal-mean", "seasonal-naive", "seasonal-naive-weekly", "croston-sba", "tsb",
+                        "adida", "imapa"})
+
+
+class LookAheadError(RuntimeError):
+    """A forecaster was handed history past the instant the replay acts at."""
+
+
+def batch_safe(forecaster) -> bool:
+    """May origins be forecast together, one unique_id each? Only if the model fits each series
+    alone: a cross-series model would see later origins' histories (the future)."""
+    if getattr(forecaster, "per_series", False) is True:
+        return True
+    return type(forecaster).__module__.startswith("prewarm.forecasters.") and \
+        getattr(forecaster, "name", None) in BATCH_SAFE
 
 
 def _utc(t: float) -> datetime:
@@ -68,6 +109,7 @@ class Forecasts:
         self.cache: dict[float, tuple[float, dict[str, np.ndarray]]] = {}
         self.smoothed: dict = {}
         self.model = getattr(forecaster, "name", type(forecaster).__name__)
+        self.batch = settings.refit_batch if batch_safe(forecaster) else 1
 
     def origin(self, t: float) -> float:
         return math.floor(t / self.settings.refit_s) * self.settings.refit_s
@@ -78,7 +120,7 @@ class Forecasts:
         o = self.origin(t)
         if o not in self.cache:
             batch = [o] + [u for u in upcoming if u not in self.cache and u != o]
-            self._fit(batch[: self.settings.refit_batch])
+            self._fit(batch[: self.batch], t)
         key = (o, smoothing_s)
         if key not in self.smoothed:
             start, cols = self.cache[o]
@@ -86,17 +128,25 @@ class Forecasts:
             self.smoothed = {key: (start, {k: np.asarray(smoothed(v, w)) for k, v in cols.items()})}
         return self.smoothed[key]
 
-    def _fit(self, origins: list[float]) -> None:
+    def _fit(self, origins: list[float], now: float) -> None:
         import pandas as pd
 
         s = self.settings
         step = s.step_s
+        if len(origins) > 1 and not batch_safe(self.forecaster):
+            raise LookAheadError(f"forecaster {self.model} is not known to fit each series alone; "
+                                 "it cannot be given several origins in one call")
         frames, meta = [], {}
         for k, o in enumerate(origins):
             # History: whole steps that end at or before o - ingest delay.
             hi = int(math.floor((o - self.delay - self.grid0) / step))
             lo = max(0, hi - int(s.history_s // step))
             hi = max(hi, 0)
+            ends = self.grid0 + hi * step  # the end of the last step handed over (none if hi <= lo)
+            if hi > lo and (ends > o - self.delay or (len(origins) == 1 and ends > now - self.delay)):
+                raise LookAheadError(f"history for origin {_utc(o).isoformat()} ends at "
+                                     f"{_utc(ends).isoformat()}, after the data available at "
+                                     f"{_utc(min(o, now) - self.delay).isoformat()}")
             y = self.counts[lo:hi] if hi <= len(self.counts) else np.concatenate(
                 [self.counts[lo:], np.zeros(hi - max(lo, len(self.counts)))])
             start_next = self.grid0 + hi * step
@@ -129,7 +179,8 @@ class PredictivePolicy:
 
     def __init__(self, trace: Trace, forecaster, capacity: CapacityModel, policy: PolicySettings,
                  settings: PredictiveSettings, ingest_delay_s: float,
-                 on_progress: Callable[[float], None] | None = None):
+                 on_progress: Callable[[float], None] | None = None,
+                 static_guard: Callable[[float, StaticSetting | None], StaticSetting | None] | None = None):
         self.trace = trace
         self.capacity = capacity
         self.policy = policy
@@ -149,6 +200,10 @@ class PredictivePolicy:
         self.forecast_trace: list[tuple[float, float, float, float, float]] = []
         self.on_progress = on_progress
         self._dispersion: tuple[float, float | None] = (math.nan, None)  # (origin, value)
+        self.static_guard = static_guard
+        self.static: StaticSetting | None = None
+        self.next_guard = -math.inf
+        self.guards: list[tuple[float, StaticSetting | None]] = []
 
     def upcoming_origins(self, t: float, end: float) -> list[float]:
         o = self.forecasts.origin(t)
@@ -161,6 +216,14 @@ class PredictivePolicy:
             self.first_t = t
         if s.tune and t >= self.next_tune:
             self._tune(t, sim)
+        if self.static_guard is not None and t >= self.next_guard:
+            self.next_guard = t + s.guard_every
+            if len(self.trace) and self.trace.arrivals[0] > t - s.guard_window:
+                # A young endpoint (under a window of history): judged again every season
+                # until its history fills the window, not left unguarded for a week.
+                self.next_guard = t + s.season_s
+            self.static = self.static_guard(t, self.static)
+            self.guards.append((t, self.static))
         start, cols = self.forecasts.at(t, self.upcoming_origins(t, end), self.policy.smoothing_s)
         step = s.step_s
         # The slice from the step holding t to the plan horizon (already smoothed over the
@@ -178,7 +241,8 @@ class PredictivePolicy:
         observed = Observed(requests_per_minute_recent=self._recent_rate(t),
                             need_history=tuple(self.need_history), arrival_dispersion=self._arrival_dispersion(t))
         policy = self._planner_policy(tuple(cols))
-        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed)
+        plan = plan_endpoint(self.trace.endpoint, forecast, self.capacity, policy, now, observed,
+                             static=self.static)
         self.need_history.append((now, plan.need_now))
         i = min(len(forecast) - 1, max(0, int((t - start) // step) - first))
         mean = float(forecast.mean[i])

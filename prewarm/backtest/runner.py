@@ -18,6 +18,7 @@ from ..planner.tuning import initial_value_s
 from . import baselines
 from .baselines import Cmd
 from .clairvoyant import lower_bound_worker_s
+from .executable import FULL, Executable
 from .predictive import PredictivePolicy, PredictiveSettings
 from .simulator import ColdStart, Simulator, WorkerModel
 from .traces import Trace, service_times
@@ -40,6 +41,11 @@ class BacktestConfig:
     policy: PolicySettings | None = None  # None: the backtest default (see predictive_policy)
     forecaster: Any = None  # a prewarm Forecaster; None: seasonal-naive
     seed: int = 0
+    # What the provider can carry out (executable.Executable; provider_capabilities(kind)):
+    # commands are replayed as the provider executes them, the predictive policy is the one
+    # for that provider (policy.for_provider), and its static guard sweeps only settable
+    # keep-alives. Default: everything (idle timeout settable, no cap).
+    provider: Executable = field(default_factory=lambda: FULL)
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Result:
     cold_times: np.ndarray | None = field(default=None, repr=False)
     forecast_trace: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # see PredictivePolicy
     tunings: list = field(default_factory=list, repr=False)
+    guards: list = field(default_factory=list, repr=False)  # (t, StaticSetting | None) per guard update
 
     @property
     def cold_rate(self) -> float:
@@ -81,8 +88,10 @@ def capacity_for(trace: Trace, cfg: BacktestConfig) -> CapacityModel:
     if cfg.service_time_s is not None:
         service = cfg.service_time_s
     else:
-        past = trace.between(-math.inf, cfg.start_s)
-        svc = service_times(past if len(past) else trace, None)
+        # Only the history before the replay starts acting (no look-ahead); none: 1 s.
+        past = trace.between(-math.inf, replay_start_s(trace, cfg))
+        svc = service_times(past, None) if len(past) else np.zeros(0)
+        svc = svc[np.isfinite(svc)]
         service = float(np.median(svc)) if len(svc) else 1.0
     return CapacityModel(concurrency=cfg.worker.concurrency, service_time_s=max(service, 0.1),
                          cold_start_s=cfg.cold_start.percentile(cfg.lead_percentile),
@@ -92,11 +101,14 @@ def capacity_for(trace: Trace, cfg: BacktestConfig) -> CapacityModel:
 
 def predictive_policy(capacity: CapacityModel, cfg: BacktestConfig) -> PolicySettings:
     """The daemon's default [planner] settings, through the daemon's own mapping."""
+    from ..policy import for_provider
     if cfg.policy is not None:
-        return cfg.policy
-    from ..config import PlannerSettings
-    from ..policy import policy_from_settings
-    return policy_from_settings(PlannerSettings(target_cold_rate=cfg.target_cold_rate), capacity)
+        policy = cfg.policy
+    else:
+        from ..config import PlannerSettings
+        from ..policy import policy_from_settings
+        policy = policy_from_settings(PlannerSettings(target_cold_rate=cfg.target_cold_rate), capacity)
+    return for_provider(policy, cfg.provider.idle_timeout, cfg.provider.idle_timeout_max_s)
 
 
 def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
@@ -117,11 +129,16 @@ def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
                      "reactive, hybrid-histogram, always-on or clairvoyant")
 
 
+def replay_start_s(trace: Trace, cfg: BacktestConfig) -> float:
+    """Where the replay starts acting: `warmup_s` before the window, not before the trace."""
+    start = max(cfg.start_s - cfg.warmup_s, float(trace.arrivals[0]) if len(trace) else cfg.start_s)
+    return min(start, cfg.start_s)
+
+
 def run(trace: Trace, spec: str, cfg: BacktestConfig,
         progress: Callable[[float], None] | None = None) -> Result:
     kind, params = parse_policy(spec)
-    replay_start = max(cfg.start_s - cfg.warmup_s, float(trace.arrivals[0]) if len(trace) else cfg.start_s)
-    replay_start = min(replay_start, cfg.start_s)
+    replay_start = replay_start_s(trace, cfg)
     window = trace.between(replay_start, cfg.end_s)
     svc = service_times(window, cfg.service_time_s)
     in_window = window.arrivals >= cfg.start_s
@@ -148,11 +165,65 @@ def run(trace: Trace, spec: str, cfg: BacktestConfig,
             from ..forecasters.seasonal_mean import SeasonalMeanForecaster
             forecaster = SeasonalMeanForecaster(season_s=cfg.predictive.season_s)
         policy_obj = PredictivePolicy(trace, forecaster, capacity, predictive_policy(capacity, cfg),
-                                      cfg.predictive, cfg.ingest_delay_s, on_progress=progress)
+                                      cfg.predictive, cfg.ingest_delay_s, on_progress=progress,
+                                      static_guard=static_guard(trace, cfg) if cfg.predictive.guard != "off" else None)
     sim = Simulator(cfg.worker, ColdStart(cfg.cold_start.fixed_s, cfg.cold_start.samples_s, cfg.seed),
                     replay_start, window.arrivals)
     applied = _replay(sim, window.arrivals, svc, schedule, policy_obj, replay_start, cfg)
     return _measure(trace.endpoint, spec, sim, applied, window, svc, in_window, cfg, policy_obj)
+
+
+def static_guard(trace: Trace, cfg: BacktestConfig):
+    """now, previous -> the static setting the plan may not go below for the next guard period
+    (None: the plan alone), from the endpoint's own trailing week (the history before now only;
+    the search starts at the previous setting's floor, or the last one found):
+
+    * the best static setting at the target (advisor.TrailingSweep on the replay's worker model,
+      over the keep-alives the provider can set);
+    * guard "always": that setting, every period;
+    * guard "auto": the same week replayed with the plan alone (no guard); the plan runs alone
+      for the next period only if it held there: its cold rate not significantly above the
+      target (binomial z <= 1, as the tuner) and no static setting with that cold rate cost
+      fewer worker-hours. Otherwise the best static setting guards it.
+    """
+    from . import advisor
+    from .frontier import KEEPALIVES_S
+
+    s = cfg.predictive
+    keepalives = cfg.provider.keepalives(KEEPALIVES_S, cfg.worker.platform_idle_timeout_s)
+    guard_cfg = replace(cfg, provider=FULL)
+    alone_cfg = replace(cfg, predictive=replace(s, guard="off"))
+    last_floor: list[int] = []
+
+    def guard(now_s: float, previous):
+        sweep = advisor.TrailingSweep(trace, now_s, guard_cfg, ingest_delay_s=cfg.ingest_delay_s,
+                                      window_s=s.guard_window, keepalives=keepalives)
+        if sweep.span_s < s.season_s:
+            return None
+        near = previous.floor if previous is not None else (last_floor[-1] if last_floor else None)
+        best = sweep.cheapest(cfg.target_cold_rate, near)
+        if best is None:
+            return None
+        last_floor.append(best.floor)
+        if s.guard == "auto":
+            alone = run(trace.between(-math.inf, sweep.end), "predictive",
+                        replace(alone_cfg, start_s=sweep.start, end_s=sweep.end))
+            if plan_held(alone, sweep, cfg.target_cold_rate):
+                return None
+        return sweep.setting(best)
+    return guard
+
+
+def plan_held(alone: Result, sweep, target: float) -> bool:
+    """Did the plan alone hold on the trailing week: cold rate not significantly above the
+    target, and at least as cheap as the static settings with that cold rate?"""
+    if alone.requests == 0:
+        return True
+    z = (alone.cold_rate - target) / math.sqrt(target * (1 - target) / alone.requests)
+    if z > 1.0:
+        return False
+    static = sweep.cheapest(alone.cold_rate)
+    return static is None or alone.worker_hours <= static.worker_hours
 
 
 def _replay(sim: Simulator, arrivals, svc, schedule, policy_obj, replay_start, cfg) -> list[Cmd]:
@@ -176,6 +247,7 @@ def _replay(sim: Simulator, arrivals, svc, schedule, policy_obj, replay_start, c
     applied: list[Cmd] = []
 
     def apply(c: Cmd) -> None:
+        c = cfg.provider.command(c)
         advance(c.t)
         sim.command(c.t, c.warm_workers, c.idle_timeout_s)
         if c.t >= cfg.start_s:
@@ -219,7 +291,7 @@ def _measure(endpoint, spec, sim, applied, window, svc, in_window, cfg, policy_o
         commands=len(changes), worker_starts=sim.starts,
         schedule=changes, lifetimes=sim.lifetimes, cold_times=window.arrivals[in_window][cold],
         forecast_trace=policy_obj.forecast_trace if policy_obj else [],
-        tunings=policy_obj.tunings if policy_obj else [])
+        tunings=policy_obj.tunings if policy_obj else [], guards=policy_obj.guards if policy_obj else [])
 
 
 def _clairvoyant(trace, window, svc, in_window, cfg) -> Result:

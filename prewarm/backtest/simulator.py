@@ -124,10 +124,12 @@ class Simulator:
         limit = a + self.model.cold_threshold_s
         best, best_st = None, math.inf
         for w in self.workers:
-            if w.ready > limit:
+            ready = w.ready
+            if ready > limit:
                 continue
-            free = min(w.slots)
-            st = max(a, w.ready, free)
+            st = min(w.slots)  # max(a, ready, the first free slot), without the builtin's call cost
+            if ready > st:
+                st = ready
             if st <= a:
                 best, best_st = w, a
                 break

@@ -12,6 +12,7 @@ Three shapes, recognised by their header:
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +58,10 @@ def load_trace(path: str | Path, endpoints: list[str] | None = None, *, seed: in
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a CSV trace: {exc}") from None
     cols = set(header)
-    rng = np.random.default_rng(seed)
     if {"ts", "endpoint", "requests"} <= cols:
-        traces = _per_minute(path, rng)
+        traces = _per_minute(path, seed)
     elif {"gmt_create", "checkpoint_model_version_id"} <= cols:
-        traces = _alibaba_requests(path, rng)
+        traces = _alibaba_requests(path, seed)
     elif "TIMESTAMP" in cols:
         traces = _timestamps(path)
     else:
@@ -89,12 +89,24 @@ def _epoch(values, path: Path, column: str) -> np.ndarray:
     return pd.DatetimeIndex(ts).tz_convert(None).as_unit("ns").asi8.astype(np.float64) / 1e9
 
 
-def _spread(starts: np.ndarray, width: float, rng: np.random.Generator) -> np.ndarray:
-    """Place each arrival uniformly within its [start, start + width) bucket, seeded."""
-    return np.sort(starts + rng.random(len(starts)) * width)
+def _spread(starts: np.ndarray, width: float, seed: int, endpoint: str) -> np.ndarray:
+    """Place each arrival uniformly within its [start, start + width) bucket, seeded.
+
+    No look-ahead: one random stream per endpoint (seeded by the seed and the endpoint's
+    name), drawn in time order, so an arrival's place depends only on its own endpoint's rows
+    up to it: a trace cut at t, or holding other endpoints, spreads every row before t the same
+    way (tests/backtest: test_cutting_the_trace_...)."""
+    order = np.argsort(starts, kind="stable")
+    draws = np.empty(len(starts))
+    draws[order] = _stream(seed, endpoint).random(len(starts))
+    return np.sort(starts + draws * width)
 
 
-def _per_minute(path: Path, rng) -> dict[str, Trace]:
+def _stream(seed: int, endpoint: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(endpoint.encode())])
+
+
+def _per_minute(path: Path, seed: int) -> dict[str, Trace]:
     import pandas as pd
 
     df = pd.read_csv(path, dtype={"endpoint": str})
@@ -107,22 +119,35 @@ def _per_minute(path: Path, rng) -> dict[str, Trace]:
     df["n"] = counts.astype(np.int64)
     out = {}
     for name, part in df.groupby("endpoint", sort=True):
-        starts = np.repeat(part["t"].to_numpy(), part["n"].to_numpy())
-        out[str(name)] = Trace(str(name), _spread(starts, 60.0, rng), None)
+        out[str(name)] = from_counts(str(name), part["t"].to_numpy(), part["n"].to_numpy(), seed=seed)
     return out
 
 
-def _alibaba_requests(path: Path, rng) -> dict[str, Trace]:
+def from_counts(endpoint: str, starts_s, counts, width_s: float = 60.0, *, seed: int = 0) -> Trace:
+    """A trace from per-bucket request counts (bucket start in epoch seconds, count), as a
+    store holds them: each bucket's requests spread within it as the per-minute loader does.
+    What the daemon hands the static guard (runner.static_guard) from its history."""
+    starts = np.repeat(np.asarray(starts_s, dtype=float), np.asarray(counts, dtype=np.int64))
+    return Trace(endpoint, _spread(starts, width_s, seed, endpoint), None)
+
+
+def _alibaba_requests(path: Path, seed: int) -> dict[str, Trace]:
     import pandas as pd
 
     df = pd.read_csv(path, usecols=["gmt_create", "checkpoint_model_version_id", "exec_time_seconds"],
                      dtype={"checkpoint_model_version_id": str})
     t = _epoch(df["gmt_create"], path, "gmt_create")
-    t = t + rng.random(len(t))  # 1 s resolution: spread within the second
     svc = pd.to_numeric(df["exec_time_seconds"], errors="coerce").to_numpy(np.float64)
     svc = np.where(np.isfinite(svc) & (svc > 0), svc, np.nan)  # 0 or missing -> the default
-    order = np.argsort(t, kind="stable")
     names = df["checkpoint_model_version_id"].fillna("(none)").astype(str).to_numpy()
+    # 1 s resolution: spread within the second, per endpoint in time order (file order among
+    # equal stamps), as _spread: no row's draw depends on a later row or another endpoint.
+    order = np.lexsort((np.arange(len(t)), t))
+    t, svc, names = t[order], svc[order], names[order]
+    for name in np.unique(names):
+        mask = names == name
+        t[mask] = t[mask] + _stream(seed, str(name)).random(int(mask.sum()))
+    order = np.argsort(t, kind="stable")
     t, svc, names = t[order], svc[order], names[order]
     out = {ALL: Trace(ALL, t, svc)}
     for name in np.unique(names):

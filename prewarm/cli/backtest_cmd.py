@@ -102,10 +102,16 @@ def _short(seconds: float) -> str:
               help="Break-even advice: is persistent, hybrid or on-demand cheapest at --target-cold-rate?")
 @click.option("--persistent-price", type=click.FloatRange(min=0),
               help="Price per always-on worker-hour for --advise (default: --price).")
+@click.option("--provider-kind", metavar="KIND",
+              help="Replay what this provider can carry out (its capabilities): e.g. aws-lambda is "
+                   "count-only (the platform's own idle timeout), modal caps it at 1 h.")
+@click.option("--static-guard", type=click.Choice(["auto", "always", "off"]), default="auto", show_default=True,
+              help="Predictive: never below the best static setting of the trailing week (auto: after "
+                   "the plan alone did worse than it there).")
 @click.pass_context
 def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,
-             as_json, plot, ingest_delay, price, seed, advise, persistent_price):
+             as_json, plot, ingest_delay, price, seed, advise, persistent_price, provider_kind, static_guard):
     """Replay TRACE (ts,endpoint,requests per minute, the Alibaba requests.csv, or an Azure LLM
     trace) against a policy, and report cold-start rate, worker-hours and cost. With
     --from-store, replay each --endpoint's stored history with its configured capacity."""
@@ -156,10 +162,17 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
         raise click.BadParameter("must be before --to", param_hint="--from")
     cs = ColdStart(samples_s=load_cold_starts(cold_start_dist), seed=seed) if cold_start_dist \
         else ColdStart(fixed_s=30.0 if cold_start is None else cold_start)
+    from dataclasses import replace
+
+    from ..backtest.executable import FULL, provider_capabilities
+    from ..backtest.predictive import PredictiveSettings
+
+    provider = provider_capabilities(provider_kind) if provider_kind else FULL
     cfg = BacktestConfig(start_s=start, end_s=end,
                          worker=WorkerModel(worker_concurrency, platform_idle_timeout),
                          cold_start=cs, service_time_s=service_time, target_cold_rate=target_cold_rate,
-                         ingest_delay_s=ingest_delay, price_per_worker_hour=price, seed=seed)
+                         ingest_delay_s=ingest_delay, price_per_worker_hour=price, seed=seed,
+                         provider=provider, predictive=replace(PredictiveSettings(), guard=static_guard))
 
     if advise:
         from ..backtest import advisor
@@ -213,14 +226,20 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
                "worker_model": {"concurrency": worker_concurrency, "cold_start": cs.describe(),
                                 "platform_idle_timeout_s": platform_idle_timeout,
                                 "service_time_s": service_time, "cold_threshold_s": 2.0},
+               "provider": {"kind": provider.kind, "idle_timeout": provider.idle_timeout,
+                            "idle_timeout_max_s": provider.idle_timeout_max_s},
                "results": [r.as_dict() for r in results]}
         if frontier:
             out["frontier"] = {n: {"predictive": p.as_dict(), **report.frontier_json(f, c)}
                                for n, (f, p, c) in frontiers.items()}
         click.echo(json.dumps(out, indent=2))
         return
+    executes = "" if not provider_kind else (
+        f"; as {provider.kind} executes it: " + ("count-only (the platform's idle timeout)" if provider.count_only
+                                                 else f"idle timeout at most {provider.idle_timeout_max_s:g}s"
+                                                 if provider.idle_timeout_max_s else "counts and idle timeout"))
     click.echo(f"window {report._iso(start)} .. {report._iso(end)}; cold start {cs.describe()}; "
-               f"concurrency {worker_concurrency}; platform idle timeout {platform_idle_timeout:g}s")
+               f"concurrency {worker_concurrency}; platform idle timeout {platform_idle_timeout:g}s{executes}")
     click.echo(report.table(results))
     for name, (front, pred, comp) in frontiers.items():
         click.echo("")

@@ -10,7 +10,8 @@ Steps, per endpoint:
    largest need over [t, t + cold start];
 4. hysteresis: the target at t is the largest need over [t - scale_in_delay, t + lead], the
    planner's own earlier needs (Observed.need_history) included, so it does not flap;
-5. floor, min_workers, a hold; caps: max workers, a worker-hour budget;
+5. floor, min_workers, the best static setting of the trailing week (StaticSetting: its floor,
+   and its keep-alive as the least idle timeout), a hold; caps: max workers, a worker-hour budget;
 6. the step function compressed to commands, each with its reason.
 
 Time inside is float seconds from `now`; datetimes only at the edges.
@@ -26,7 +27,8 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from .burstiness import peakedness
-from .model import CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings
+from .model import (CapacityModel, Command, DemandForecast, EndpointPlan, Hold, Observed, PolicySettings,
+                    StaticSetting)
 from .sizing import fewest_workers_for_values, fewest_workers_for_values_array, workers_for_rate
 
 # Sizing is pure and per rate: memoized for short forecasts (a replay sees the same rates).
@@ -105,7 +107,7 @@ def _step_needs_by_blocking(rates, capacity: CapacityModel, policy: PolicySettin
 
 def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityModel,
                   policy: PolicySettings, now: datetime, observed: Observed | None = None,
-                  hold: Hold | None = None) -> EndpointPlan:
+                  hold: Hold | None = None, static: StaticSetting | None = None) -> EndpointPlan:
     n = len(forecast)
     if n == 0:
         return EndpointPlan(endpoint, now, ())
@@ -126,7 +128,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
     z = peakedness(observed.arrival_dispersion, capacity.service_time_s) if policy.burstiness == "observed" else 1.0
     needs, whys = step_needs(rates, step, capacity, policy, z)
 
-    floor = max(policy.floor, capacity.min_workers)
+    floor = max(policy.floor, capacity.min_workers, static.floor if static is not None else 0)
     history = sorted(((at - now).total_seconds(), v) for at, v in observed.need_history)
 
     def index(t: float) -> int:
@@ -169,7 +171,10 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
         if by_memory:
             j, why = None, "scale_in_delay"
         if by_floor:
-            why = "floor" if policy.floor >= capacity.min_workers else "min_workers"
+            if static is not None and static.floor > max(policy.floor, capacity.min_workers):
+                why = "static floor (best static setting of the trailing week)"
+            else:
+                why = "floor" if policy.floor >= capacity.min_workers else "min_workers"
         if by_hold:
             why = "hold"
         if capped:
@@ -192,6 +197,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "cap": capacity.max_workers,
             "idle_timeout_rule": policy.idle_timeout_rule,
             "peakedness": round(z, 3),
+            **({"static_floor": static.floor, "static_keepalive_s": static.keepalive_s} if static is not None else {}),
         }
 
     # The step function compressed to commands: one where the target or the timeout changes.
@@ -202,8 +208,11 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             continue
         last = (v, b)
         why, j, t = why_at(p)
-        commands.append(Command(at=now + timedelta(seconds=t), warm_workers=v,
-                                idle_timeout_s=busy_timeout if b else lull_timeout, reason=reason(why, j, t)))
+        idle = busy_timeout if b else lull_timeout
+        if static is not None:
+            idle = static.idle_timeout(idle)
+        commands.append(Command(at=now + timedelta(seconds=t), warm_workers=v, idle_timeout_s=idle,
+                                reason=reason(why, j, t)))
     need_now = needs[index(0.0)] if 0 <= index(0.0) < n else 0
     return EndpointPlan(endpoint, now, tuple(commands), need_now=need_now)
 

@@ -151,6 +151,32 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class StaticSetting:
+    """The best static setting (always-on floor, keep-alive) on the endpoint's own recent
+    history: the cheapest one that met the target cold-start rate when replayed on the trailing
+    week (backtest.advisor.trailing_static). The planner never plans below it: its floor is a
+    floor of every command, its keep-alive a lower bound of every idle timeout (None: the
+    provider's own is already at least as long). The forecast-driven plan adds on top."""
+
+    floor: int = 0
+    keepalive_s: float | None = None
+    cold_rate: float | None = None  # what it had on that week (for the reason)
+    worker_hours: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.floor < 0:
+            raise ValueError("floor cannot be negative")
+        if self.keepalive_s is not None and not self.keepalive_s >= 0:
+            raise ValueError("keepalive_s cannot be negative")
+
+    def idle_timeout(self, planned: float | None) -> float | None:
+        """The plan's idle timeout, never below the static keep-alive."""
+        if self.keepalive_s is None:
+            return planned
+        return self.keepalive_s if planned is None else max(planned, self.keepalive_s)
+
+
+@dataclass(frozen=True)
 class Hold:
     """A manual floor (`prewarm hold`), honoured until `until`."""
 

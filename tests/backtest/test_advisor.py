@@ -47,3 +47,120 @@ def test_cli_advise_json():
     met = {k: o for k, o in advice["options"].items() if o}
     assert met and advice["options"][advice["advice"]]["cost"] == min(o["cost"] for o in met.values())
     assert all(o["cold_rate"] <= 0.02 for o in met.values())
+
+
+# -- the best static setting of the trailing week, online -------------------------------------
+def _week_cfg():
+    from prewarm.backtest.runner import BacktestConfig
+    from prewarm.backtest.simulator import ColdStart, WorkerModel
+
+    return BacktestConfig(start_s=0.0, end_s=1.0, worker=WorkerModel(1, 60.0), cold_start=ColdStart(fixed_s=30.0),
+                          service_time_s=20.0)
+
+
+def _traffic(days: int, seed: int = 2):
+    """A daily cycle: busy afternoons (a request a minute), sparse nights."""
+    import numpy as np
+
+    from prewarm.backtest.traces import Trace
+
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(days * 1440)
+    rate = np.where((minutes % 1440) // 60 >= 12, 1.0, 0.02)
+    counts = rng.poisson(rate)
+    arrivals = np.sort(np.repeat(minutes * 60.0, counts) + rng.random(int(counts.sum())) * 60)
+    return Trace("e", arrivals, None)
+
+
+def test_trailing_static_is_the_cheapest_setting_meeting_the_target_on_the_past_only():
+    # The bisection over keep-alives (and the floors' early stop) finds what the full sweep of
+    # every (F, K) finds, on the trailing week only: traffic after `now` changes nothing.
+    from dataclasses import replace
+
+    import numpy as np
+
+    from prewarm.backtest import frontier as fr
+    from prewarm.backtest.advisor import trailing_static
+    from prewarm.backtest.traces import Trace
+
+    trace, cfg = _traffic(9), _week_cfg()
+    now = 8 * 86400.0
+    got = trailing_static(trace, now, cfg, 0.02, ingest_delay_s=60.0)
+    week = replace(cfg, start_s=now - 60 - 7 * 86400, end_s=now - 60, warmup_s=0.0)
+    points = fr.sweep(trace.between(week.start_s, week.end_s), week, max_floor=4)
+    best = min((p for p in points if p.cold_rate <= 0.02), key=lambda p: p.worker_hours)
+    assert (got.floor, got.keepalive_s or 60.0) == (best.floor, best.keepalive_s)
+    assert got.cold_rate <= 0.02 and got.worker_hours == pytest.approx(best.worker_hours)
+    # Rows after now (minus the ingest delay) removed, or a flood added there: the same answer.
+    cut = trace.between(-np.inf, now - 60)
+    flood = Trace("e", np.sort(np.concatenate([cut.arrivals, now + np.arange(5000) * 3.0])), None)
+    assert trailing_static(cut, now, cfg, 0.02) == got == trailing_static(flood, now, cfg, 0.02)
+    # Under a day of history: no judgement.
+    assert trailing_static(trace, 0.5 * 86400, cfg, 0.02) is None
+
+
+def test_the_guard_keeps_the_plan_at_or_above_the_static_setting_and_auto_lifts_it_when_the_plan_held():
+    # "always": every command at least the static floor, every idle timeout at least its
+    # keep-alive. "auto": the plan alone is replayed on the trailing week and runs alone where
+    # it held there (here: a regular daily cycle it forecasts well).
+    from dataclasses import replace
+
+    from prewarm.backtest.predictive import PredictiveSettings
+    from prewarm.backtest.runner import run
+
+    trace = _traffic(10)
+    cfg = replace(_week_cfg(), start_s=8 * 86400.0, end_s=9 * 86400.0,
+                  predictive=PredictiveSettings(guard="always", history_s=7 * 86400.0))
+    always = run(trace, "predictive", cfg)
+    # (day 7: just under a week of history, so judged again a season later, at day 8)
+    assert [t for t, _ in always.guards] == [7 * 86400.0, 8 * 86400.0]
+    for k, (t, static) in enumerate(always.guards):
+        assert static is not None and static.cold_rate <= 0.02
+        until = always.guards[k + 1][0] if k + 1 < len(always.guards) else float("inf")
+        mine = [c for c in always.schedule if t <= c.t < until]
+        assert all(c.warm_workers >= static.floor for c in mine)
+        if static.keepalive_s is not None:
+            assert all(c.idle_timeout_s >= static.keepalive_s for c in mine)
+    off = run(trace, "predictive", replace(cfg, predictive=replace(cfg.predictive, guard="off")))
+    assert off.guards == [] and always.worker_hours >= off.worker_hours
+    auto = run(trace, "predictive", replace(cfg, predictive=replace(cfg.predictive, guard="auto")))
+    assert [t for t, _ in auto.guards] == [t for t, _ in always.guards]
+    assert all(a is None or a == b for (_, a), (_, b) in zip(auto.guards, always.guards))
+
+
+def test_a_count_only_provider_replays_the_platform_idle_timeout():
+    # aws-lambda cannot set the idle timeout: every command reaches the simulator with None
+    # (the platform's 60 s); modal caps it at an hour; the policy is the count-only one.
+    from dataclasses import replace
+
+    from prewarm.backtest.baselines import Cmd
+    from prewarm.backtest.executable import provider_capabilities
+    from prewarm.backtest.runner import capacity_for, predictive_policy, run
+    from prewarm.errors import InputError
+
+    lam, modal = provider_capabilities("aws-lambda"), provider_capabilities("modal")
+    assert lam.count_only and not modal.count_only and modal.idle_timeout_max_s == 3600
+    assert lam.command(Cmd(0.0, 2, 7200.0)) == Cmd(0.0, 2, None)
+    assert modal.command(Cmd(0.0, 2, 7200.0)).idle_timeout_s == 3600
+    assert lam.keepalives((30, 600, 3600), 60.0) == (60.0,)
+    with pytest.raises(InputError, match="unknown provider"):
+        provider_capabilities("nope")
+    trace = _traffic(3)
+    cfg = replace(_week_cfg(), start_s=2 * 86400.0, end_s=2.5 * 86400.0, provider=lam)
+    assert predictive_policy(capacity_for(trace, cfg), cfg).idle_timeout_rule == "fixed"
+    r = run(trace, "predictive", cfg)
+    assert r.schedule and all(c.idle_timeout_s is None for c in r.schedule)
+    # A young endpoint (under a week of history) is judged every season, not weekly: at the
+    # replay's start (day 1: under a day of history, no judgement) and again at day 2.
+    assert [t for t, _ in r.guards] == [86400.0, 2 * 86400.0] and r.guards[0][1] is None
+    full = run(trace, "predictive", replace(cfg, provider=provider_capabilities("dry-run")))
+    assert any(c.idle_timeout_s is not None for c in full.schedule)
+
+
+def test_cli_provider_kind_is_count_only_and_says_so():
+    r = cli("backtest", str(ALIBABA / "requests.csv"), "--endpoint", "M0004", "--from", "2024-11-29T00:00:00Z",
+            "--to", "2024-11-29T12:00:00Z", "--provider-kind", "aws-lambda", "--json", "--static-guard", "off")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["provider"] == {"kind": "aws-lambda", "idle_timeout": False, "idle_timeout_max_s": None}
+    bad = cli("backtest", str(ALIBABA / "requests.csv"), "--provider-kind", "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr

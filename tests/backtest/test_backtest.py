@@ -13,7 +13,7 @@ import pytest
 
 from prewarm.backtest import frontier as fr
 from prewarm.backtest.baselines import Cmd
-from prewarm.backtest.predictive import PredictiveSettings
+from prewarm.backtest.predictive import BATCH_SAFE, PredictiveSettings
 from prewarm.backtest.runner import BacktestConfig, run
 from prewarm.backtest.simulator import ColdStart, Simulator, WorkerModel
 from prewarm.backtest.traces import Trace, load_cold_starts, load_trace
@@ -139,6 +139,103 @@ def test_changing_the_trace_after_t_changes_no_command_before_t(m0002):
     assert after != [(c.t, c.warm_workers) for c in changed.schedule if c.t >= cut]
 
 
+def _cut_file(src: Path, dest: Path, cut_iso: str, time_column: int = 0) -> Path:
+    """The trace with every row at or after `cut_iso` removed (as the issue's reproduction)."""
+    with src.open() as fin, dest.open("w") as fout:
+        fout.write(fin.readline())
+        for line in fin:
+            if line.split(",", time_column + 1)[time_column] < cut_iso:
+                fout.write(line)
+    return dest
+
+
+def _before(result, cut: float) -> list:
+    return [(c.t, c.warm_workers, c.idle_timeout_s) for c in result.schedule if c.t < cut]
+
+
+@pytest.mark.parametrize("cut_iso", ["2024-11-24T07:00", "2024-11-25T15:30", "2024-11-27T12:00"])
+def test_cutting_the_trace_at_t_changes_no_command_before_t(tmp_path, cut_iso):
+    # Rows after t removed from the file itself (not values changed): what the replay does
+    # before t may depend only on rows before t. The per-minute file holds other endpoints
+    # too, and its minutes are spread at random: an endpoint's arrivals must not depend on
+    # how many rows (of any endpoint) come later. The issue's reproduction (fixed cold start,
+    # the CLI's day of warm-up), scored up to the cut.
+    src = ALIBABA / "per_minute.csv"
+    cut = ts(cut_iso + ":00Z")
+    cfg = BacktestConfig(start_s=ts("2024-11-24T00:00:00Z"), end_s=cut + 600, worker=WorkerModel(1, 60.0),
+                         cold_start=ColdStart(fixed_s=40.0), service_time_s=23.0)
+    whole = run(load_trace(src, ["M0002"])["M0002"], "predictive", cfg)
+    part = run(load_trace(_cut_file(src, tmp_path / "cut.csv", cut_iso), ["M0002"])["M0002"], "predictive", cfg)
+    assert _before(whole, cut) and _before(whole, cut) == _before(part, cut)
+    assert [p for t, p in whole.tunings if t < cut] == [p for t, p in part.tunings if t < cut]
+
+
+def test_cutting_the_request_trace_keeps_every_command_and_draw_before_t(tmp_path):
+    # The per-request file (service times from the trace, measured cold starts drawn per start)
+    # cut at t, for one model and for the sum of all models.
+    src = ALIBABA / "requests.csv"
+    header = src.open().readline().strip().split(",")
+    cut_iso = "2024-11-27T11:00:00"
+    cut = ts(cut_iso + "Z")
+    cfg = short_cfg(cold_start=ColdStart(samples_s=load_cold_starts(ALIBABA / "cold_start_latency.csv")))
+    cut_path = _cut_file(src, tmp_path / "cut.csv", cut_iso.replace("T", " "), header.index("gmt_create"))
+    whole = load_trace(src, ["M0004", "__all__"], seed=1)
+    part = load_trace(cut_path, ["M0004", "__all__"], seed=1)
+    for name in ("M0004", "__all__"):
+        k = int(np.searchsorted(whole[name].arrivals, cut))
+        assert np.array_equal(whole[name].arrivals[:k], part[name].arrivals[:k])
+    a, b = (run(t["M0004"], "predictive", replace(cfg, seed=1)) for t in (whole, part))
+    assert _before(a, cut) and _before(a, cut) == _before(b, cut)
+
+
+def test_a_cross_series_forecaster_gets_one_origin_per_call_never_a_later_history():
+    # A forecaster not known to fit each series alone could learn from the histories of later
+    # origins in a batch: the replay gives it one origin at a time, each history cut at the
+    # replay's clock; the built-in per-series ones are batched.
+    from prewarm.backtest import predictive as pr
+    from prewarm.forecasters.seasonal_mean import SeasonalMeanForecaster
+
+    calls = []
+
+    class Pooled(SeasonalMeanForecaster):  # not per-series as far as the replay knows
+        name = "pooled-test"
+
+        def forecast(self, history, **kw):
+            calls.append((history["unique_id"].nunique(), history["ds"].max()))
+            return super().forecast(history, **kw)
+
+    trace = Trace("x", np.sort(ts("2024-01-01T00:00:00Z") + np.random.default_rng(0).random(3000) * 3 * DAY), None)
+    cfg = BacktestConfig(start_s=ts("2024-01-03T00:00:00Z"), end_s=ts("2024-01-03T06:00:00Z"),
+                         service_time_s=5.0, warmup_s=3600.0, forecaster=Pooled(season_s=86400),
+                         predictive=PredictiveSettings(tune=False, guard="off"))
+    run(trace, "predictive", cfg)
+    assert len(calls) >= 12 and all(n == 1 for n, _ in calls)
+    assert not pr.batch_safe(Pooled()) and pr.batch_safe(SeasonalMeanForecaster())
+    forecasts = pr.Forecasts(trace, Pooled(), PredictiveSettings(), 60.0, 3600.0)
+    with pytest.raises(pr.LookAheadError, match="one call"):
+        forecasts._fit([cfg.start_s, cfg.start_s + 1800], cfg.start_s)
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_SAFE))
+def test_batched_forecasts_equal_single_ones(name):
+    # What lets the replay batch origins: each series' forecast is what it gets alone.
+    import pandas as pd
+    from prewarm.forecasters import registry
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for uid, n in (("a", 700), ("b", 900), ("c", 400)):
+        ds = pd.date_range("2024-01-01", periods=n, freq="5min")
+        frames.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": rng.poisson(2 + (uid == "b") * 20, n)}))
+    history = pd.concat(frames, ignore_index=True)
+    model = registry.create(name)
+    together = model.forecast(history, horizon=12, step_s=300, levels=(80, 95))
+    for uid, part in history.groupby("unique_id"):
+        alone = model.forecast(part.reset_index(drop=True), horizon=12, step_s=300, levels=(80, 95))
+        mine = together[together["unique_id"] == uid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone.reset_index(drop=True), check_dtype=False)
+
+
 # -- policies and frontier ------------------------------------------------------------------
 def test_policies_order_as_expected_on_real_traffic(m0002):
     cfg = short_cfg(cold_start=ColdStart(samples_s=load_cold_starts(ALIBABA / "cold_start_latency.csv")))
@@ -202,7 +299,7 @@ def test_predictive_sizes_for_the_burstiness_it_has_observed():
     trace = Trace("bursty", arrivals, None)
     cfg = BacktestConfig(start_s=t0 + DAY + 6 * 3600, end_s=t0 + DAY + 9 * 3600, worker=WorkerModel(8, 60.0),
                          cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, warmup_s=3600.0,
-                         predictive=PredictiveSettings(history_s=DAY, tune=False))
+                         predictive=PredictiveSettings(history_s=DAY, tune=False, guard="off"))
     observed = run(trace, "predictive", cfg)
     assert observed.schedule and all(c.reason["peakedness"] > 2 for c in observed.schedule)
     from prewarm.backtest.runner import capacity_for, predictive_policy
@@ -211,3 +308,14 @@ def test_predictive_sizes_for_the_burstiness_it_has_observed():
     assert all(c.reason["peakedness"] == 1 for c in poisson.schedule)
     assert max(c.warm_workers for c in observed.schedule) > max(c.warm_workers for c in poisson.schedule)
     assert observed.cold_requests < poisson.cold_requests / 2
+
+
+def test_from_counts_spreads_each_bucket_as_the_per_minute_loader(tmp_path):
+    # What the daemon hands the static guard from its store: the same arrivals as the loader.
+    from prewarm.backtest.traces import from_counts
+
+    f = tmp_path / "t.csv"
+    f.write_text("ts,endpoint,requests\n2024-01-01T00:00:00Z,a,3\n2024-01-01T00:02:00Z,a,2\n")
+    t0 = ts("2024-01-01T00:00:00Z")
+    assert np.array_equal(from_counts("a", [t0, t0 + 120], [3, 2], seed=4).arrivals,
+                          load_trace(f, seed=4)["a"].arrivals)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings, strategies as st
 
 from prewarm.planner.core import plan_endpoint
-from prewarm.planner.model import CapacityModel, DemandForecast, Hold, Observed, PolicySettings
+from prewarm.planner.model import CapacityModel, DemandForecast, Hold, Observed, PolicySettings, StaticSetting
 from prewarm.planner.sizing import workers_for_rate, workers_for_value
 
 NOW = datetime(2024, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -20,7 +20,7 @@ capacities = st.builds(
     min_workers=st.integers(0, 3),
     max_workers=st.integers(3, 40),
 )
-policies = st.builds(
+_drawn = st.builds(
     PolicySettings,
     floor=st.integers(0, 4),
     scale_in_delay_s=st.sampled_from([0.0, 60.0, 600.0]),
@@ -28,6 +28,27 @@ policies = st.builds(
     cold_start_value_s=st.one_of(st.none(), st.floats(10, 1e5)),
     blocking=st.one_of(st.none(), st.floats(0.001, 0.5)),
 )
+# The policies the properties must hold for: drawn knobs, the library's PolicySettings()
+# defaults, and the shipped [planner] defaults as the daemon maps them for the capacity
+# (prewarm.policy.policy_from_settings: forecast idle-timeout rule, burst share, observed
+# burstiness, a derived cold-start value), for full and count-only providers.
+policies = st.one_of(_drawn, st.just("library"), st.just("shipped"), st.just("shipped-count-only"))
+
+
+def resolve(pol, cap: CapacityModel) -> PolicySettings:
+    from prewarm.config import PlannerSettings
+    from prewarm.policy import for_provider, policy_from_settings
+
+    if pol == "library":
+        return PolicySettings()
+    if pol in ("shipped", "shipped-count-only"):
+        shipped = policy_from_settings(PlannerSettings(), cap)
+        return for_provider(shipped, idle_timeout=False) if pol == "shipped-count-only" else shipped
+    return pol
+
+
+statics = st.one_of(st.none(), st.builds(StaticSetting, floor=st.integers(0, 5),
+                                         keepalive_s=st.one_of(st.none(), st.sampled_from([120.0, 3600.0]))))
 
 
 def forecast(mean, extra=None, start=NOW, step=60):
@@ -42,15 +63,19 @@ def run_plan(mean, cap, pol, **kw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(rates, capacities, policies)
-def test_never_above_max_never_below_floor_never_before_now(mean, cap, pol):
-    plan = run_plan(mean, cap, pol)
+@given(rates, capacities, policies, statics)
+def test_never_above_max_never_below_floor_never_before_now(mean, cap, pol, static):
+    pol = resolve(pol, cap)
+    plan = run_plan(mean, cap, pol, static=static)
     assert plan.commands, "a non-empty forecast gives at least the command for now"
     assert plan.commands[0].at == NOW
+    static_floor = static.floor if static is not None else 0
     for c in plan.commands:
         assert c.at >= NOW
         assert c.warm_workers <= cap.max_workers
-        assert c.warm_workers >= min(cap.max_workers, max(pol.floor, cap.min_workers))
+        assert c.warm_workers >= min(cap.max_workers, max(pol.floor, cap.min_workers, static_floor))
+        if static is not None and static.keepalive_s is not None:
+            assert c.idle_timeout_s is not None and c.idle_timeout_s >= static.keepalive_s
         assert c.reason["why"]
     times = [c.at for c in plan.commands]
     assert times == sorted(times) and len(set(times)) == len(times)
@@ -62,7 +87,7 @@ def test_never_above_max_never_below_floor_never_before_now(mean, cap, pol):
 def test_a_forecast_may_start_before_or_after_now(mean, cap, pol, offset_s, rule, step):
     """A replay or a cached forecast can start before now; a forecast of a later window after
     it (the target before its first step comes from the floor, never from its steps)."""
-    pol = PolicySettings(**{**pol.__dict__, "idle_timeout_rule": rule})
+    pol = PolicySettings(**{**resolve(pol, cap).__dict__, "idle_timeout_rule": rule})
     start = NOW + timedelta(seconds=offset_s)
     plan = plan_endpoint("e", forecast(mean, start=start, step=step), cap, pol, NOW)
     if start + timedelta(seconds=len(mean) * step) <= NOW:
@@ -79,6 +104,7 @@ def test_a_forecast_may_start_before_or_after_now(mean, cap, pol, offset_s, rule
 @settings(max_examples=150, deadline=None)
 @given(rates, st.lists(st.floats(0, 50, allow_nan=False), min_size=40, max_size=40), capacities, policies)
 def test_monotone_in_the_quantile(mean, extra, cap, pol):
+    pol = resolve(pol, cap)
     fc = forecast(mean, extra[: len(mean)])
     targets = {}
     for q in ("mean", "hi-80", "hi-95"):
@@ -92,9 +118,13 @@ def test_monotone_in_the_quantile(mean, extra, cap, pol):
 @given(rates, capacities, policies)
 def test_lead_respected(mean, cap, pol):
     """Capacity needed at t (from the forecast alone) is commanded by t - cold start."""
+    pol = resolve(pol, cap)
     plan = run_plan(mean, cap, pol)
-    from prewarm.planner.core import step_needs
-    needs, _ = step_needs([float(v) for v in mean], 60, cap, pol)
+    from prewarm.planner.core import smoothed, step_needs
+    # The demand the planner sizes: the policy's band, smoothed as it says (the shipped
+    # defaults smooth over +- 1 h).
+    band = forecast(mean).series(pol.quantile_column)
+    needs, _ = step_needs(smoothed(band, int(round(pol.smoothing_s / 60))), 60, cap, pol)
     for i, need in enumerate(needs):
         t = NOW + timedelta(seconds=i * 60)
         when = max(NOW, t - timedelta(seconds=cap.cold_start_s))
@@ -154,3 +184,40 @@ def test_the_window_loop_and_the_window_arrays_agree(needs, step, t0, lead, dela
         assert (here, from_window, rules) == (here2, from_window2, rules2), p
         if from_window:
             assert at == at2, p
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 500, allow_nan=False), st.just(0.0)), min_size=1, max_size=60),
+       st.floats(0.5, 120), st.integers(1, 16), st.lists(st.floats(1, 1e6), min_size=1, max_size=3),
+       st.one_of(st.just(1.0), st.floats(1.0, 20.0)))
+def test_the_sizing_array_and_the_scalar_search_agree_point_for_point(rates, service, concurrency, values, z):
+    """planner.sizing: the array path (the daemon's long forecasts) and the scalar search (a
+    replay's short ones) give the same workers for every rate and value. At peakedness 1
+    exactly; above it the array's exp/log may differ from math's in the last bit, which moves
+    a decision only within that bit of break-even (checked: never by more than one worker)."""
+    import numpy as np
+
+    from prewarm.planner.sizing import fewest_workers_for_values, fewest_workers_for_values_array
+
+    arrays = fewest_workers_for_values_array(np.asarray(rates), service, concurrency, tuple(values), 10_000, z)
+    for i, rate in enumerate(rates):
+        scalar = fewest_workers_for_values(rate, service, concurrency, tuple(values), 10_000, z)
+        got = tuple(int(a[i]) for a in arrays)
+        if z == 1.0:
+            assert got == scalar, (rate, values)
+        else:
+            assert all(abs(g - w) <= 1 for g, w in zip(got, scalar)), (rate, values, z)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 300, allow_nan=False), min_size=49, max_size=49), capacities, policies)
+def test_step_needs_short_and_long_paths_agree(rates, cap, pol):
+    """step_needs sizes up to SHORT_FORECAST_STEPS steps by the memoized scalar search and
+    longer forecasts by the array path: the same needs and reasons, step for step."""
+    from prewarm.planner.core import SHORT_FORECAST_STEPS, step_needs
+
+    pol = resolve(pol, cap)
+    assert len(rates) == SHORT_FORECAST_STEPS + 1
+    long_needs, long_whys = step_needs(rates, 60, cap, pol)
+    short = [step_needs(rates[i:i + 1], 60, cap, pol) for i in range(len(rates))]
+    assert long_needs == [n[0][0] for n in short] and long_whys == [n[1][0] for n in short]
