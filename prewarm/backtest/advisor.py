@@ -141,7 +141,7 @@ class TrailingSweep:
         return self.end - self.start
 
     def point(self, floor: int, k: int) -> Point:
-        from .runner import run
+        from .replay import replay as run
 
         key = (floor, self.keepalives[k])
         if key not in self._points:

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from .runner import BacktestConfig, Result, run
+from .replay import BacktestConfig, Result
+from .replay import replay as run  # static settings: no guard
 from .traces import Trace
 
 KEEPALIVES_S = (30, 60, 120, 300, 600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600)
