@@ -4,6 +4,7 @@
     .venv/bin/python bench/forecast_bench.py speed [--n 200]    # endpoints/s/core per model
     .venv/bin/python bench/forecast_bench.py fleet [--n 10000]  # 10,000 x 14 d x 5 min in batches, peak RSS
     .venv/bin/python bench/forecast_bench.py accuracy           # auto vs seasonal naive, rolling origin
+    .venv/bin/python bench/forecast_bench.py protocol [--part tune|report]  # every shared series (bench/protocol.py)
 
 The fleet is synthetic but made of real traffic: each endpoint is a 14-day window of the
 NASA or an Alibaba trace at 5 minutes, shifted by a random number of days and scaled.
@@ -218,6 +219,155 @@ def cmd_accuracy(args) -> None:
                                   "seconds": round(time.time() - t, 1)}), flush=True)
 
 
+def protocol_series():
+    """Per split of bench/protocol.py: the per-minute history of every series it reports
+    (unique_id, ds naive UTC, y), read from the traces. Alibaba from requests.csv (its
+    per_minute.csv has only five models): every qualifying model and `__all__`, dense per
+    minute from the trace's first minute to the end of the report week."""
+    import numpy as np
+    import pandas as pd
+
+    import protocol
+    from prewarm.forecasting import history_from_csv
+
+    out = {}
+    split = protocol.SPLITS["alibaba"]
+    models = protocol.alibaba_report_models()
+    req = pd.read_csv(protocol.ALIBABA_REQUESTS, usecols=["gmt_create", "checkpoint_model_version_id"])
+    minute = pd.to_datetime(req["gmt_create"]).dt.floor("60s")  # naive stamps, read as UTC
+    grid = pd.date_range(minute.min(), pd.Timestamp(split.report_end, unit="s") - pd.Timedelta(minutes=1),
+                         freq="60s")
+    frames = []
+    for name in models:
+        sel = minute if name == "__all__" else minute[req["checkpoint_model_version_id"] == name]
+        counts = sel.value_counts().reindex(grid, fill_value=0)
+        frames.append(pd.DataFrame({"unique_id": name, "ds": grid, "y": counts.to_numpy(float)}))
+    out["alibaba"] = pd.concat(frames, ignore_index=True)
+    out["nasa"] = history_from_csv(str(protocol.NASA))
+    out["azure"] = history_from_csv(str(protocol.AZURE_PER_MINUTE))
+    return out
+
+
+#: per split: (horizons in seconds, origin stride in seconds, history needed before an origin)
+PROTOCOL_PLANS = {"alibaba": ((3600, 6 * 3600), 3 * 3600, 2 * 86400),
+                  "nasa": ((3600, 6 * 3600), 3 * 3600, 2 * 86400),
+                  # one hour of trace: horizons that fit a 30-minute part, origins every minute
+                  "azure": ((300, 900), 60, 600)}
+#: runs of the protocol table: (model, params, horizon-independent: one forecast at the
+#: longest horizon scored on each)
+PROTOCOL_RUNS = {"select": ("select", {}, False),
+                 "seasonal-naive": ("seasonal-naive", {}, True),
+                 "sn-conformal": ("seasonal-naive", {"conformal": True}, True),
+                 "seasonal-mean": ("seasonal-mean", {}, True),
+                 "auto": ("auto", {}, False)}
+
+
+def protocol_origins(split, part: str, history, horizon_s: int, stride_s: int, need_s: int):
+    """Origins on the stride (UTC) inside the part, with `need_s` of history before them and
+    the whole horizon inside the part and the data."""
+    import pandas as pd
+
+    lo, hi = split.part(part)
+    first_data = history["ds"].min().timestamp()
+    end = min(hi, history["ds"].max().timestamp() + 60)
+    start = max(lo, first_data + need_s)
+    t = -(-start // stride_s) * stride_s
+    out = []
+    while t + horizon_s <= end:
+        out.append(pd.Timestamp(t, unit="s"))
+        t += stride_s
+    return out
+
+
+def cmd_protocol(args) -> None:
+    """Every shared series (bench/protocol.py) at two horizons, each part scored on its own:
+    the default settings (`[forecast]` step 60 s, resolution auto) with each run's model;
+    origins every 3 h (Azure: every minute), forecasts from history before each origin only.
+    Per series: MAE and pinball (q0.9 on hi-80) of each run and their ratio to seasonal naive,
+    coverage of the 80% and 95% bands, per step of the endpoint's resolution."""
+    import numpy as np
+    import pandas as pd
+
+    import protocol
+    from prewarm.config import ForecastSettings
+    from prewarm.forecasters.accuracy import score
+    from prewarm.forecasting import forecast_endpoints
+
+    data = protocol_series()
+    results = []
+    for split_name in args.splits:
+        split = protocol.SPLITS[split_name]
+        everything = data[split_name]
+        horizons, stride_s, need_s = PROTOCOL_PLANS[split_name]
+        for part in args.parts:
+            for run_name in args.runs:
+                model, params, independent = PROTOCOL_RUNS.get(run_name, (run_name, {}, False))
+                rows: dict[int, list] = {h: [] for h in horizons}
+                t0 = time.time()
+                for uid_group, history in ([(None, everything)] if split_name != "azure"
+                                           else everything.groupby("unique_id", sort=False)):
+                    asked = [max(horizons)] if independent else horizons
+                    for horizon_s in asked:
+                        settings = ForecastSettings(model=model, horizon_s=horizon_s)
+                        for origin in protocol_origins(split, part, history, horizon_s, stride_s, need_s):
+                            now = origin.to_pydatetime().replace(tzinfo=dt.timezone.utc)
+                            run = forecast_endpoints(history, settings, now=now, model_params=params)
+                            for uid, f in run.forecasts.items():
+                                for h in (horizons if independent else [horizon_s]):
+                                    frame = f.frame[f.frame["ds"] < origin + pd.Timedelta(seconds=h)]
+                                    rows[h].append(frame.assign(step_s=f.step_s, origin=origin,
+                                                                model=f.model))
+                for h, parts in rows.items():
+                    if not parts:
+                        continue
+                    fc = pd.concat(parts, ignore_index=True)
+                    for (uid, step_s), grp in fc.groupby(["unique_id", "step_s"], sort=False):
+                        act = everything[everything["unique_id"] == uid]
+                        act = act.assign(ds=act["ds"].dt.floor(f"{step_s}s")).groupby("ds", as_index=False)["y"].sum()
+                        joined = grp.merge(act, on="ds", how="inner")
+                        s = score(joined, quantile_column="hi-80")[str(uid)]
+                        picked = grp.groupby("origin")["model"].first().value_counts().to_dict()
+                        row = {"split": split_name, "series": str(uid), "part": part, "horizon_s": h,
+                               "run": run_name, "step_s": int(step_s), "origins": int(grp["origin"].nunique()),
+                               "scored": int(len(joined)), **{k: round(v, 4) for k, v in s.items() if k != "n"},
+                               "picked": picked, "seconds": round(time.time() - t0, 1)}
+                        results.append(row)
+                        print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(json.dumps(r) for r in results) + "\n")
+    print(protocol_table(results, args.runs[0], "seasonal-naive"))
+
+
+def protocol_table(results, run: str, baseline: str) -> str:
+    """Markdown: per series, part and horizon, `run` against `baseline`."""
+    import statistics
+
+    by = {(r["split"], r["series"], r["part"], r["horizon_s"], r["run"]): r for r in results}
+    lines = [f"| series | part | horizon | step | MAE {run} / {baseline} | ratio | pinball ratio | "
+             f"{run} cov80 / cov95 | {baseline} cov80 / cov95 |", "|---|---|---|---|---|---|---|---|---|"]
+    ratios: dict[tuple, list] = {}
+    for (split, series, part, h, r), row in by.items():
+        if r != run:
+            continue
+        base = by.get((split, series, part, h, baseline))
+        if base is None:
+            continue
+        ratio = row["mae"] / base["mae"] if base["mae"] else float("nan")
+        pin = row["pinball"] / base["pinball"] if base["pinball"] else float("nan")
+        ratios.setdefault((part, h), []).append(ratio)
+        hz = f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+        miss80 = "" if abs(row["coverage-80"] - 0.8) <= 0.05 else "**"
+        miss95 = "" if abs(row["coverage-95"] - 0.95) <= 0.05 else "**"
+        worse = "**" if ratio > 1 else ""
+        lines.append(f"| {split} {series} | {part} | {hz} | {row['step_s'] // 60} min | {row['mae']:.3g} / "
+                     f"{base['mae']:.3g} | {worse}{ratio:.3f}{worse} | {pin:.3f} | {miss80}{row['coverage-80']:.3f}{miss80}"
+                     f" / {miss95}{row['coverage-95']:.3f}{miss95} | {base['coverage-80']:.3f} / {base['coverage-95']:.3f} |")
+    for (part, h), rs in sorted(ratios.items()):
+        lines.append(f"\nmean MAE ratio, {part}, horizon {h} s: {statistics.mean(rs):.3f} over {len(rs)} series "
+                     f"(worst {max(rs):.3f})")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -234,8 +384,15 @@ def main() -> None:
     p.add_argument("--step", type=int, default=300, help="finest step the resolution choice may pick")
     p.add_argument("--traces", nargs="*", help="nasa, alibaba, azure (the default); nasa-1d, alibaba-1d: one day of history")
     p.add_argument("--runs", nargs="*", help="auto, seasonal-naive, sn-raw (default), or any forecaster name")
+    p = sub.add_parser("protocol")
+    p.add_argument("--splits", nargs="*", default=["alibaba", "nasa", "azure"])
+    p.add_argument("--parts", nargs="*", default=["tune"], help="tune (the default) and/or report")
+    p.add_argument("--runs", nargs="*", default=["select", "seasonal-naive"],
+                   help=f"the first is compared with seasonal-naive; known: {', '.join(PROTOCOL_RUNS)} or any model")
+    p.add_argument("--out", help="also write the JSON lines here")
     args = parser.parse_args()
-    {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy}[args.cmd](args)
+    {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy,
+     "protocol": cmd_protocol}[args.cmd](args)
 
 
 if __name__ == "__main__":
