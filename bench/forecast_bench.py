@@ -81,18 +81,22 @@ def synthetic_fleet(n: int, days: int = 14, step_s: int = 300, seed: int = 7):
 
 def cmd_startup(args) -> None:
     """A fresh process: imports, 100 endpoints' history (here built from the trace CSVs, in
-    the daemon read from the store), first forecast (which imports statsforecast)."""
+    the daemon read from the store), first forecast with the default model (statsforecast
+    models import statsforecast there)."""
+    if args.model is None:
+        from prewarm.config import ForecastSettings
+        args.model = ForecastSettings().model
     code = ("import time; t0=time.time();"
             "import pandas; from prewarm.forecasters import registry; import bench_fleet; t1=time.time();"
             "h=bench_fleet.fleet(100); t2=time.time();"
-            "registry.create('seasonal-naive').forecast(h, horizon=72, step_s=300); t3=time.time();"
+            f"registry.create({args.model!r}).forecast(h, horizon=72, step_s=300); t3=time.time();"
             "print(round(t1-t0,2), round(t2-t1,2), round(t3-t2,2))")
     start = time.time()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     total = time.time() - start
     imports_s, data_s, forecast_s = out.stdout.split()
-    print(f"startup: process start -> first forecast of 100 endpoints (5-min, 14 d): {total:.2f} s "
+    print(f"startup: process start -> first forecast of 100 endpoints (5-min, 14 d, {args.model}): {total:.2f} s "
           f"(interpreter {total - float(imports_s) - float(data_s) - float(forecast_s):.2f} s, pandas+prewarm "
           f"imports {imports_s} s, history from the CSVs {data_s} s, first forecast incl. importing "
           f"statsforecast {forecast_s} s)")
@@ -295,6 +299,9 @@ def cmd_protocol(args) -> None:
 
     data = protocol_series()
     results = []
+    if args.baseline_from:  # earlier runs' rows (e.g. seasonal naive), for the table only
+        results = [json.loads(line) for line in Path(args.baseline_from).read_text().splitlines() if line]
+        results = [r for r in results if r["run"] not in args.runs]
     for split_name in args.splits:
         split = protocol.SPLITS[split_name]
         everything = data[split_name]
@@ -302,18 +309,23 @@ def cmd_protocol(args) -> None:
         for part in args.parts:
             for run_name in args.runs:
                 model, params, independent = PROTOCOL_RUNS.get(run_name, (run_name, {}, False))
+                if model == "select" and args.params:
+                    params = {**params, **json.loads(args.params)}
                 rows: dict[int, list] = {h: [] for h in horizons}
                 t0 = time.time()
                 for uid_group, history in ([(None, everything)] if split_name != "azure"
                                            else everything.groupby("unique_id", sort=False)):
-                    asked = [max(horizons)] if independent else horizons
-                    for horizon_s in asked:
+                    # every run is scored at each horizon on that horizon's origins; a
+                    # horizon-independent one forecasts once per origin, at the longest
+                    at = {h: set(protocol_origins(split, part, history, h, stride_s, need_s)) for h in horizons}
+                    asked = [(max(horizons), horizons)] if independent else [(h, [h]) for h in horizons]
+                    for horizon_s, scored in asked:
                         settings = ForecastSettings(model=model, horizon_s=horizon_s)
-                        for origin in protocol_origins(split, part, history, horizon_s, stride_s, need_s):
+                        for origin in sorted(set().union(*(at[h] for h in scored))):
                             now = origin.to_pydatetime().replace(tzinfo=dt.timezone.utc)
                             run = forecast_endpoints(history, settings, now=now, model_params=params)
                             for uid, f in run.forecasts.items():
-                                for h in (horizons if independent else [horizon_s]):
+                                for h in (h for h in scored if origin in at[h]):
                                     frame = f.frame[f.frame["ds"] < origin + pd.Timedelta(seconds=h)]
                                     rows[h].append(frame.assign(step_s=f.step_s, origin=origin,
                                                                 model=f.model))
@@ -371,7 +383,8 @@ def protocol_table(results, run: str, baseline: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("startup")
+    p = sub.add_parser("startup")
+    p.add_argument("--model", default=None, help="the [forecast] default when not given")
     p = sub.add_parser("speed")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--models", nargs="*")
@@ -390,6 +403,8 @@ def main() -> None:
     p.add_argument("--runs", nargs="*", default=["select", "seasonal-naive"],
                    help=f"the first is compared with seasonal-naive; known: {', '.join(PROTOCOL_RUNS)} or any model")
     p.add_argument("--out", help="also write the JSON lines here")
+    p.add_argument("--params", help="JSON constructor parameters for the select runs (tuning parts only)")
+    p.add_argument("--baseline-from", help="JSON lines of an earlier run holding the baseline's rows")
     args = parser.parse_args()
     {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy,
      "protocol": cmd_protocol}[args.cmd](args)

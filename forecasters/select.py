@@ -13,6 +13,8 @@ refresh (the choice follows a level shift within a day instead of waiting for a 
 - `*-level`: a candidate scaled by the recent level, `r = (sum of the last `level_window`
   of actuals + prior) / (the candidate's own values there + prior)`, clipped to
   [1/`level_clip`, `level_clip`]: a forecast made at 10:00 knows 09:00-10:00;
+- `sm-day`: the seasonal mean scaled the same way by the last day's level (a slower
+  correction: growth over days, which the week's mean lags);
 - `mix-level`: the mean of `sm-level` and `snw-level` (or `sn-level` without a week).
 
 Under a day of history none of the seasonal ones exists: the baseline is then the historic
@@ -43,24 +45,34 @@ if TYPE_CHECKING:
 
 BASELINE = "sn"
 SHORT_BASELINE = "mean"
-CANDIDATES = ("sn", "snw", "sm", "sn-level", "snw-level", "sm-level", "mix-level")
+CANDIDATES = ("sn", "snw", "sm", "sn-level", "snw-level", "sm-level", "mix-level", "sm-day")
 
 
 @dataclass
 class Choice:
-    """One series' choice: the candidate, and every candidate's cross-validation MAE."""
-    model: str
+    """One series' choice: the candidate per bucket of leads, every candidate's
+    cross-validation MAE (over all leads) and the number of origins it was scored on."""
+    models: tuple[str, ...]
     scores: dict[str, float]
     origins: int
+
+    @property
+    def model(self) -> str:
+        """The candidate, or the candidates per lead bucket joined by '/' when they differ."""
+        return self.models[0] if len(set(self.models)) == 1 else "/".join(self.models)
 
 
 class SelectForecaster(Forecaster):
     name = "select"
 
     def __init__(self, cv_days: float = 7.0, cv_stride_s: int = 3600, days: int = 7,
-                 level_window_s: int = 3600, level_prior: float = 2.0, level_clip: float = 4.0,
+                 level_window_s: int = 3600, level_prior: float = 5.0, level_clip: float = 4.0,
                  margin: float = 0.0, candidates: Sequence[str] = CANDIDATES,
-                 max_calibration_errors: int = 20000, **params) -> None:
+                 max_calibration_errors: int = 5000, selection_half_life_days: float | None = None,
+                 error_half_life_days: float | None = 1.0, min_origins: int = 24,
+                 band_scale: str = "forecast", continuity: float = 0.5,
+                 lead_buckets_s: Sequence[int] = (),
+                 blend_shares: Sequence[float] = (0.5, 1.0), **params) -> None:
         unknown = set(candidates) - set(CANDIDATES)
         if unknown:
             raise ValueError(f"select: unknown candidates {sorted(unknown)} (known: {', '.join(CANDIDATES)})")
@@ -76,6 +88,16 @@ class SelectForecaster(Forecaster):
         self.level_window_s, self.level_prior, self.level_clip = int(level_window_s), float(level_prior), float(level_clip)
         self.margin, self.candidates = float(margin), tuple(candidates)
         self.max_calibration_errors = int(max_calibration_errors)
+        self.selection_half_life_days = selection_half_life_days
+        self.error_half_life_days = error_half_life_days
+        self.min_origins = int(min_origins)
+        if band_scale not in ("level", "forecast"):
+            raise ValueError(f"select: band_scale must be 'level' or 'forecast', not {band_scale!r}")
+        self.band_scale, self.continuity = band_scale, float(continuity)
+        self.lead_buckets_s = tuple(int(b) for b in lead_buckets_s)
+        if not blend_shares or any(not 0 < w <= 1 for w in blend_shares):
+            raise ValueError("select: blend_shares must be shares in (0, 1]")
+        self.blend_shares = tuple(float(w) for w in blend_shares)
         self.last_choices: dict[str, Choice] = {}
 
     def describe(self) -> str:
@@ -88,7 +110,7 @@ class SelectForecaster(Forecaster):
 
         from . import calibration as cal
 
-        df = history[["unique_id", "ds", "y"]]
+        df = history[["unique_id", "ds", "y"]].reset_index(drop=True)
         capped = winsorise(df) if len(df) else df
         step = pd.Timedelta(seconds=int(step_s))
         points, errors = [], []
@@ -111,9 +133,13 @@ class SelectForecaster(Forecaster):
         ids = [str(u) for u in point["unique_id"].unique()]
         profile = cal.LevelProfile.from_history(df, step_s)
         err = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["unique_id", "ds", "y", "mean"])
-        fitted = cal.fit(err, profile, levels) if len(err) else cal.Calibration.from_dicts({})
+        by_forecast = self.band_scale == "forecast"
+        fitted = cal.fit(err, profile, levels, half_life_days=self.error_half_life_days,
+                         level=err["mean"].clip(lower=0).to_numpy(float) if by_forecast else None,
+                         continuity=self.continuity) if len(err) else cal.Calibration.from_dicts({})
         self.last_calibration = cal.with_default(fitted, ids, levels)
-        out = cal.apply(point, self.last_calibration, profile, levels)
+        out = cal.apply(point, self.last_calibration, profile, levels,
+                        level=point["mean"].to_numpy(float) if by_forecast else None)
         return tidy(out, levels, keep=["model"])
 
     # --- one series -----------------------------------------------------------------------
@@ -133,7 +159,8 @@ class SelectForecaster(Forecaster):
             names = [c for c in self.candidates if c != "mean"]
             baseline = BASELINE
         else:  # under a day: the historic average against the recent mean, every step
-            stride, first = 1, max(window, min(n - horizon, max(2, n // 3)))
+            window = max(1, min(window, n // 4))
+            stride, first = 1, max(window, 2)
             names, baseline = [SHORT_BASELINE, "recent"], SHORT_BASELINE
         origins = np.arange(n - horizon, first - 1, -stride)[::-1] if n - horizon >= first else np.array([], int)
         bank = _Bank(y, n, per, self.days, window, self.level_prior, self.level_clip)
@@ -141,33 +168,72 @@ class SelectForecaster(Forecaster):
         scores: dict[str, float] = {}
         cv_fc: dict[str, np.ndarray] = {}
         target = origins[:, None] + leads[None, :]
+        weight = np.ones(len(origins))
+        if self.selection_half_life_days and len(origins):
+            weight = 0.5 ** ((n - origins) * step_s / (self.selection_half_life_days * DAY_S))
+        # Each candidate is scored on the origins where it exists (a weekly one needs a week
+        # behind the origin), against the baseline on the same origins: the ratio decides,
+        # per bucket of leads (a level correction may pay in the first hour only).
+        edges = [0, *sorted({min(horizon, max(1, round(b / step_s))) for b in self.lead_buckets_s}), horizon]
+        buckets = [slice(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+        base_fc = bank.forecast(baseline, origins, leads) if len(origins) else None
+        base_err = None if base_fc is None else np.abs(raw[target] - base_fc)
+        if base_err is not None:
+            cv_fc[baseline] = base_fc
+            scores[baseline] = float(np.average(base_err.mean(axis=1), weights=weight))
+        ratios: dict[str, list[float]] = {}
         for name in names:
-            if len(origins) == 0:
-                break
-            fc = bank.forecast(name, origins, leads)
-            if fc is None or np.isnan(fc).any():
+            if base_err is None or name == baseline:
                 continue
-            cv_fc[name] = fc
-            scores[name] = float(np.mean(np.abs(raw[target] - fc)))
-        pick = baseline
-        if baseline in scores:
-            floor = scores[baseline]
-            best = min(scores, key=lambda k: (scores[k], k != baseline))
-            if best != baseline and scores[best] < floor * (1 - self.margin):
-                pick = best
-        elif scores:
-            pick = min(scores, key=scores.get)
-        mean = bank.forecast(pick, np.array([n]), leads)
-        if mean is None or np.isnan(mean).any():  # e.g. no day of history: the baseline's fallback
-            pick = SHORT_BASELINE
-            mean = bank.forecast(pick, np.array([n]), leads)
-        choice = Choice(pick, scores, len(origins))
-        if pick not in cv_fc:
-            return choice, mean[0], None
-        flat_t, flat_f = target.ravel(), cv_fc[pick].ravel()
-        if len(flat_t) > self.max_calibration_errors:  # the most recent errors
-            flat_t, flat_f = flat_t[-self.max_calibration_errors:], flat_f[-self.max_calibration_errors:]
-        return choice, mean[0], (flat_t, flat_f)
+            fc = bank.forecast(name, origins, leads)
+            if fc is None:
+                continue
+            ok = ~np.isnan(fc).any(axis=1)
+            if ok.sum() < max(2, self.min_origins) or not ok[-1]:  # too little evidence
+                continue
+            err = np.abs(raw[target[ok]] - fc[ok])
+            cv_fc[name] = np.where(ok[:, None], fc, np.nan)
+            scores[name] = float(np.average(err.mean(axis=1), weights=weight[ok]))
+            ratios[name] = []
+            for b in buckets:
+                mine = float(np.average(err[:, b].mean(axis=1), weights=weight[ok]))
+                base = float(np.average(base_err[ok][:, b].mean(axis=1), weights=weight[ok]))
+                ratios[name].append(mine / base if base > 0 else (1.0 if mine == 0 else np.inf))
+        picks, shares = [], []
+        for i, b in enumerate(buckets):
+            best = min(ratios, key=lambda k: ratios[k][i]) if ratios else baseline
+            if not ratios or ratios[best][i] >= 1 - self.margin:
+                picks.append(baseline)
+                shares.append(1.0)
+                continue
+            # the winner blended with the baseline, its share by the same errors (1: alone)
+            rows = ~np.isnan(cv_fc[best][:, b]).any(axis=1)
+            actual, mine, base = raw[target[rows][:, b]], cv_fc[best][rows][:, b], base_fc[rows][:, b]
+            loss = {w: float(np.average(np.abs(actual - (w * mine + (1 - w) * base)).mean(axis=1),
+                                        weights=weight[rows])) for w in self.blend_shares}
+            picks.append(best)
+            shares.append(min(loss, key=lambda w: (loss[w], -w)))
+        mean = np.empty(horizon)
+        base_now = bank.forecast(baseline, np.array([n]), leads)
+        for b, pick, w in zip(buckets, picks, shares):
+            fc = bank.forecast(pick, np.array([n]), leads[b])
+            mean[b] = np.nan if fc is None else fc[0] if w == 1 else w * fc[0] + (1 - w) * base_now[0, b]
+        if np.isnan(mean).any():  # e.g. no day of history: the baseline's fallback
+            picks, shares = [SHORT_BASELINE] * len(buckets), [1.0] * len(buckets)
+            mean = bank.forecast(SHORT_BASELINE, np.array([n]), leads)[0]
+        choice = Choice(tuple(p if w == 1 else f"{p}*{w:g}+{baseline}" for p, w in zip(picks, shares)),
+                        scores, len(origins))
+        if any(p not in cv_fc for p in picks):
+            return choice, mean, None
+        cv = np.empty(target.shape)
+        for b, pick, w in zip(buckets, picks, shares):
+            cv[:, b] = cv_fc[pick][:, b] if w == 1 else w * cv_fc[pick][:, b] + (1 - w) * base_fc[:, b]
+        rows = np.flatnonzero(~np.isnan(cv).any(axis=1))
+        flat_t, flat_f = target[rows].ravel(), cv[rows].ravel()
+        every = -(-len(flat_t) // max(1, self.max_calibration_errors))
+        # evenly thinned over origins and leads (the stride walks through the leads from one
+        # origin to the next), the latest error kept: memory bounded per series
+        return choice, mean, (flat_t[::-1][::every][::-1], flat_f[::-1][::every][::-1])
 
 
 class _Bank:
@@ -220,12 +286,12 @@ class _Bank:
         fit, season, _, _ = self._fit(base)
         return fit[origins[:, None] + (leads % season)[None, :]]
 
-    def _ratio(self, base, origins):
+    def _ratio(self, base, origins, window):
         """Recent level against the candidate's own values over the last `window` steps."""
         import numpy as np
 
         _, _, cfit, cnan = self._fit(base)
-        lo = origins - self.window
+        lo = origins - window
         ok = (lo >= 0) & (cnan[origins] - cnan[np.maximum(lo, 0)] == 0)
         lo = np.maximum(lo, 0)
         seen = self.cum[origins] - self.cum[lo]
@@ -248,9 +314,7 @@ class _Bank:
             a, b = self.forecast("sm-level", origins, leads), self.forecast(week, origins, leads)
             return None if a is None or b is None else (a + b) / 2
         base, _, level = name.partition("-")
-        if base == "snw" and int(origins.min()) < 7 * self.per:
-            return None
         plain = self._plain(base, origins, leads)
         if not level:
             return plain
-        return plain * self._ratio(base, origins)[:, None]
+        return plain * self._ratio(base, origins, self.per if level == "day" else self.window)[:, None]
