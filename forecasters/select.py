@@ -23,13 +23,22 @@ average (what seasonal naive falls back to), against the mean of the last `level
 Cross-validation: origins every `cv_stride_s` over the last `cv_days` (every step under a
 day of history), each forecasting the requested horizon (the choice is made for the
 horizon asked: a 1-hour forecast may pick a level-corrected candidate that a 6-hour one
-does not). The lowest mean absolute error wins; a candidate must beat the baseline by
-`margin` (a share of its error) to displace it.
+does not). Each candidate is scored on the origins where it exists, by its mean absolute
+error over the baseline's on the same origins; the lowest ratio wins if it is below
+1 - `margin` (with at least `min_origins` origins of evidence), else the baseline stays.
+The winner is then blended with the baseline, `w * winner + (1 - w) * baseline` with the
+share `w` in `blend_shares` that has the lowest error on the same origins (1: alone).
+`lead_buckets_s` (off by default) makes the choice per bucket of leads.
 
 Bands: the level-scaled calibration layer (`calibration.py`: a count-aware scale, per
 series score quantiles with the finite-sample conformal correction) fitted on the chosen
-candidate's cross-validation errors at the same horizon: exactly its out-of-sample errors,
-so a smooth heavy series gets narrow bands and a bursty one wide.
+forecast's own cross-validation errors at the same horizon, so a smooth heavy series gets
+narrow bands and a bursty one wide. The scale is the forecast itself (`band_scale`;
+known alike at calibration and at forecast time, so a level that grew does not leave
+the bands behind), the quantiles are continuity-corrected for whole counts
+(`continuity`), and recent errors count more (`error_half_life_days`).
+
+Every constant was chosen on the tuning parts of bench/protocol.py (docs/forecasting.md).
 """
 from __future__ import annotations
 
@@ -37,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from .base import Forecaster, tidy
-from .preprocess import DAY_S, WEEK_S, winsorise
+from .preprocess import DAY_S, winsorise
 
 if TYPE_CHECKING:
     import numpy as np

@@ -176,3 +176,20 @@ def test_forecast_endpoints_names_the_choice():
     run = forecast_endpoints(history, ForecastSettings(model="select", horizon_s=3600), now=now)
     assert run.forecasts["chat"].model.startswith("select:")
     assert not run.errors
+
+
+def test_blend_with_the_baseline_is_the_weighted_mean_of_the_two():
+    n = DAYS * PER
+    y = rng(12).poisson(daily_shape(n)).astype(float)
+    alone_choice, alone = choose(y, blend_shares=(1.0,))
+    half_choice, half = choose(y, blend_shares=(0.5,))
+    assert alone_choice.model != "sn" and half_choice.model == f"{alone_choice.model}*0.5+sn"
+    sn = y[n - PER:n - PER + 24]
+    np.testing.assert_allclose(half["mean"].to_numpy(), 0.5 * alone["mean"].to_numpy() + 0.5 * sn)
+
+
+def test_lead_buckets_choose_per_bucket():
+    n = DAYS * PER
+    y = rng(13).poisson(daily_shape(n) * np.linspace(1.0, 3.0, n))
+    choice, out = choose(y, lead_buckets_s=(3600, 3 * 3600))
+    assert len(choice.models) == 3 and len(out) == 24
