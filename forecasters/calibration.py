@@ -184,7 +184,7 @@ def scale(level: "np.ndarray", kappa: "np.ndarray") -> "np.ndarray":
 WEEK_HALF_LIFE_DAYS = 2.0
 
 
-def fit(errors: "pd.DataFrame", profile: LevelProfile, levels: Sequence[int], *,
+def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence[int], *,
         half_life_days: float | None = None, level: "np.ndarray | None" = None,
         continuity: float = 0.0) -> Calibration:
     """errors: unique_id, ds, y, mean (forecasts and what happened). Returns the
@@ -193,7 +193,8 @@ def fit(errors: "pd.DataFrame", profile: LevelProfile, levels: Sequence[int], *,
     by its age (`half_life_days`; None: alike).
 
     `level`: each error's level, when the caller scales by something else than the profile
-    (e.g. the forecast itself, known alike at calibration and at forecast time).
+    (e.g. the forecast itself, known alike at calibration and at forecast time); `profile`
+    may then be None, as for `apply` given its `level`.
     `continuity` (0.5 for whole-count outcomes under `apply`'s rounding to the nearest
     request): a step is inside a rounded hi band iff `mean + z*s >= y - 0.5`, so the hi
     quantiles are taken of `(error - 0.5) / s` and the lo ones of `(error + 0.5) / s`; the
@@ -287,7 +288,7 @@ def _conformal_q(p: float, n: int) -> float:
     return round(tail if p < 0.5 else 1 - tail, 6)
 
 
-def apply(frame: "pd.DataFrame", calibration: Calibration, profile: LevelProfile,
+def apply(frame: "pd.DataFrame", calibration: Calibration, profile: "LevelProfile | None",
           levels: Sequence[int], level: "np.ndarray | None" = None) -> "pd.DataFrame":
     """Bands on a point forecast frame (unique_id, ds, mean): mean + z * s(level), the
     level from the profile unless given (as to `fit`)."""

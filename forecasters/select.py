@@ -140,9 +140,10 @@ class SelectForecaster(Forecaster):
             raise ValueError("select: no history to forecast from")
         point = pd.concat(points, ignore_index=True)
         ids = [str(u) for u in point["unique_id"].unique()]
-        profile = cal.LevelProfile.from_history(df, step_s)
         err = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["unique_id", "ds", "y", "mean"])
         by_forecast = self.band_scale == "forecast"
+        # scaled by the forecast, the bands need no level profile (nor scipy to smooth one)
+        profile = None if by_forecast else cal.LevelProfile.from_history(df, step_s)
         fitted = cal.fit(err, profile, levels, half_life_days=self.error_half_life_days,
                          level=err["mean"].clip(lower=0).to_numpy(float) if by_forecast else None,
                          continuity=self.continuity) if len(err) else cal.Calibration.from_dicts({})
