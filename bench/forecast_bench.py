@@ -4,6 +4,7 @@
     .venv/bin/python bench/forecast_bench.py speed [--n 200]    # endpoints/s/core per model
     .venv/bin/python bench/forecast_bench.py fleet [--n 10000]  # 10,000 x 14 d x 5 min in batches, peak RSS
     .venv/bin/python bench/forecast_bench.py accuracy           # auto vs seasonal naive, rolling origin
+    .venv/bin/python bench/forecast_bench.py protocol [--part tune|report]  # every shared series (bench/protocol.py)
 
 The fleet is synthetic but made of real traffic: each endpoint is a 14-day window of the
 NASA or an Alibaba trace at 5 minutes, shifted by a random number of days and scaled.
@@ -80,18 +81,22 @@ def synthetic_fleet(n: int, days: int = 14, step_s: int = 300, seed: int = 7):
 
 def cmd_startup(args) -> None:
     """A fresh process: imports, 100 endpoints' history (here built from the trace CSVs, in
-    the daemon read from the store), first forecast (which imports statsforecast)."""
+    the daemon read from the store), first forecast with the default model (statsforecast
+    models import statsforecast there)."""
+    if args.model is None:
+        from prewarm.config import ForecastSettings
+        args.model = ForecastSettings().model
     code = ("import time; t0=time.time();"
             "import pandas; from prewarm.forecasters import registry; import bench_fleet; t1=time.time();"
             "h=bench_fleet.fleet(100); t2=time.time();"
-            "registry.create('seasonal-naive').forecast(h, horizon=72, step_s=300); t3=time.time();"
+            f"registry.create({args.model!r}).forecast(h, horizon=72, step_s=300); t3=time.time();"
             "print(round(t1-t0,2), round(t2-t1,2), round(t3-t2,2))")
     start = time.time()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     total = time.time() - start
     imports_s, data_s, forecast_s = out.stdout.split()
-    print(f"startup: process start -> first forecast of 100 endpoints (5-min, 14 d): {total:.2f} s "
+    print(f"startup: process start -> first forecast of 100 endpoints (5-min, 14 d, {args.model}): {total:.2f} s "
           f"(interpreter {total - float(imports_s) - float(data_s) - float(forecast_s):.2f} s, pandas+prewarm "
           f"imports {imports_s} s, history from the CSVs {data_s} s, first forecast incl. importing "
           f"statsforecast {forecast_s} s)")
@@ -218,10 +223,168 @@ def cmd_accuracy(args) -> None:
                                   "seconds": round(time.time() - t, 1)}), flush=True)
 
 
+def protocol_series():
+    """Per split of bench/protocol.py: the per-minute history of every series it reports
+    (unique_id, ds naive UTC, y), read from the traces. Alibaba from requests.csv (its
+    per_minute.csv has only five models): every qualifying model and `__all__`, dense per
+    minute from the trace's first minute to the end of the report week."""
+    import numpy as np
+    import pandas as pd
+
+    import protocol
+    from prewarm.forecasting import history_from_csv
+
+    out = {}
+    split = protocol.SPLITS["alibaba"]
+    models = protocol.alibaba_report_models()
+    req = pd.read_csv(protocol.ALIBABA_REQUESTS, usecols=["gmt_create", "checkpoint_model_version_id"])
+    minute = pd.to_datetime(req["gmt_create"]).dt.floor("60s")  # naive stamps, read as UTC
+    grid = pd.date_range(minute.min(), pd.Timestamp(split.report_end, unit="s") - pd.Timedelta(minutes=1),
+                         freq="60s")
+    frames = []
+    for name in models:
+        sel = minute if name == "__all__" else minute[req["checkpoint_model_version_id"] == name]
+        counts = sel.value_counts().reindex(grid, fill_value=0)
+        frames.append(pd.DataFrame({"unique_id": name, "ds": grid, "y": counts.to_numpy(float)}))
+    out["alibaba"] = pd.concat(frames, ignore_index=True)
+    out["nasa"] = history_from_csv(str(protocol.NASA))
+    out["azure"] = history_from_csv(str(protocol.AZURE_PER_MINUTE))
+    return out
+
+
+#: per split: (horizons in seconds, origin stride in seconds, history needed before an origin)
+PROTOCOL_PLANS = {"alibaba": ((3600, 6 * 3600), 3 * 3600, 2 * 86400),
+                  "nasa": ((3600, 6 * 3600), 3 * 3600, 2 * 86400),
+                  # one hour of trace: horizons that fit a 30-minute part, origins every minute
+                  "azure": ((300, 900), 60, 600)}
+#: runs of the protocol table: (model, params, horizon-independent: one forecast at the
+#: longest horizon scored on each)
+PROTOCOL_RUNS = {"select": ("select", {}, False),
+                 "seasonal-naive": ("seasonal-naive", {}, True),
+                 "sn-conformal": ("seasonal-naive", {"conformal": True}, True),
+                 "seasonal-mean": ("seasonal-mean", {}, True),
+                 "auto": ("auto", {}, False)}
+
+
+def protocol_origins(split, part: str, history, horizon_s: int, stride_s: int, need_s: int):
+    """Origins on the stride (UTC) inside the part, with `need_s` of history before them and
+    the whole horizon inside the part and the data."""
+    import pandas as pd
+
+    lo, hi = split.part(part)
+    first_data = history["ds"].min().timestamp()
+    end = min(hi, history["ds"].max().timestamp() + 60)
+    start = max(lo, first_data + need_s)
+    t = -(-start // stride_s) * stride_s
+    out = []
+    while t + horizon_s <= end:
+        out.append(pd.Timestamp(t, unit="s"))
+        t += stride_s
+    return out
+
+
+def cmd_protocol(args) -> None:
+    """Every shared series (bench/protocol.py) at two horizons, each part scored on its own:
+    the default settings (`[forecast]` step 60 s, resolution auto) with each run's model;
+    origins every 3 h (Azure: every minute), forecasts from history before each origin only.
+    Per series: MAE and pinball (q0.9 on hi-80) of each run and their ratio to seasonal naive,
+    coverage of the 80% and 95% bands, per step of the endpoint's resolution."""
+    import numpy as np
+    import pandas as pd
+
+    import protocol
+    from prewarm.config import ForecastSettings
+    from prewarm.forecasters.accuracy import score
+    from prewarm.forecasting import forecast_endpoints
+
+    data = protocol_series()
+    results = []
+    if args.baseline_from:  # earlier runs' rows (e.g. seasonal naive), for the table only
+        results = [json.loads(line) for line in Path(args.baseline_from).read_text().splitlines() if line]
+        results = [r for r in results if r["run"] not in args.runs]
+    for split_name in args.splits:
+        split = protocol.SPLITS[split_name]
+        everything = data[split_name]
+        horizons, stride_s, need_s = PROTOCOL_PLANS[split_name]
+        for part in args.parts:
+            for run_name in args.runs:
+                model, params, independent = PROTOCOL_RUNS.get(run_name, (run_name, {}, False))
+                if model == "select" and args.params:
+                    params = {**params, **json.loads(args.params)}
+                rows: dict[int, list] = {h: [] for h in horizons}
+                t0 = time.time()
+                for uid_group, history in ([(None, everything)] if split_name != "azure"
+                                           else everything.groupby("unique_id", sort=False)):
+                    # every run is scored at each horizon on that horizon's origins; a
+                    # horizon-independent one forecasts once per origin, at the longest
+                    at = {h: set(protocol_origins(split, part, history, h, stride_s, need_s)) for h in horizons}
+                    asked = [(max(horizons), horizons)] if independent else [(h, [h]) for h in horizons]
+                    for horizon_s, scored in asked:
+                        settings = ForecastSettings(model=model, horizon_s=horizon_s)
+                        for origin in sorted(set().union(*(at[h] for h in scored))):
+                            now = origin.to_pydatetime().replace(tzinfo=dt.timezone.utc)
+                            run = forecast_endpoints(history, settings, now=now, model_params=params)
+                            for uid, f in run.forecasts.items():
+                                for h in (h for h in scored if origin in at[h]):
+                                    frame = f.frame[f.frame["ds"] < origin + pd.Timedelta(seconds=h)]
+                                    rows[h].append(frame.assign(step_s=f.step_s, origin=origin,
+                                                                model=f.model))
+                for h, parts in rows.items():
+                    if not parts:
+                        continue
+                    fc = pd.concat(parts, ignore_index=True)
+                    for (uid, step_s), grp in fc.groupby(["unique_id", "step_s"], sort=False):
+                        act = everything[everything["unique_id"] == uid]
+                        act = act.assign(ds=act["ds"].dt.floor(f"{step_s}s")).groupby("ds", as_index=False)["y"].sum()
+                        joined = grp.merge(act, on="ds", how="inner")
+                        s = score(joined, quantile_column="hi-80")[str(uid)]
+                        picked = grp.groupby("origin")["model"].first().value_counts().to_dict()
+                        row = {"split": split_name, "series": str(uid), "part": part, "horizon_s": h,
+                               "run": run_name, "step_s": int(step_s), "origins": int(grp["origin"].nunique()),
+                               "scored": int(len(joined)), **{k: round(v, 4) for k, v in s.items() if k != "n"},
+                               "picked": picked, "seconds": round(time.time() - t0, 1)}
+                        results.append(row)
+                        print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(json.dumps(r) for r in results) + "\n")
+    print(protocol_table(results, args.runs[0], "seasonal-naive"))
+
+
+def protocol_table(results, run: str, baseline: str) -> str:
+    """Markdown: per series, part and horizon, `run` against `baseline`."""
+    import statistics
+
+    by = {(r["split"], r["series"], r["part"], r["horizon_s"], r["run"]): r for r in results}
+    lines = [f"| series | part | horizon | step | MAE {run} / {baseline} | ratio | pinball ratio | "
+             f"{run} cov80 / cov95 | {baseline} cov80 / cov95 |", "|---|---|---|---|---|---|---|---|---|"]
+    ratios: dict[tuple, list] = {}
+    for (split, series, part, h, r), row in by.items():
+        if r != run:
+            continue
+        base = by.get((split, series, part, h, baseline))
+        if base is None:
+            continue
+        ratio = row["mae"] / base["mae"] if base["mae"] else float("nan")
+        pin = row["pinball"] / base["pinball"] if base["pinball"] else float("nan")
+        ratios.setdefault((part, h), []).append(ratio)
+        hz = f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+        miss80 = "" if abs(row["coverage-80"] - 0.8) <= 0.05 else "**"
+        miss95 = "" if abs(row["coverage-95"] - 0.95) <= 0.05 else "**"
+        worse = "**" if ratio > 1 else ""
+        lines.append(f"| {split} {series} | {part} | {hz} | {row['step_s'] // 60} min | {row['mae']:.3g} / "
+                     f"{base['mae']:.3g} | {worse}{ratio:.3f}{worse} | {pin:.3f} | {miss80}{row['coverage-80']:.3f}{miss80}"
+                     f" / {miss95}{row['coverage-95']:.3f}{miss95} | {base['coverage-80']:.3f} / {base['coverage-95']:.3f} |")
+    for (part, h), rs in sorted(ratios.items()):
+        lines.append(f"\nmean MAE ratio, {part}, horizon {h} s: {statistics.mean(rs):.3f} over {len(rs)} series "
+                     f"(worst {max(rs):.3f})")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("startup")
+    p = sub.add_parser("startup")
+    p.add_argument("--model", default=None, help="the [forecast] default when not given")
     p = sub.add_parser("speed")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--models", nargs="*")
@@ -234,8 +397,17 @@ def main() -> None:
     p.add_argument("--step", type=int, default=300, help="finest step the resolution choice may pick")
     p.add_argument("--traces", nargs="*", help="nasa, alibaba, azure (the default); nasa-1d, alibaba-1d: one day of history")
     p.add_argument("--runs", nargs="*", help="auto, seasonal-naive, sn-raw (default), or any forecaster name")
+    p = sub.add_parser("protocol")
+    p.add_argument("--splits", nargs="*", default=["alibaba", "nasa", "azure"])
+    p.add_argument("--parts", nargs="*", default=["tune"], help="tune (the default) and/or report")
+    p.add_argument("--runs", nargs="*", default=["select", "seasonal-naive"],
+                   help=f"the first is compared with seasonal-naive; known: {', '.join(PROTOCOL_RUNS)} or any model")
+    p.add_argument("--out", help="also write the JSON lines here")
+    p.add_argument("--params", help="JSON constructor parameters for the select runs (tuning parts only)")
+    p.add_argument("--baseline-from", help="JSON lines of an earlier run holding the baseline's rows")
     args = parser.parse_args()
-    {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy}[args.cmd](args)
+    {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy,
+     "protocol": cmd_protocol}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -184,12 +184,21 @@ def scale(level: "np.ndarray", kappa: "np.ndarray") -> "np.ndarray":
 WEEK_HALF_LIFE_DAYS = 2.0
 
 
-def fit(errors: "pd.DataFrame", profile: LevelProfile, levels: Sequence[int], *,
-        half_life_days: float | None = None) -> Calibration:
+def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence[int], *,
+        half_life_days: float | None = None, level: "np.ndarray | None" = None,
+        continuity: float = 0.0) -> Calibration:
     """errors: unique_id, ds, y, mean (forecasts and what happened). Returns the
     per-series scale shape and score quantiles described in the module doc; each error
     is scaled by the level without its own day (`LevelProfile.left_out_at`) and weighted
-    by its age (`half_life_days`; None: alike)."""
+    by its age (`half_life_days`; None: alike).
+
+    `level`: each error's level, when the caller scales by something else than the profile
+    (e.g. the forecast itself, known alike at calibration and at forecast time); `profile`
+    may then be None, as for `apply` given its `level`.
+    `continuity` (0.5 for whole-count outcomes under `apply`'s rounding to the nearest
+    request): a step is inside a rounded hi band iff `mean + z*s >= y - 0.5`, so the hi
+    quantiles are taken of `(error - 0.5) / s` and the lo ones of `(error + 0.5) / s`; the
+    rounded bands then cover their nominal share of the calibration errors."""
     import numpy as np
     import pandas as pd
 
@@ -199,15 +208,22 @@ def fit(errors: "pd.DataFrame", profile: LevelProfile, levels: Sequence[int], *,
     if data.empty:
         return Calibration.from_dicts({})
     uid = data["unique_id"].astype(str).to_numpy()
-    level = profile.left_out_at(data["unique_id"], data["ds"])
+    if level is None:
+        level = profile.left_out_at(data["unique_id"], data["ds"])
+    else:
+        level = np.asarray(level, float)[errors.index.get_indexer(data.index)]
     err = data["y"].to_numpy(float) - data["mean"].to_numpy(float)
     kappa = _fit_kappa(uid, level, err)
-    z = err / scale(level, kappa.reindex(uid).to_numpy())
+    s = scale(level, kappa.reindex(uid).to_numpy())
     age_s = (data.groupby("unique_id", sort=False)["ds"].transform("max") - data["ds"]).dt.total_seconds()
-    weight = np.ones(len(z)) if half_life_days is None else \
+    weight = np.ones(len(s)) if half_life_days is None else \
         0.5 ** (age_s.to_numpy() / (half_life_days * DAY_S))
     cols = interval_columns(levels)
-    table = _weighted_quantiles(uid, z, weight, {c: level_to_quantile(c) for c in cols})
+    table = {}
+    for side, shift in (("lo", continuity), ("hi", -continuity)):
+        part = [c for c in cols if c.startswith(side)]
+        table.update(_weighted_quantiles(uid, (err + shift) / s, weight,
+                                         {c: level_to_quantile(c) for c in part}).to_dict("series"))
     out = pd.DataFrame({"kappa": kappa})
     for c in cols:
         out[c] = table[c]
@@ -272,14 +288,15 @@ def _conformal_q(p: float, n: int) -> float:
     return round(tail if p < 0.5 else 1 - tail, 6)
 
 
-def apply(frame: "pd.DataFrame", calibration: Calibration, profile: LevelProfile,
-          levels: Sequence[int]) -> "pd.DataFrame":
-    """Bands on a point forecast frame (unique_id, ds, mean): mean + z * s(level)."""
+def apply(frame: "pd.DataFrame", calibration: Calibration, profile: "LevelProfile | None",
+          levels: Sequence[int], level: "np.ndarray | None" = None) -> "pd.DataFrame":
+    """Bands on a point forecast frame (unique_id, ds, mean): mean + z * s(level), the
+    level from the profile unless given (as to `fit`)."""
     import numpy as np
 
     out = frame.copy()
     z = calibration.z.reindex(out["unique_id"].astype(str))
-    level = profile.at(out["unique_id"], out["ds"])
+    level = profile.at(out["unique_id"], out["ds"]) if level is None else np.asarray(level, float)
     width = scale(level, z["kappa"].fillna(0.0).to_numpy())
     mean = out["mean"].to_numpy(float)
     for c in interval_columns(levels):

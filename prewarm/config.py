@@ -117,7 +117,7 @@ class DaemonSettings(_Strict):
 
 
 class ForecastSettings(_Strict):
-    model: str = Field("seasonal-mean", description="forecaster name (entry point) or 'auto'")
+    model: str = Field("select", description="forecaster name (entry point) or 'auto'; the default 'select' picks per endpoint by rolling-origin CV")
     season_s: float = Field(86400.0, gt=0, description="season length for seasonal models")
     history_s: float = Field(14 * 86400.0, gt=0, description="how much history to read")
     horizon_s: float = Field(6 * 3600.0, gt=0, description="how far ahead to forecast and plan")

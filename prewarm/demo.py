@@ -24,7 +24,7 @@ url = "sqlite:///{dir}/prewarm.db"
 cycle_interval = "15m"
 ingest_delay = "1m"
 
-[forecast]                # the defaults (seasonal-mean), with a shorter history and horizon
+[forecast]                # the defaults (select), with a shorter history and horizon
 history = "4d"
 horizon = "3h"
 

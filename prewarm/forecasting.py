@@ -222,6 +222,9 @@ def _forecast_batch(part, settings, step_s, horizon, now, choices, run, model_pa
             frame = _in_zone(lambda h, n: forecaster.forecast(h, horizon=n, step_s=step_s, levels=levels),
                              history, settings, step_s, horizon)
             models = {u: forecaster.describe() for u in ids}
+            if "model" in frame.columns:  # a selecting model names its choice per endpoint
+                chosen = frame.groupby("unique_id", sort=False)["model"].first()
+                models.update({u: f"{forecaster.describe()}:{m}" for u, m in chosen.items()})
         missing = [u for u in ids if u not in set(frame["unique_id"])]
         if missing:
             raise RuntimeError(f"no forecast for {', '.join(map(str, missing[:5]))}")

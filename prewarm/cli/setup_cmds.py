@@ -22,7 +22,7 @@ cycle_interval = "60s"                # forecast + plan every minute
 timezone = "UTC"                      # zone of naive time stamps in ingested files
 
 [forecast]
-model = "seasonal-mean"               # or seasonal-naive, mstl, autoets, croston-sba, ..., auto
+model = "select"                      # per endpoint by rolling-origin CV; or seasonal-mean, seasonal-naive, mstl, ..., auto
 history = "14d"
 horizon = "6h"
 

@@ -165,3 +165,21 @@ def test_recent_errors_weigh_more_in_the_band():
     alike = cal.fit(errors, profile, (80,), half_life_days=None).z.loc["e"]
     recent = cal.fit(errors, profile, (80,), half_life_days=2.0).z.loc["e"]
     assert recent["hi-80"] > 2 * alike["hi-80"] and recent["lo-80"] < 2 * alike["lo-80"]
+
+
+def test_continuity_corrected_quantiles_cover_whole_counts_at_nominal():
+    """Rounded bands on small counts: with the continuity correction (hi quantiles of
+    (error - 0.5)/s, lo of (error + 0.5)/s) the bands cover their nominal share of the
+    errors they were fitted on; the scale is the forecast itself (`level=`)."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    mean = rng.uniform(0.3, 6.0, n)
+    errors = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2025-01-01", periods=n, freq="300s"),
+                           "y": rng.poisson(mean).astype(float), "mean": mean})
+    profile = cal.LevelProfile.from_history(errors.rename(columns={"mean": "m"}), 300)
+    for continuity, ok in ((0.5, True), (0.0, False)):
+        fitted = cal.fit(errors, profile, (80, 95), level=mean, continuity=continuity)
+        bands = cal.apply(errors, fitted, profile, (80, 95), level=mean)
+        cov = {lv: ((errors["y"] >= bands[f"lo-{lv}"]) & (errors["y"] <= bands[f"hi-{lv}"])).mean() for lv in (80, 95)}
+        near = abs(cov[80] - 0.80) <= 0.02 and abs(cov[95] - 0.95) <= 0.02
+        assert near == ok, (continuity, cov)
