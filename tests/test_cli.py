@@ -113,7 +113,9 @@ def test_exit_code_is_the_commands_own_through_the_installed_binary(tmp_path):
     run("explain", "chat", cwd=tmp_path, check=1)
     assert json.loads(run("explain", "chat", "--json", cwd=tmp_path, check=1).stdout)["target"] is None
     cfg = tmp_path / "prewarm.toml"
-    cfg.write_text(cfg.read_text().replace('model = "seasonal-mean"', 'model = "seasonal-meen"'))
+    text = cfg.read_text()
+    assert 'model = "select"' in text
+    cfg.write_text(text.replace('model = "select"', 'model = "seasonal-meen"'))
     err = run("once", cwd=tmp_path, check=2).stderr
     assert "forecast.model: unknown forecaster 'seasonal-meen'" in err and "seasonal-mean" in err
 

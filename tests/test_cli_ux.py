@@ -67,7 +67,7 @@ def project(tmp_path_factory):
 
 def test_forecast_and_plan_work_on_an_endpoint_with_history_but_no_config(project):
     out = _run(["forecast", "unlisted", "--horizon", "1h"], project)
-    assert "'unlisted' is not configured" in out.stderr and out.stdout.startswith("unlisted: seasonal-mean")
+    assert "'unlisted' is not configured" in out.stderr and out.stdout.startswith("unlisted: select")
     plan = _run(["plan", "unlisted", "--horizon", "1h", "--json"], project)
     assert json.loads(plan.stdout)[0]["endpoint"] == "unlisted"
     nope = _run(["forecast", "nope"], project, check=2)

@@ -99,7 +99,7 @@ def test_readme_quick_start_runs_as_written(tmp_path):
                               env={**os.environ, "PREWARM_CONFIG": ""})
         assert done.returncode == 0, f"prewarm {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         outputs[args[0]] = done.stdout
-    assert "chat: seasonal-mean" in outputs["forecast"] and "from (UTC)" in outputs["forecast"]
+    assert outputs["forecast"].startswith("chat: select") and "from (UTC)" in outputs["forecast"]
     assert len(outputs["forecast"].splitlines()) < 40  # a 6-hour forecast fits on a screen
     assert outputs["plan"].startswith("chat: ")
     assert "warm" in outputs["explain"] and "None" not in outputs["explain"]
