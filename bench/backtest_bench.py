@@ -53,6 +53,16 @@ COUNT_ONLY = "aws-lambda"  # a count-only provider: no idle timeout (Capabilitie
 TUNE_WARMUP_S = {"alibaba": 2 * 86400.0, "nasa": 2 * 86400.0, "azure": 900.0}
 
 
+FORECASTER: str | None = None  # --forecaster: None replays the backtester's default (seasonal-mean)
+
+
+def forecaster():
+    if FORECASTER is None:
+        return None
+    from prewarm.forecasters import registry
+    return registry.create(FORECASTER)
+
+
 def verdict(result: Result, comp: fr.Comparison) -> str:
     ok = (comp.hours_ratio <= 0.70 or comp.cold_ratio <= 0.50) and result.cold_rate <= TARGET + 0.01
     return "beats" if ok else "**misses**"
@@ -103,7 +113,7 @@ def alibaba(series: list[str] | None, part: str, seed: int, settings: Predictive
         tr = traces[name]
         start, end = window("alibaba", part, float(tr.arrivals[0]))
         cfg = BacktestConfig(start_s=start, end_s=end, worker=WorkerModel(1, 60.0), cold_start=cs,
-                             target_cold_rate=TARGET, seed=seed, predictive=settings)
+                             target_cold_rate=TARGET, seed=seed, predictive=settings, forecaster=forecaster())
         row(name, tr, cfg)
 
 
@@ -112,7 +122,7 @@ def nasa(series: list[str] | None, part: str, seed: int, settings: PredictiveSet
     start, end = window("nasa", part, float(tr.arrivals[0]))
     cfg = BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(8, 60.0),
                          cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, target_cold_rate=TARGET,
-                         seed=seed, predictive=settings)
+                         seed=seed, predictive=settings, forecaster=forecaster())
     row("NASA", tr, cfg)
 
 
@@ -134,7 +144,7 @@ def speed(series, part, seed, settings) -> None:
     tr = load_trace(protocol.ALIBABA_REQUESTS, ["M0002"])["M0002"]
     split = protocol.SPLITS["alibaba"]
     cfg = BacktestConfig(start_s=split.tune_start, end_s=split.report_end, worker=WorkerModel(1, 60.0),
-                         cold_start=cs, warmup_s=0.0, predictive=settings)
+                         cold_start=cs, warmup_s=0.0, predictive=settings, forecaster=forecaster())
     run(tr, "keepalive:60", cfg)  # imports
     t = time.perf_counter()
     r = run(tr, "predictive", cfg)
@@ -160,9 +170,14 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--part", choices=("report", "tune"), default="report")
     ap.add_argument("--guard", choices=("auto", "always", "off"), default="auto",
                     help="the static guard (runner.static_guard); off: the forecast-driven plan alone")
+    ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. select "
+                                          "(default: seasonal-mean, the backtester's own default)")
     args = ap.parse_args(argv)
+    global FORECASTER
+    FORECASTER = args.forecaster
     settings = PredictiveSettings(guard=args.guard)
-    print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}")
+    print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
+          f"forecaster {args.forecaster or 'seasonal-mean'}")
     if any(not g.startswith("speed") for g in args.groups):
         print(HEADER, flush=True)
     for spec in args.groups:
