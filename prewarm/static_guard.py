@@ -172,17 +172,17 @@ def describe(static: StaticSetting | None) -> str:
 
 
 def schedule(daemon, now: datetime) -> None:
-    """The daemon's `guard` job (leader only), every cycle interval, first one cycle interval
-    after leading starts (the start-up cycle plans from what is stored first): it judges the
-    due endpoints for at most one cycle interval of work per run, on a scheduler thread, never
-    in the cycle. Never two at a time; a late run is coalesced."""
+    """The daemon's `guard` job (leader only), every cycle interval, first at once (beside the
+    start-up cycle, which plans from what is stored): it judges the due endpoints for at most
+    one cycle interval of work per run (at least one endpoint), on a scheduler thread of its
+    own, never in the cycle. Never two at a time; a late run is coalesced."""
     interval = daemon.settings.daemon.cycle_interval_s
     if all(daemon.settings.planner_for(ep).static_guard == "off" for ep in daemon.settings.endpoints):
         return
     daemon.scheduler.add_job(_guard_job, "interval", args=[daemon], seconds=interval, id="guard",
                              replace_existing=True, coalesce=True, max_instances=1,
                              misfire_grace_time=max(1, int(interval)),
-                             next_run_time=now + timedelta(seconds=interval))
+                             next_run_time=now)
 
 
 def _guard_job(daemon) -> None:

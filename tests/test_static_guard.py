@@ -169,3 +169,46 @@ def test_when_a_judgement_is_due():
     failed = {**row, "error": "boom", "attempted_at": NOW + timedelta(days=7)}
     assert not sg.is_due(failed, "auto", NOW + timedelta(days=7, minutes=59))
     assert sg.is_due(failed, "auto", NOW + timedelta(days=7, hours=1))
+
+
+def test_a_count_only_provider_plans_with_the_count_only_policy(tmp_path, store):
+    """policy.for_provider on the policy the endpoint plans with: `local` cannot set the idle
+    timeout, so its plan asks for none (the busy-hours keep-alive would not happen)."""
+    from prewarm.cycle import plan_cycle
+
+    ingest(store, tmp_path)
+    path = tmp_path / "prewarm.toml"
+    for kind, extra in (("dry-run", ""), ("local", f'state_dir = "{tmp_path / "local"}"\n')):
+        path.write_text(CONFIG.format(url=store.url, mode="off").replace('kind = "dry-run"\n',
+                                                                          f'kind = "{kind}"\n{extra}'))
+        rt = Runtime(config.load(path, env={}), store=store)
+        plan = plan_cycle(rt, NOW, save=False)["sparse"].plan
+        for provider in rt.providers.values():  # the store is the fixture's
+            provider.close()
+        rules = {c.reason["idle_timeout_rule"] for c in plan.commands}
+        if kind == "dry-run":
+            assert rules == {"forecast"} and any(c.idle_timeout_s for c in plan.commands)
+        else:
+            assert rules == {"fixed"} and all(c.idle_timeout_s is None for c in plan.commands)
+
+
+def test_the_daemon_judges_in_a_job_of_its_own_and_plans_from_it(tmp_path, store, counted):
+    from prewarm.daemon import Daemon
+    from prewarm.daemon_sim import SimulatedScheduler
+
+    calls, _ = counted
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    sim = SimulatedScheduler(NOW)
+    daemon = Daemon(rt.settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store)
+    daemon._lead()
+    sim.run_until(NOW + timedelta(minutes=3))
+    daemon._step_down()
+    assert not sim.errors
+    assert calls == [NOW]  # judged once, at first sight, by the guard job
+    assert [at for at, job in sim.ran if job == "guard"][:1] == [NOW]
+    static = sg.stored_static(store.static_guards(["sparse"])["sparse"])
+    assert static is not None and static.floor >= 2
+    plan = commands(store)
+    assert min(c["warm_workers"] for c in plan) >= static.floor
+    assert any(c["reason"]["why"].startswith("static floor") for c in plan)
