@@ -212,3 +212,17 @@ def test_the_daemon_judges_in_a_job_of_its_own_and_plans_from_it(tmp_path, store
     plan = commands(store)
     assert min(c["warm_workers"] for c in plan) >= static.floor
     assert any(c["reason"]["why"].startswith("static floor") for c in plan)
+
+
+def test_no_static_floor_above_max_workers(tmp_path, store):
+    """The guard sweeps only floors the endpoint can hold: with max_workers 1 no static setting
+    meets the target here (F=2 does), so the plan runs alone rather than pinned at the cap."""
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    rt.settings = rt.settings.model_copy(update={"endpoints": tuple(
+        ep.model_copy(update={"capacity": ep.capacity.model_copy(update={"max_workers": 1})})
+        for ep in rt.settings.endpoints)})
+    run_once(rt, NOW)
+    row = store.static_guards(["sparse"])["sparse"]
+    assert row["judged_at"] == NOW and row["setting"] is None
+    rt.close()
