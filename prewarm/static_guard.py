@@ -63,10 +63,12 @@ def is_due(row: dict[str, Any] | None, mode: str, now: datetime) -> bool:
     return now - row["judged_at"] >= (SEASON if young else WINDOW)
 
 
-def due_endpoints(rt: Runtime, now: datetime, names: Iterable[str] | None = None) -> list[EndpointSettings]:
+def due_endpoints(rt: Runtime, now: datetime,
+                  names: Iterable[str] | None = None) -> tuple[list[EndpointSettings], dict[str, dict]]:
+    """The endpoints due for a judgement, and the stored rows (one query)."""
     eps = [ep for ep in rt.endpoints(names) if mode_of(rt, ep) != "off"]
     rows = rt.store.static_guards([ep.name for ep in eps]) if eps else {}
-    return [ep for ep in eps if is_due(rows.get(ep.name), mode_of(rt, ep), now)]
+    return [ep for ep in eps if is_due(rows.get(ep.name), mode_of(rt, ep), now)], rows
 
 
 def judge(rt: Runtime, ep: EndpointSettings, now: datetime,
@@ -130,8 +132,7 @@ def judge_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
     alone", or the error). A failure keeps the stored setting (fail warm)."""
     judge_fn = judge_fn or judge
     started = clock()
-    due = due_endpoints(rt, now, names)
-    rows = rt.store.static_guards([ep.name for ep in due]) if due else {}
+    due, rows = due_endpoints(rt, now, names)
     done: dict[str, str] = {}
     for ep in due:
         if done and budget_s is not None and clock() - started >= budget_s:
