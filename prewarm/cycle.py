@@ -12,6 +12,10 @@ Fail warm: an error at any stage keeps the last forecast and plan, and never low
   prewarm.endpoint_policy maps the settings), writing plans; prewarm.snapshots stores the
   forecasts and prewarm.scoring scores them;
 - prewarm.apply: bringing each provider to the target in force now.
+
+Off the planning path: prewarm.static_guard judges last week's best static setting per
+endpoint (weekly; the daemon's `guard` job, or `run_once` before it plans) and plan_step
+plans no lower than the stored one.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from .config import EndpointSettings
 from .dispersion import update_dispersions
 from .outcomes import ActionOutcome, EndpointOutcome
 from .runtime import Runtime
+from .static_guard import judge_due
 
 # Public names callers imported from prewarm.cycle before the stages had modules of their own.
 from .endpoint_policy import capacity_model, policy_settings  # noqa: F401,E402
@@ -136,6 +141,9 @@ def apply_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
 
 
 def run_once(rt: Runtime, now: datetime, names: Iterable[str] | None = None) -> tuple[dict, list]:
+    """`prewarm once`: judge the static guards that are due (prewarm.static_guard; the daemon
+    does it in a job of its own, off the cycle), plan, then converge."""
+    judge_due(rt, now, names)
     outcomes = plan_cycle(rt, now, names)
     actions = apply_due(rt, now, names)
     return outcomes, actions

@@ -381,6 +381,8 @@ class Daemon:
             from .sync import schedule_sync
             schedule_sync(self, now)
         # --- end of sources hook
+        from .static_guard import schedule as schedule_guard
+        schedule_guard(self, now)  # last week's best static setting, judged off the planning path
         self.heartbeat.expect("reconcile", 3 * d.reconcile_interval_s + self.retry_deadline_s + 2)
         self.heartbeat.expect("cycle", 3 * d.cycle_interval_s + CYCLE_SLACK_S)
 

@@ -16,6 +16,7 @@ from .planner.core import plan_endpoint
 from .planner.model import Hold, Observed
 from .runtime import Runtime
 from .snapshots import save_snapshots
+from .static_guard import stored_static
 
 log = logging.getLogger("prewarm.cycle")
 RECENT_WINDOW = timedelta(minutes=5)
@@ -32,6 +33,7 @@ class PlanInputs:
     tuned: dict
     ready: dict
     recent: dict  # endpoints with their own history source: name -> recent rows
+    guards: dict  # name -> the stored static-guard judgement (prewarm.static_guard)
 
 
 def read_inputs(rt: Runtime, eps: list[EndpointSettings], now: datetime, cutoff: datetime) -> PlanInputs:
@@ -45,7 +47,8 @@ def read_inputs(rt: Runtime, eps: list[EndpointSettings], now: datetime, cutoff:
         needs=store.needs(names, now - timedelta(seconds=delay), now),
         tuned=store.tuned_policies([ep.name for ep in eps if rt.settings.planner_for(ep).auto_tune]),
         ready=store.ready_durations_of([ep.name for ep in eps if ep.capacity.cold_start_learn]),
-        recent={ep.name: read_history(rt, ep, cutoff - RECENT_WINDOW, cutoff) for ep in eps if ep.history is not None})
+        recent={ep.name: read_history(rt, ep, cutoff - RECENT_WINDOW, cutoff) for ep in eps if ep.history is not None},
+        guards=store.static_guards([ep.name for ep in eps if rt.settings.planner_for(ep).static_guard != "off"]))
 
 
 def plan_batch(rt: Runtime, eps: list[EndpointSettings], forecasts: dict, now: datetime, cutoff: datetime,
@@ -73,11 +76,15 @@ def plan_batch(rt: Runtime, eps: list[EndpointSettings], forecasts: dict, now: d
             continue
         outcomes[ep.name] = EndpointOutcome(ep.name, plan=plan, model=fc.model)
         demands[ep.name] = (fc, demand)
+        extra = {"events": list(fc.events)} if fc.events else {}
+        judged = (inputs.guards.get(ep.name) or {}).get("judged_at")
         writes.append({"endpoint": ep.name, "horizon_end": now + timedelta(seconds=horizon), "model": fc.model,
                        "need_now": plan.need_now,
                        "commands": [{"at": c.at, "warm_workers": c.warm_workers, "idle_timeout_s": c.idle_timeout_s,
-                                     "reason": {**dict(c.reason), "events": list(fc.events)} if fc.events
-                                     else dict(c.reason)} for c in plan.commands]})
+                                     "reason": {**dict(c.reason), **extra,
+                                                **({"static_judged_at": judged.isoformat()}
+                                                   if judged is not None and "static_floor" in c.reason else {})}}
+                                    for c in plan.commands]})
         if rt.metrics is not None and len(demand):
             rt.metrics.forecast.labels(ep.name, "mean").set(demand.mean[0])
             for band, values in demand.bands.items():
@@ -104,6 +111,7 @@ def plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now:
     capacity = capacity_model(ep, inputs.ready.get(ep.name) if ep.capacity.cold_start_learn else None)
     policy = tuned_policy(rt, ep, policy_settings(rt.settings, ep, capacity), capacity, inputs.tuned.get(ep.name),
                           cutoff, ("mean", *demand.bands), persist=save)
+    policy = provider_policy(rt, ep, policy)
     seen = observed(inputs, ep)
     if rt.metrics is not None:
         rt.metrics.observed_requests.labels(ep.name).set(seen.requests_per_minute_recent)
@@ -112,7 +120,22 @@ def plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now:
     since = now - timedelta(seconds=policy.scale_in_delay_s)
     needs = tuple((at, n) for at, n in inputs.needs.get(ep.name, ()) if at >= since)
     seen = dataclasses.replace(seen, need_history=needs, arrival_dispersion=rt.dispersion.get(ep.name))
-    return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold)
+    static = stored_static(inputs.guards.get(ep.name)) if rt.settings.planner_for(ep).static_guard != "off" else None
+    return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold, static=static)
+
+
+def provider_policy(rt: Runtime, ep: EndpointSettings, policy):
+    """The policy the endpoint's provider can carry out (prewarm.policy.for_provider, as the
+    backtester replays it): count-only providers get the count-only policy, a cap on the idle
+    timeout caps the busy-hours keep-alive. A provider that cannot be made here (e.g. no
+    credentials for `prewarm plan`) leaves the policy as configured."""
+    from .policy import for_provider
+    try:
+        caps = rt.provider(ep).capabilities()
+    except Exception as exc:  # noqa: BLE001 - planning goes on with the configured policy
+        log.debug("%s: provider capabilities unavailable (%s); planning with the configured policy", ep.name, exc)
+        return policy
+    return for_provider(policy, bool(caps.idle_timeout), caps.idle_timeout_max_s)
 
 
 def observed(inputs: PlanInputs, ep: EndpointSettings) -> Observed:

@@ -49,7 +49,9 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
         if sweep.span_s < s.season_s:
             return None
         near = previous.floor if previous is not None else (last_floor[-1] if last_floor else None)
-        best = sweep.cheapest(cfg.target_cold_rate, near)
+        # Only floors the endpoint can hold (max_workers): a static setting above the cap is
+        # none its users could configure, and the planner would pin the plan at the cap.
+        best = sweep.cheapest(cfg.target_cold_rate, near, max_floor=min(64, cfg.max_workers))
         if best is None:
             return None
         last_floor.append(best.floor)

@@ -141,6 +141,10 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
         "hold": {"workers": hold[0], "until": hold[1],
                  "capped_at": cap if cap is not None and hold[0] > cap else None} if hold else None,
         "events": list(reason.get("events") or []),  # calendar overrides that changed the forecast
+        # The static guard in force for this plan (prewarm.static_guard), when there was one.
+        "static": None if reason.get("static_floor") is None else {
+            "floor": reason["static_floor"], "keepalive_s": reason.get("static_keepalive_s"),
+            "judged_at": reason.get("static_judged_at")},
         "last_traffic": None if not history else {"ts": history[-1][0], "requests": history[-1][1],
                                                   "max_last_5_min": max((r[1] for r in recent), default=None)},
         "next_change": _next_change(rows, at, target),
@@ -196,6 +200,11 @@ def _band_name(column: str | None) -> str:
     return BAND_NAMES.get(column, column)
 
 
+def _parse_ts(text: str) -> datetime:
+    from ..units import parse_timestamp
+    return parse_timestamp(text)
+
+
 def _workers(n) -> str:
     return "- workers" if n is None else f"{n} worker" + ("" if n == 1 else "s")
 
@@ -229,6 +238,12 @@ def _print_explanation(d: dict) -> None:
                    f"{bands} req/min")
     if d["events"]:
         click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
+    if d.get("static"):
+        g = d["static"]
+        keep = "the platform's" if g["keepalive_s"] is None else f"{_num(float(g['keepalive_s']), 0)} s"
+        judged = f", judged at {when(_parse_ts(g['judged_at']))}" if g.get("judged_at") else ""
+        click.echo(f"  static floor (best static setting of the trailing week): {_workers(g['floor'])}, "
+                   f"keep-alive {keep}{judged}")
     limits = ([f"floor {_num(d['floor'])}"] if d["floor"] is not None else []) + \
         ([f"max_workers {_num(d['cap'])}"] if d["cap"] is not None else [])
     if d["hold"]:

@@ -227,6 +227,20 @@ source_sync = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False, server_default="0"),  # in a row
 )
 
+static_guards = sa.Table(
+    # The static guard (prewarm.static_guard): last week's best static setting per endpoint,
+    # judged at most weekly off the planning path; `setting` None: the plan runs alone. A failed
+    # attempt keeps the last setting (fail warm) and records its error.
+    "static_guards", metadata,
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # [planner] static_guard it was judged under
+    sa.Column("judged_at", UTCDateTime, nullable=True),  # last judgement that succeeded
+    sa.Column("span_s", sa.Float, nullable=True),  # history it saw (under a week: judged again daily)
+    sa.Column("setting", JSONText, nullable=True),  # floor, keepalive_s, cold_rate, worker_hours
+    sa.Column("attempted_at", UTCDateTime, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),  # last attempt's error, None when it succeeded
+)
+
 source_missing = sa.Table(
     # Minutes a source could not answer (no value), after the first it did: missing data,
     # not zero traffic. Removed when a later sync gets a value for them (late data).

@@ -711,6 +711,45 @@ class Store:
             c.execute(t.tuned_policies.insert().values(endpoint_id=eid, updated_at=updated_at,
                                                        knobs=json.dumps(dict(knobs))))
 
+    # -- the static guard (prewarm.static_guard) --------------------------------------------
+    def static_guards(self, endpoints: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored static-guard judgements of many endpoints (never judged ones left out):
+        name -> {mode, judged_at, span_s, setting (dict or None: the plan alone), attempted_at, error}."""
+        ids = self.endpoint_ids(endpoints)
+        names = {eid: name for name, eid in ids.items()}
+        g = t.static_guards.c
+        out: dict[str, dict[str, Any]] = {}
+        with self.begin() as c:
+            for chunk in _chunks(list(names)):
+                for r in c.execute(sa.select(g.endpoint_id, g.mode, g.judged_at, g.span_s, g.setting,
+                                             g.attempted_at, g.error).where(g.endpoint_id.in_(chunk))):
+                    out[names[r.endpoint_id]] = {"mode": r.mode, "judged_at": r.judged_at, "span_s": r.span_s,
+                                                 "setting": json.loads(r.setting) if r.setting else None,
+                                                 "attempted_at": r.attempted_at, "error": r.error}
+        return out
+
+    def save_static_guard(self, endpoint: str, *, mode: str, attempted_at: datetime,
+                          setting: Mapping[str, Any] | None = None, span_s: float | None = None,
+                          error: str | None = None) -> None:
+        """Store a judgement (error None: `setting` and `span_s` judged at `attempted_at`), or a
+        failed attempt (error set: the last judgement and its setting are kept, fail warm)."""
+        g = t.static_guards
+        with self.begin() as c:
+            eid = self.endpoint_id(endpoint, conn=c)
+            old = c.execute(sa.select(g.c.endpoint_id).where(g.c.endpoint_id == eid)).first()
+            if error is None:
+                values = {"mode": mode, "judged_at": attempted_at, "span_s": span_s,
+                          "setting": json.dumps(dict(setting)) if setting is not None else None,
+                          "attempted_at": attempted_at, "error": None}
+            else:
+                values = {"attempted_at": attempted_at, "error": error[:2000]}
+                if old is None:
+                    values.update(mode=mode)
+            if old is None:
+                c.execute(g.insert().values(endpoint_id=eid, **values))
+            else:
+                c.execute(g.update().where(g.c.endpoint_id == eid).values(**values))
+
     # -- holds -----------------------------------------------------------------------------
     def set_hold(self, endpoint: str, workers: int, until: datetime, now: datetime, note: str | None = None) -> None:
         with self.begin() as c:

@@ -1,0 +1,228 @@
+"""The static guard in the product (prewarm.static_guard): `prewarm once` and the daemon judge
+last week's best static setting off the planning path, store it, and plan no lower than it."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from prewarm import config
+from prewarm import static_guard as sg
+from prewarm.cycle import run_once
+from prewarm.ingest import ingest_file
+from prewarm.metrics import Metrics
+from prewarm.runtime import Runtime
+
+START = datetime(2026, 11, 23, tzinfo=timezone.utc)
+DAYS = 3
+NOW = START + timedelta(days=DAYS)
+# Sparse traffic (a request every 20 minutes, a minute's service, a minute's cold start, one
+# request per worker): the best static setting at 2% cold holds two workers (F=2 on this seed:
+# one leaves ~5% of requests cold behind a busy one), more than the forecast-driven plan alone,
+# which drops to one worker 40 minutes in.
+CONFIG = """
+[store]
+url = "{url}"
+[planner]
+static_guard = "{mode}"
+[forecast]
+model = "seasonal-naive"
+history = "3d"
+horizon = "2h"
+[[endpoints]]
+name = "sparse"
+[endpoints.capacity]
+concurrency = 1
+service_time = "60s"
+cold_start = "60s"
+max_workers = 6
+[endpoints.provider]
+kind = "dry-run"
+"""
+
+
+def make_rt(tmp_path, store, mode: str) -> Runtime:
+    path = tmp_path / "prewarm.toml"
+    path.write_text(CONFIG.format(url=store.url, mode=mode))
+    return Runtime(config.load(path, env={}), store=store, metrics=Metrics(CollectorRegistry()))
+
+
+def ingest(store, tmp_path) -> None:
+    counts = np.random.default_rng(1).poisson(0.05, DAYS * 1440)
+    lines = ["ts,endpoint,requests"] + [
+        f"{(START + timedelta(minutes=i)).strftime('%Y-%m-%dT%H:%M:%SZ')},sparse,{c}" for i, c in enumerate(counts)]
+    path = tmp_path / "sparse.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ingest_file(store, path)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The real judgement, counted (and made to fail on demand)."""
+    calls: list[datetime] = []
+    fail: list[Exception] = []
+    real = sg.judge
+
+    def judge(rt, ep, now, previous):
+        calls.append(now)
+        if fail:
+            raise fail[0]
+        return real(rt, ep, now, previous)
+
+    monkeypatch.setattr(sg, "judge", judge)
+    return calls, fail
+
+
+def commands(store, name="sparse"):
+    return store.current_plan(name)
+
+
+def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_path, store, counted, capsys):
+    from prewarm.cli.status_cmds import _print_explanation, explanation
+
+    calls, _ = counted
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    outcomes, _ = run_once(rt, NOW)
+    assert outcomes["sparse"].error is None
+    row = store.static_guards(["sparse"])["sparse"]
+    static = sg.stored_static(row)
+    assert static is not None and static.floor >= 2 and row["judged_at"] == NOW and row["error"] is None
+    plan = commands(store)
+    assert plan and min(c["warm_workers"] for c in plan) >= static.floor
+    guarded = [c for c in plan if c["reason"]["why"].startswith("static floor")]
+    assert guarded and guarded[0]["reason"]["static_judged_at"] == NOW.isoformat()
+    assert guarded[0]["reason"]["static_floor"] == static.floor
+
+    doc = explanation(store, "sparse", guarded[0]["at"] + timedelta(seconds=1))
+    assert doc["static"] == {"floor": static.floor, "keepalive_s": static.keepalive_s,
+                             "judged_at": NOW.isoformat()}
+    _print_explanation(doc)
+    out = capsys.readouterr().out
+    assert f"static floor (best static setting of the trailing week): {static.floor} workers, keep-alive" in out
+    assert "judged at" in out
+
+    # Stored: later cycles and a restarted runtime plan from it without judging again; a young
+    # endpoint (under a week of history) is judged again a season later.
+    run_once(rt, NOW + timedelta(hours=1))
+    rt.close()
+    rt = make_rt(tmp_path, store, "always")
+    run_once(rt, NOW + timedelta(hours=23))
+    assert calls == [NOW]
+    assert min(c["warm_workers"] for c in commands(store)) >= static.floor
+    run_once(rt, NOW + timedelta(days=1))
+    assert calls == [NOW, NOW + timedelta(days=1)]
+    rt.close()
+
+
+def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):
+    calls, fail = counted
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    run_once(rt, NOW)
+    before = sg.stored_static(store.static_guards(["sparse"])["sparse"])
+    assert before is not None and before.floor >= 2
+
+    fail.append(RuntimeError("replay exploded"))
+    later = NOW + timedelta(days=1)
+    outcomes, _ = run_once(rt, later)
+    assert outcomes["sparse"].error is None  # planning goes on, from the kept setting
+    row = store.static_guards(["sparse"])["sparse"]
+    assert sg.stored_static(row) == before and row["judged_at"] == NOW and "replay exploded" in row["error"]
+    assert min(c["warm_workers"] for c in commands(store)) >= before.floor
+    assert rt.metrics.registry.get_sample_value("prewarm_errors_total",
+                                                {"stage": "guard", "endpoint": "sparse"}) == 1
+    # Retried after an hour, not every cycle; a success clears the error.
+    run_once(rt, later + timedelta(minutes=30))
+    assert calls == [NOW, later]
+    fail.clear()
+    run_once(rt, later + sg.RETRY)
+    assert calls == [NOW, later, later + sg.RETRY]
+    assert store.static_guards(["sparse"])["sparse"]["error"] is None
+    rt.close()
+
+
+def test_off_plans_alone_and_judges_nothing(tmp_path, store, counted):
+    calls, _ = counted
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "off")
+    run_once(rt, NOW)
+    assert calls == [] and store.static_guards(["sparse"]) == {}
+    plan = commands(store)
+    assert all("static_floor" not in c["reason"] for c in plan)
+    # The plan alone goes below the floor the guard would hold (test above: at least 2).
+    assert min(c["warm_workers"] for c in plan) < 2
+    rt.close()
+
+
+def test_when_a_judgement_is_due():
+    week, day = sg.WINDOW.total_seconds(), sg.SEASON.total_seconds()
+    row = {"mode": "auto", "judged_at": NOW, "span_s": week, "error": None, "attempted_at": NOW}
+    assert sg.is_due(None, "auto", NOW) and not sg.is_due(None, "off", NOW)
+    assert not sg.is_due(row, "auto", NOW + timedelta(days=6, hours=23))
+    assert sg.is_due(row, "auto", NOW + timedelta(days=7))
+    assert sg.is_due(row, "always", NOW + timedelta(hours=1))  # the mode changed
+    young = {**row, "span_s": 3 * day}
+    assert not sg.is_due(young, "auto", NOW + timedelta(hours=23)) and sg.is_due(young, "auto", NOW + timedelta(days=1))
+    failed = {**row, "error": "boom", "attempted_at": NOW + timedelta(days=7)}
+    assert not sg.is_due(failed, "auto", NOW + timedelta(days=7, minutes=59))
+    assert sg.is_due(failed, "auto", NOW + timedelta(days=7, hours=1))
+
+
+def test_a_count_only_provider_plans_with_the_count_only_policy(tmp_path, store):
+    """policy.for_provider on the policy the endpoint plans with: `local` cannot set the idle
+    timeout, so its plan asks for none (the busy-hours keep-alive would not happen)."""
+    from prewarm.cycle import plan_cycle
+
+    ingest(store, tmp_path)
+    path = tmp_path / "prewarm.toml"
+    for kind, extra in (("dry-run", ""), ("local", f'state_dir = "{tmp_path / "local"}"\n')):
+        path.write_text(CONFIG.format(url=store.url, mode="off").replace('kind = "dry-run"\n',
+                                                                          f'kind = "{kind}"\n{extra}'))
+        rt = Runtime(config.load(path, env={}), store=store)
+        plan = plan_cycle(rt, NOW, save=False)["sparse"].plan
+        for provider in rt.providers.values():  # the store is the fixture's
+            provider.close()
+        rules = {c.reason["idle_timeout_rule"] for c in plan.commands}
+        if kind == "dry-run":
+            assert rules == {"forecast"} and any(c.idle_timeout_s for c in plan.commands)
+        else:
+            assert rules == {"fixed"} and all(c.idle_timeout_s is None for c in plan.commands)
+
+
+def test_the_daemon_judges_in_a_job_of_its_own_and_plans_from_it(tmp_path, store, counted):
+    from prewarm.daemon import Daemon
+    from prewarm.daemon_sim import SimulatedScheduler
+
+    calls, _ = counted
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    sim = SimulatedScheduler(NOW)
+    daemon = Daemon(rt.settings, clock=sim.clock, scheduler_factory=lambda: sim, store=store)
+    daemon._lead()
+    sim.run_until(NOW + timedelta(minutes=3))
+    daemon._step_down()
+    assert not sim.errors
+    assert calls == [NOW]  # judged once, at first sight, by the guard job
+    assert [at for at, job in sim.ran if job == "guard"][:1] == [NOW]
+    static = sg.stored_static(store.static_guards(["sparse"])["sparse"])
+    assert static is not None and static.floor >= 2
+    plan = commands(store)
+    assert min(c["warm_workers"] for c in plan) >= static.floor
+    assert any(c["reason"]["why"].startswith("static floor") for c in plan)
+
+
+def test_no_static_floor_above_max_workers(tmp_path, store):
+    """The guard sweeps only floors the endpoint can hold: with max_workers 1 no static setting
+    meets the target here (F=2 does), so the plan runs alone rather than pinned at the cap."""
+    ingest(store, tmp_path)
+    rt = make_rt(tmp_path, store, "always")
+    rt.settings = rt.settings.model_copy(update={"endpoints": tuple(
+        ep.model_copy(update={"capacity": ep.capacity.model_copy(update={"max_workers": 1})})
+        for ep in rt.settings.endpoints)})
+    run_once(rt, NOW)
+    row = store.static_guards(["sparse"])["sparse"]
+    assert row["judged_at"] == NOW and row["setting"] is None
+    rt.close()
