@@ -45,7 +45,7 @@ class Metrics:
         self.provider_latency = Histogram("prewarm_provider_latency_seconds", "Provider call latency",
                                           ["provider", "verb"], registry=registry,
                                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.errors = Counter("prewarm_errors_total", "Failures by stage (history, forecast, plan, provider)",
+        self.errors = Counter("prewarm_errors_total", "Failures by stage (store, history, forecast, plan, provider, apply, guard)",
                               ["stage", "endpoint"], registry=registry)
         self.cycle_duration = Histogram("prewarm_cycle_duration_seconds", "Duration of a forecast+plan cycle",
                                         registry=registry, buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300))
