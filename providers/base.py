@@ -107,6 +107,24 @@ class ProviderError(Exception):
         return f"{self.provider} / {self.endpoint}{code}: {self.args[0]} ({kind})"
 
 
+def describe_fields(config: type[BaseModel], *, duration_aliases: bool = False) -> dict[str, str]:
+    """A plugin config's keys (all but `kind`) -> "type, required|default X - description", for
+    `prewarm providers list` and `prewarm sources list`. With duration_aliases, a `foo_s` key
+    shows as `foo (foo_s)` (the plugin takes either spelling)."""
+    out: dict[str, str] = {}
+    for name, fld in config.model_fields.items():
+        if name == "kind":
+            continue
+        ann = fld.annotation
+        ann = (str(ann).replace("typing.", "") if getattr(ann, "__args__", None)
+               else getattr(ann, "__name__", str(ann)))
+        req = "required" if fld.is_required() else f"default {fld.get_default(call_default_factory=True)!r}"
+        desc = f" - {fld.description}" if fld.description else ""
+        shown = f"{name[:-2]} ({name})" if duration_aliases and name.endswith("_s") else name
+        out[shown] = f"{ann}, {req}{desc}"
+    return out
+
+
 class Provider(ABC):
     """Subclasses set `kind`, `Config` (a ProviderConfig subclass) and implement the verbs.
 
@@ -124,15 +142,7 @@ class Provider(ABC):
     @classmethod
     def config_keys(cls) -> dict[str, str]:
         """Key -> short description with type/default, for `prewarm providers list`."""
-        out: dict[str, str] = {}
-        for name, fld in cls.Config.model_fields.items():
-            if name == "kind":
-                continue
-            ann = getattr(fld.annotation, "__name__", str(fld.annotation))
-            req = "required" if fld.is_required() else f"default {fld.default!r}"
-            desc = f" - {fld.description}" if fld.description else ""
-            out[name] = f"{ann}, {req}{desc}"
-        return out
+        return describe_fields(cls.Config)
 
     @abstractmethod
     def read(self) -> CapacityState:

@@ -142,18 +142,8 @@ class Source(ABC):
     @classmethod
     def config_keys(cls) -> dict[str, str]:
         """Key -> short description with type/default, for `prewarm sources list`."""
-        out: dict[str, str] = {}
-        for name, fld in cls.Config.model_fields.items():
-            if name == "kind":
-                continue
-            ann = fld.annotation
-            ann = (str(ann).replace("typing.", "") if getattr(ann, "__args__", None)
-                   else getattr(ann, "__name__", str(ann)))
-            req = "required" if fld.is_required() else f"default {fld.get_default(call_default_factory=True)!r}"
-            desc = f" - {fld.description}" if fld.description else ""
-            shown = f"{name[:-2]} ({name})" if name.endswith("_s") else name
-            out[shown] = f"{ann}, {req}{desc}"
-        return out
+        from prewarm.providers.base import describe_fields
+        return describe_fields(cls.Config, duration_aliases=True)
 
     def retention(self) -> float | None:
         """Seconds of 1-minute data the source keeps (backfills start no earlier)."""

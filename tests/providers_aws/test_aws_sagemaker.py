@@ -224,8 +224,8 @@ def test_check_on_a_variant_with_instances_names_the_right_kind(make_provider, s
     assert "aws-sagemaker-endpoint" in finding.message
 
 
-def test_the_daemon_refuses_to_start_on_it_naming_the_fix(tmp_path, front,
-                                                         sagemaker_serverless_on_demand):
+def _serverless_cli(tmp_path, front, name: str, *args: str):
+    """`prewarm ARGS` on a config with the one serverless endpoint `embed` behind the front."""
     from click.testing import CliRunner
 
     from prewarm.cli.main import cli
@@ -240,11 +240,16 @@ enabled = false
 name = "embed"
 [endpoints.provider]
 kind = "aws-sagemaker-serverless"
-endpoint_name = "{sagemaker_serverless_on_demand}"
+endpoint_name = "{name}"
 region = "us-east-1"
 endpoint_url = "{front.url}"
 """)
-    result = CliRunner().invoke(cli, ["--config", str(path), "run"])
+    return CliRunner().invoke(cli, ["--config", str(path), *args])
+
+
+def test_the_daemon_refuses_to_start_on_it_naming_the_fix(tmp_path, front,
+                                                         sagemaker_serverless_on_demand):
+    result = _serverless_cli(tmp_path, front, sagemaker_serverless_on_demand, "run")
     assert result.exit_code == 2, result.output
     assert "endpoint embed" in result.output and "UpdateEndpoint" in result.output
     assert front.ops == ["DescribeEndpoint"]  # looked, changed nothing
@@ -252,23 +257,7 @@ endpoint_url = "{front.url}"
 
 def test_config_check_reports_it_and_exits_2(tmp_path, front, sagemaker_serverless_on_demand):
     """`prewarm config check` asks the provider's own check too: the same refusal, before any run."""
-    from click.testing import CliRunner
-
-    from prewarm.cli.main import cli
-
-    path = tmp_path / "prewarm.toml"
-    path.write_text(f"""
-[store]
-url = "sqlite:///{tmp_path}/prewarm.db"
-[[endpoints]]
-name = "embed"
-[endpoints.provider]
-kind = "aws-sagemaker-serverless"
-endpoint_name = "{sagemaker_serverless_on_demand}"
-region = "us-east-1"
-endpoint_url = "{front.url}"
-""")
-    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    result = _serverless_cli(tmp_path, front, sagemaker_serverless_on_demand, "config", "check")
     assert result.exit_code == 2, result.output
     assert "provider setup" in result.output and "UpdateEndpoint" in result.output
     assert "UpdateEndpointWeightsAndCapacities" not in front.ops
