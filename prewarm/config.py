@@ -321,6 +321,12 @@ class Settings(_Strict):
         from .errors import InputError
         raise InputError(f"unknown endpoint {name!r} (configured: {known})")
 
+    def endpoint_or_default(self, name: str) -> EndpointSettings:
+        """The configured endpoint, or one with the defaults (default capacity, the dry-run
+        provider, no overrides): what the show commands use for an endpoint that has history
+        in the store but no [[endpoints]] entry."""
+        return next((ep for ep in self.endpoints if ep.name == name), None) or EndpointSettings(name=name)
+
     def planner_for(self, ep: EndpointSettings) -> PlannerSettings:
         return _merged(self.planner, ep.planner, f"endpoints.{ep.name}.planner", self.config_file)
 

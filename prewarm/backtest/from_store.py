@@ -4,11 +4,12 @@ worker model, so `prewarm backtest --from-store ENDPOINT` needs no file and no r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timedelta
 
 import numpy as np
 
 from ..errors import InputError
+from ..units import to_utc
 from .traces import Trace, from_counts
 
 
@@ -27,17 +28,14 @@ def stored_endpoint(settings, store, name: str, *, seed: int = 0) -> StoredEndpo
     """The endpoint's whole stored history (each minute's requests spread uniformly within it,
     seeded, as for a per-minute file) and its capacity as configured; an endpoint with
     history but no config takes the defaults, as `forecast` and `plan` do."""
-    from ..config import EndpointSettings
-
-    configured = {ep.name: ep for ep in settings.endpoints}
     first, last = store.count_span(name)
     if last is None:
-        known = ", ".join(sorted(configured)) or "none configured"
+        known = ", ".join(sorted(ep.name for ep in settings.endpoints)) or "none configured"
         raise InputError(f"no history for {name!r} in the store (configured endpoints: {known}); "
                          "ingest or sync some first")
-    ep = configured.get(name) or EndpointSettings(name=name)
-    rows = store.history(name, _utc(first), _utc(last) + _minute())
-    t = np.array([_utc(r[0]).timestamp() for r in rows], dtype=np.float64)
+    ep = settings.endpoint_or_default(name)
+    rows = store.history(name, to_utc(first), to_utc(last) + timedelta(minutes=1))
+    t = np.array([to_utc(r[0]).timestamp() for r in rows], dtype=np.float64)
     n = np.array([int(r[1]) for r in rows], dtype=np.int64)
     trace: Trace = from_counts(name, t, n, seed=seed)
     cap = ep.capacity
@@ -46,11 +44,3 @@ def stored_endpoint(settings, store, name: str, *, seed: int = 0) -> StoredEndpo
                           price_per_worker_hour=cap.price_per_worker_hour,
                           target_cold_rate=settings.planner_for(ep).target_cold_rate)
 
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _minute():
-    from datetime import timedelta
-    return timedelta(minutes=1)

@@ -66,8 +66,6 @@ def with_endpoints(ctx: click.Context, rt, names) -> list[str]:
     history is added to this run's settings with the defaults (the config's [planner] and
     [forecast], default capacity, the dry-run provider), and said so on stderr; a name with
     neither is refused as before. Returns the names."""
-    from ..config import EndpointSettings
-
     names = list(names)
     configured = {ep.name for ep in rt.settings.endpoints}
     added = []
@@ -76,7 +74,7 @@ def with_endpoints(ctx: click.Context, rt, names) -> list[str]:
             continue
         if rt.store.last_count_time(name) is None:
             rt.settings.endpoint(name)  # raises: unknown, with the configured names
-        added.append(EndpointSettings(name=name))
+        added.append(rt.settings.endpoint_or_default(name))
         click.echo(f"note: {name!r} is not configured; using the defaults ([planner], [forecast], "
                    "default capacity, dry-run provider)", err=True)
     if added:

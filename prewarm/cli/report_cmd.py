@@ -60,14 +60,13 @@ def report(ctx, endpoints, start, end, static, out) -> None:
     and the last actions with their reasons. One file, no network: inline SVG and script.
     Endpoints with history that are not in the config are reported with the defaults.
     """
-    from ..config import EndpointSettings
     from ..errors import InputError
     from ..report import data, html
     from ..store import Store
     from .backtest_cmd import _progress
 
     settings = ctx.obj.settings
-    configured = {ep.name: ep for ep in settings.endpoints}
+    configured = {ep.name for ep in settings.endpoints}
     now = utcnow()
     end = end or now.replace(second=0, microsecond=0)
     if start >= end:
@@ -84,12 +83,11 @@ def report(ctx, endpoints, start, end, static, out) -> None:
                              f"(endpoints with history: {', '.join(known) or 'none'})")
         reports = []
         for name in names:
-            ep = configured.get(name)
-            if ep is None:
+            if name not in configured:
                 click.echo(f"note: {name!r} is not configured; reported with the capacity and planner defaults",
                            err=True)
             show = _progress(f"{name}: static settings") if static else None
-            reports.append(data.endpoint_report(store, settings, ep or EndpointSettings(name=name), ep is not None,
+            reports.append(data.endpoint_report(store, settings, settings.endpoint_or_default(name), name in configured,
                                                 start, end, progress=show, static=static))
             if show:
                 sys.stderr.write("\r" + " " * 60 + "\r")
