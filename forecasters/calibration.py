@@ -207,76 +207,91 @@ def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence
         data = data[~data["imputed"].astype(bool)]
     if data.empty:
         return Calibration.from_dicts({})
-    uid = data["unique_id"].astype(str).to_numpy()
+    codes, names = pd.factorize(data["unique_id"], sort=False)
+    names = np.asarray(names).astype(str)
     if level is None:
         level = profile.left_out_at(data["unique_id"], data["ds"])
     else:
         level = np.asarray(level, float)[errors.index.get_indexer(data.index)]
     err = data["y"].to_numpy(float) - data["mean"].to_numpy(float)
-    kappa = _fit_kappa(uid, level, err)
-    s = scale(level, kappa.reindex(uid).to_numpy())
-    age_s = (data.groupby("unique_id", sort=False)["ds"].transform("max") - data["ds"]).dt.total_seconds()
-    weight = np.ones(len(s)) if half_life_days is None else \
-        0.5 ** (age_s.to_numpy() / (half_life_days * DAY_S))
+    kappa = _fit_kappa(codes, len(names), level, err)
+    s = scale(level, kappa[codes])
+    if half_life_days is None:
+        weight = np.ones(len(s))
+    else:  # each error's age behind its series' latest one
+        ds = data["ds"].to_numpy("datetime64[ns]").astype(np.int64)
+        latest = np.full(len(names), np.iinfo(np.int64).min)
+        np.maximum.at(latest, codes, ds)
+        weight = 0.5 ** ((latest[codes] - ds) / 1e9 / (half_life_days * DAY_S))
     cols = interval_columns(levels)
     table = {}
     for side, shift in (("lo", continuity), ("hi", -continuity)):
         part = [c for c in cols if c.startswith(side)]
-        table.update(_weighted_quantiles(uid, (err + shift) / s, weight,
-                                         {c: level_to_quantile(c) for c in part}).to_dict("series"))
-    out = pd.DataFrame({"kappa": kappa})
-    for c in cols:
-        out[c] = table[c]
-    out.index = out.index.astype(str)
-    out.index.name = "unique_id"
+        table.update(_weighted_quantiles(codes, len(names), (err + shift) / s, weight,
+                                         {c: level_to_quantile(c) for c in part}))
+    out = pd.DataFrame({"kappa": kappa, **{c: table[c] for c in cols}}, index=pd.Index(names, name="unique_id"))
     return Calibration(out)
 
 
-def _weighted_quantiles(uid: "np.ndarray", z: "np.ndarray", weight: "np.ndarray",
-                        quantiles: Mapping[str, float]) -> "pd.DataFrame":
-    """Per series the smallest score whose cumulative weight reaches each quantile, widened
-    by the finite-sample conformal correction for the series' effective number of scores
-    ((sum w)^2 / sum w^2). Vectorised: one sort of (series, score)."""
+def _weighted_quantiles(codes: "np.ndarray", groups: int, z: "np.ndarray", weight: "np.ndarray",
+                        quantiles: Mapping[str, float]) -> dict[str, "np.ndarray"]:
+    """Per series (`codes` 0..groups-1, each present) the smallest score whose cumulative
+    weight reaches each quantile, widened by the finite-sample conformal correction for the
+    series' effective number of scores ((sum w)^2 / sum w^2). Vectorised: one sort of
+    (series, score)."""
     import numpy as np
-    import pandas as pd
 
-    codes, names = pd.factorize(uid)
     order = np.lexsort((z, codes))
     codes, z, weight = codes[order], z[order], weight[order]
-    total = np.bincount(codes, weight)
-    n_eff = total ** 2 / np.bincount(codes, weight * weight)
+    total = np.bincount(codes, weight, minlength=groups)
+    n_eff = total ** 2 / np.bincount(codes, weight * weight, minlength=groups)
     start = np.concatenate([[0.0], np.cumsum(total)[:-1]])
     # each series' cumulative share, offset by its code: one sorted array for all series
     cum = codes + (np.cumsum(weight) - start[codes]) / total[codes]
-    last = np.cumsum(np.bincount(codes)) - 1
+    last = np.cumsum(np.bincount(codes, minlength=groups)) - 1
     out = {}
     for column, q in quantiles.items():
-        wanted = np.arange(len(names)) + np.array([_conformal_q(q, int(n)) for n in n_eff])
+        wanted = np.arange(groups) + np.array([_conformal_q(q, int(n)) for n in n_eff])
         at = np.minimum(np.searchsorted(cum, wanted - 1e-12), last)
         out[column] = z[at]
-    return pd.DataFrame(out, index=pd.Index(names, name="u"))
+    return out
 
 
 #: shapes tried for the scale, from Poisson-like (0) to errors proportional to the level
 KAPPAS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-def _fit_kappa(uid: "np.ndarray", level: "np.ndarray", err: "np.ndarray", bins: int = 4) -> "pd.Series":
-    """Per series the shape in KAPPAS under which the scaled errors are most alike across
-    the day: the mean |z| per quarter of the level range varies least (in log terms).
-    A grid, not a regression: squared errors of sparse counts are too heavy-tailed to fit."""
+def _fit_kappa(codes: "np.ndarray", groups: int, level: "np.ndarray", err: "np.ndarray",
+               bins: int = 4) -> "np.ndarray":
+    """Per series (`codes` 0..groups-1) the shape in KAPPAS under which the scaled errors are
+    most alike across the day: the mean |z| per quarter of the level range varies least (in
+    log terms: the sample standard deviation over the quarters, 0 with one). A grid, not a
+    regression: squared errors of sparse counts are too heavy-tailed to fit. Array
+    operations on integer series codes (a pandas group-by on the names cost most of a
+    10,000-endpoint refresh)."""
     import numpy as np
-    import pandas as pd
 
-    rank = pd.Series(level).groupby(uid).rank(method="first", pct=True).to_numpy()
-    part = np.minimum((rank * bins).astype(int), bins - 1)
-    spreads = []
-    for kappa in KAPPAS:
+    n = len(codes)
+    # each error's rank within its series by level (ties in order), as a share: its quarter
+    order = np.lexsort((np.arange(n), level, codes))
+    count = np.bincount(codes, minlength=groups)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    rank = np.empty(n)
+    rank[order] = np.arange(n) - first[codes[order]] + 1
+    part = np.minimum((rank / count[codes] * bins).astype(int), bins - 1)
+    key = codes * bins + part
+    cells = np.bincount(key, minlength=groups * bins).reshape(groups, bins)
+    present = cells > 0
+    k = present.sum(axis=1)
+    spreads = np.empty((groups, len(KAPPAS)))
+    for j, kappa in enumerate(KAPPAS):
         z = np.abs(err) / scale(level, kappa)
-        per_bin = pd.DataFrame({"u": uid, "b": part, "z": z}).groupby(["u", "b"], sort=False)["z"].mean()
-        spreads.append(np.log(per_bin + 0.05).groupby(level=0, sort=False).std().fillna(0.0))
-    table = pd.concat(spreads, axis=1, keys=range(len(KAPPAS)))
-    return pd.Series(np.asarray(KAPPAS)[table.to_numpy().argmin(axis=1)], index=table.index)
+        total = np.bincount(key, z, minlength=groups * bins).reshape(groups, bins)
+        logs = np.log(np.where(present, total / np.maximum(cells, 1), 1.0) + 0.05)
+        mean = np.where(present, logs, 0.0).sum(axis=1) / np.maximum(k, 1)
+        ss = np.where(present, (logs - mean[:, None]) ** 2, 0.0).sum(axis=1)
+        spreads[:, j] = np.where(k > 1, np.sqrt(ss / np.maximum(k - 1, 1)), 0.0)
+    return np.asarray(KAPPAS)[spreads.argmin(axis=1)]
 
 
 def _conformal_q(p: float, n: int) -> float:

@@ -101,7 +101,7 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
                              "judged_at": NOW.isoformat()}
     _print_explanation(doc)
     out = capsys.readouterr().out
-    assert f"static floor (best static setting of the trailing week): {static.floor} workers, keep-alive" in out
+    assert f"static floor (the static guard, judged on the trailing week): {static.floor} workers, keep-alive" in out
     assert "judged at" in out
 
     # Stored: later cycles and a restarted runtime plan from it without judging again; a young

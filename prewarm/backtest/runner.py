@@ -10,10 +10,11 @@ from dataclasses import replace
 
 from . import advisor
 from .executable import FULL
-from .frontier import KEEPALIVES_S
+from .frontier import KEEPALIVES_S, Point
 from .replay import (BacktestConfig, Result, capacity_for, parse_policy, predictive_policy,  # noqa: F401
                      replay, replay_start_s, with_policy)
 from .traces import Trace
+from ..planner.model import StaticSetting
 
 
 def run(trace: Trace, spec: str, cfg: BacktestConfig, progress=None) -> Result:
@@ -35,7 +36,10 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
     * guard "auto": the same week replayed with the plan alone (no guard); the plan runs alone
       for the next period only if it held there: its cold rate not significantly above the
       target (binomial z <= 1, as the tuner) and no static setting with that cold rate cost
-      fewer worker-hours. Otherwise the best static setting guards it.
+      fewer worker-hours. Otherwise the least lift of the plan that held on that week guards
+      it (cheapest_lift: a floor and keep-alive at most the best static setting's, under the
+      plan), or the best static setting where no smaller lift held;
+    * guard "floor": as auto, but the best static setting itself guards the plan.
     """
     s = cfg.predictive
     keepalives = cfg.provider.keepalives(KEEPALIVES_S, cfg.worker.platform_idle_timeout_s)
@@ -55,13 +59,53 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
         if best is None:
             return None
         last_floor.append(best.floor)
-        if s.guard == "auto":
-            alone = run(trace.between(-math.inf, sweep.end), "predictive",
-                        replace(alone_cfg, start_s=sweep.start, end_s=sweep.end))
+        if s.guard in ("auto", "floor"):
+            past = trace.between(-math.inf, sweep.end)
+            week = replace(alone_cfg, start_s=sweep.start, end_s=sweep.end)
+            alone = run(past, "predictive", week)
             if plan_held(alone, sweep, cfg.target_cold_rate):
                 return None
+            if s.guard == "auto":
+                return cheapest_lift(past, week, sweep, best, cfg.target_cold_rate)
         return sweep.setting(best)
     return guard
+
+
+def cheapest_lift(past: Trace, week: BacktestConfig, sweep, best, target: float) -> StaticSetting:
+    """The least the plan must be lifted by to have held on the trailing week, or the best
+    static setting (F*, K*) itself. The plan is replayed with static settings under it, (F, K)
+    at most (F*, K*): the smallest F whose cold rate met the target at K* (bisection: cold
+    starts fall with the floor), then at that F the shortest K that met it (bisection over the
+    keep-alives the provider can set, up to K*). That lift is taken if it held as the plan alone
+    must (plan_held: at most the target, and no static setting with its cold rate cheaper);
+    else the best static setting guards the plan, as before. Each try is one replay of the
+    week; a floor of F* at K* is not replayed (the static setting alone met the target)."""
+    tried: dict[tuple[int, int], Result] = {}
+    ks = [k for k in sweep.keepalives if k <= best.keepalive_s] or [best.keepalive_s]
+    top = len(ks) - 1
+
+    def lifted(floor: int, k: int) -> Result:
+        if (floor, k) not in tried:
+            setting = sweep.setting(Point(floor, ks[k], 0.0, 0.0))
+            tried[floor, k] = replay(past, "predictive", week, None, lambda _now, _prev, st=setting: st)
+        return tried[floor, k]
+
+    def met(floor: int, k: int) -> bool:
+        return (floor, k) == (best.floor, top) or lifted(floor, k).cold_rate <= target
+
+    lo, hi = 0, best.floor
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if met(mid, top) else (mid + 1, hi)
+    floor, klo, khi = hi, 0, top
+    while klo < khi:
+        mid = (klo + khi) // 2
+        klo, khi = (klo, mid) if met(floor, mid) else (mid + 1, khi)
+    if (floor, khi) != (best.floor, top):
+        r = lifted(floor, khi)
+        if plan_held(r, sweep, target) and r.cold_rate <= target:
+            return sweep.setting(Point(floor, ks[khi], r.cold_rate, r.worker_hours))
+    return sweep.setting(best)
 
 
 def plan_held(alone: Result, sweep, target: float) -> bool:

@@ -105,9 +105,10 @@ def _short(seconds: float) -> str:
 @click.option("--provider-kind", metavar="KIND",
               help="Replay what this provider can carry out (its capabilities): e.g. aws-lambda is "
                    "count-only (the platform's own idle timeout), modal caps it at 1 h.")
-@click.option("--static-guard", type=click.Choice(["auto", "always", "off"]), default="auto", show_default=True,
-              help="Predictive: never below the best static setting of the trailing week (auto: after "
-                   "the plan alone did worse than it there).")
+@click.option("--static-guard", type=click.Choice(["auto", "floor", "always", "off"]), default="auto", show_default=True,
+              help="Predictive: the static guard, judged weekly on the trailing week (auto: after the plan "
+                   "alone did worse than the best static setting there, the least floor and keep-alive "
+                   "under the plan that held; floor: then the best static setting itself).")
 @click.pass_context
 def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,

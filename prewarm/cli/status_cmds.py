@@ -242,7 +242,7 @@ def _print_explanation(d: dict) -> None:
         g = d["static"]
         keep = "the platform's" if g["keepalive_s"] is None else f"{_num(float(g['keepalive_s']), 0)} s"
         judged = f", judged at {when(_parse_ts(g['judged_at']))}" if g.get("judged_at") else ""
-        click.echo(f"  static floor (best static setting of the trailing week): {_workers(g['floor'])}, "
+        click.echo(f"  static floor (the static guard, judged on the trailing week): {_workers(g['floor'])}, "
                    f"keep-alive {keep}{judged}")
     limits = ([f"floor {_num(d['floor'])}"] if d["floor"] is not None else []) + \
         ([f"max_workers {_num(d['cap'])}"] if d["cap"] is not None else [])

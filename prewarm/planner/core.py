@@ -172,7 +172,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             j, why = None, "scale_in_delay"
         if by_floor:
             if static is not None and static.floor > max(policy.floor, capacity.min_workers):
-                why = "static floor (best static setting of the trailing week)"
+                why = "static floor (the static guard, judged on the trailing week)"
             else:
                 why = "floor" if policy.floor >= capacity.min_workers else "min_workers"
         if by_hold:
