@@ -5,6 +5,7 @@
     .venv/bin/python bench/forecast_bench.py fleet [--n 10000]  # 10,000 x 14 d x 5 min in batches, peak RSS
     .venv/bin/python bench/forecast_bench.py accuracy           # auto vs seasonal naive, rolling origin
     .venv/bin/python bench/forecast_bench.py protocol [--part tune|report]  # every shared series (bench/protocol.py)
+    .venv/bin/python bench/forecast_bench.py short              # young endpoints, tuning parts only
 
 The fleet is synthetic but made of real traffic: each endpoint is a 14-day window of the
 NASA or an Alibaba trace at 5 minutes, shifted by a random number of days and scaled.

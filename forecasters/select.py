@@ -18,7 +18,9 @@ refresh (the choice follows a level shift within a day instead of waiting for a 
 - `mix-level`: the mean of `sm-level` and `snw-level` (or `sn-level` without a week).
 
 Under a day of history none of the seasonal ones exists: the baseline is then the historic
-average (what seasonal naive falls back to), against the mean of the last `level_window`.
+average (what seasonal naive falls back to), against the mean of the last `level_window`,
+which must beat it with evidence (`short_evidence_t`: a t statistic over non-overlapping
+blocks of origins; overlapping ones share their targets).
 
 Cross-validation: origins every `cv_stride_s` over the last `cv_days` (every step under a
 day of history), each forecasting the requested horizon (the choice is made for the
@@ -36,7 +38,11 @@ forecast's own cross-validation errors at the same horizon, so a smooth heavy se
 narrow bands and a bursty one wide. The scale is the forecast itself (`band_scale`;
 known alike at calibration and at forecast time, so a level that grew does not leave
 the bands behind), the quantiles are continuity-corrected for whole counts
-(`continuity`), and recent errors count more (`error_half_life_days`).
+(`continuity`), and recent errors count more (`error_half_life_days`, at most
+`error_half_life_share` of the history). A young series: a small-sample t-bound where the
+errors hold too little tail evidence (`tail_evidence`), the history's own dispersion when
+there are no errors (`dispersion_fallback`), and under a day bands halfway to that
+dispersion band (`dispersion_floor`).
 
 Every constant was chosen on the tuning parts of bench/protocol.py (docs/forecasting.md).
 """
