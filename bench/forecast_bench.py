@@ -5,6 +5,7 @@
     .venv/bin/python bench/forecast_bench.py fleet [--n 10000]  # 10,000 x 14 d x 5 min in batches, peak RSS
     .venv/bin/python bench/forecast_bench.py accuracy           # auto vs seasonal naive, rolling origin
     .venv/bin/python bench/forecast_bench.py protocol [--part tune|report]  # every shared series (bench/protocol.py)
+    .venv/bin/python bench/forecast_bench.py short              # young endpoints, tuning parts only
 
 The fleet is synthetic but made of real traffic: each endpoint is a 14-day window of the
 NASA or an Alibaba trace at 5 minutes, shifted by a random number of days and scaled.
@@ -350,6 +351,88 @@ def cmd_protocol(args) -> None:
     print(protocol_table(results, args.runs[0], "seasonal-naive"))
 
 
+def short_windows(every_s: int = 3 * 3600, minutes: int = 60):
+    """Young endpoints from the TUNING parts only (bench/protocol.py): per source, windows of
+    `minutes` one-minute counts, one starting every `every_s` (NASA Jul 1-14, Alibaba
+    `__all__` Nov 15-23), and each Azure trace's tuning half (30 minutes). {source: [(start,
+    counts)]}."""
+    import numpy as np
+    import pandas as pd
+
+    import protocol
+
+    data = protocol_series()
+    out: dict[str, list] = {}
+    for split_name, ids in (("nasa", None), ("alibaba", ["__all__"]), ("azure", None)):
+        lo, hi = protocol.SPLITS[split_name].part("tune")
+        frame = data[split_name]
+        for uid, grp in frame.groupby("unique_id", sort=False):
+            if ids is not None and uid not in ids:
+                continue
+            series = grp.set_index("ds")["y"]
+            series = series[(series.index >= pd.Timestamp(lo, unit="s")) & (series.index < pd.Timestamp(hi, unit="s"))]
+            key = f"{split_name} {uid}"
+            if split_name == "azure":
+                out[key] = [(series.index[0], series.to_numpy(float))]
+                continue
+            grid = series.resample("60s").sum()
+            starts = range(0, len(grid) - minutes + 1, every_s // 60)
+            out[key] = [(grid.index[i], grid.to_numpy(float)[i:i + minutes]) for i in starts]
+    return out
+
+
+def short_scores(windows, h: int, params: dict, first: int = 10) -> dict:
+    """`select` (with `params`) from the first k counts of each window, k >= `first`, h steps
+    ahead, against the historic average; see `cmd_short`."""
+    import numpy as np
+    import pandas as pd
+
+    from prewarm.forecasters.select import SelectForecaster
+
+    err_s, err_m = np.zeros(len(windows)), np.zeros(len(windows))
+    inside = {80: [[] for _ in windows], 95: [[] for _ in windows]}
+    longest = max(len(y) for _, y in windows)
+    for k in range(first, longest - h + 1):
+        live = [i for i, (_, y) in enumerate(windows) if len(y) >= k + h]
+        hist = pd.concat([pd.DataFrame({"unique_id": f"w{i}", "ds": pd.date_range(
+            windows[i][0], periods=k, freq="60s"), "y": windows[i][1][:k]}) for i in live])
+        out = SelectForecaster(**params).forecast(hist, horizon=h, step_s=60)
+        for i in live:
+            y = windows[i][1]
+            f = out[out["unique_id"] == f"w{i}"]
+            actual = y[k:k + h]
+            err_s[i] += np.abs(actual - f["mean"].to_numpy()).sum()
+            err_m[i] += np.abs(actual - y[:k].mean()).sum()
+            for lv in inside:
+                inside[lv][i].extend((actual >= f[f"lo-{lv}"].to_numpy()) & (actual <= f[f"hi-{lv}"].to_numpy()))
+    per80 = [np.mean(v) for v in inside[80]]
+    return {"windows": len(windows), "mae_ratio": round(err_s.sum() / err_m.sum(), 3),
+            "worse_windows": round(float(np.mean(err_s > err_m * (1 + 1e-9))), 3),
+            "cov80": round(float(np.mean(np.concatenate(inside[80]))), 3),
+            "cov95": round(float(np.mean(np.concatenate(inside[95]))), 3),
+            "cov80_p10_p90": [round(float(np.quantile(per80, 0.1)), 3), round(float(np.quantile(per80, 0.9)), 3)]}
+
+
+def cmd_short(args) -> None:
+    """The short-history regime (under a day: a young endpoint) on tuning parts only: per
+    window and minute k >= 10, `select` forecasts `h` minutes from the first k counts; scored
+    against the historic average (what seasonal naive falls back to). Prints per source and
+    horizon: MAE ratio (pooled), share of windows where select's MAE is above the average's,
+    pooled 80%/95% coverage and the 10th/90th percentile of the per-window 80% coverage."""
+    params = json.loads(args.params) if args.params else {}
+    summary = []
+    for key, windows in short_windows(int(args.every * 3600)).items():
+        for h in args.horizons:
+            row = {"source": key, "h": h, **short_scores(windows, h, params)}
+            summary.append(row)
+            print(json.dumps(row), flush=True)
+    print("| source | horizon | windows | MAE select / average | windows worse | cov80 / cov95 | cov80 per window p10-p90 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in summary:
+        print(f"| {r['source']} | {r['h']} min | {r['windows']} | {r['mae_ratio']:.3f} | {r['worse_windows']:.2f} | "
+              f"{r['cov80']:.3f} / {r['cov95']:.3f} | {r['cov80_p10_p90'][0]:.2f}-{r['cov80_p10_p90'][1]:.2f} |")
+
+
 def protocol_table(results, run: str, baseline: str) -> str:
     """Markdown: per series, part and horizon, `run` against `baseline`."""
     import statistics
@@ -405,9 +488,13 @@ def main() -> None:
     p.add_argument("--out", help="also write the JSON lines here")
     p.add_argument("--params", help="JSON constructor parameters for the select runs (tuning parts only)")
     p.add_argument("--baseline-from", help="JSON lines of an earlier run holding the baseline's rows")
+    p = sub.add_parser("short", help="young endpoints (under a day of history) from the tuning parts only")
+    p.add_argument("--params", help="JSON constructor parameters for select")
+    p.add_argument("--horizons", nargs="*", type=int, default=[5, 15], help="minutes")
+    p.add_argument("--every", type=float, default=3.0, help="hours between window starts")
     args = parser.parse_args()
     {"startup": cmd_startup, "speed": cmd_speed, "fleet": cmd_fleet, "accuracy": cmd_accuracy,
-     "protocol": cmd_protocol}[args.cmd](args)
+     "protocol": cmd_protocol, "short": cmd_short}[args.cmd](args)
 
 
 if __name__ == "__main__":

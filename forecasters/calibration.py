@@ -185,12 +185,12 @@ WEEK_HALF_LIFE_DAYS = 2.0
 
 
 def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence[int], *,
-        half_life_days: float | None = None, level: "np.ndarray | None" = None,
-        continuity: float = 0.0) -> Calibration:
+        half_life_days: "float | np.ndarray | None" = None, level: "np.ndarray | None" = None,
+        continuity: float = 0.0, tail_evidence: float = 0.0) -> Calibration:
     """errors: unique_id, ds, y, mean (forecasts and what happened). Returns the
     per-series scale shape and score quantiles described in the module doc; each error
     is scaled by the level without its own day (`LevelProfile.left_out_at`) and weighted
-    by its age (`half_life_days`; None: alike).
+    by its age (`half_life_days`, a number or one per row of `errors`; None: alike).
 
     `level`: each error's level, when the caller scales by something else than the profile
     (e.g. the forecast itself, known alike at calibration and at forecast time); `profile`
@@ -198,7 +198,15 @@ def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence
     `continuity` (0.5 for whole-count outcomes under `apply`'s rounding to the nearest
     request): a step is inside a rounded hi band iff `mean + z*s >= y - 0.5`, so the hi
     quantiles are taken of `(error - 0.5) / s` and the lo ones of `(error + 0.5) / s`; the
-    rounded bands then cover their nominal share of the calibration errors."""
+    rounded bands then cover their nominal share of the calibration errors.
+
+    `tail_evidence` (0: off): the number of scores expected beyond a band's quantile for the
+    empirical quantile to be trusted alone. A series with fewer (a young endpoint: a few
+    dozen overlapping errors) gets the wider of it and a Student-t prediction bound on its
+    scores, shared by the evidence (`_small_sample`): a conformal quantile of n scores cannot
+    reach past their largest, which covers n/(n+1), and overlapping windows' errors are not
+    n independent ones. The evidence counts distinct target steps, not errors (times the
+    share of them the age weights leave effective)."""
     import numpy as np
     import pandas as pd
 
@@ -216,19 +224,32 @@ def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence
     err = data["y"].to_numpy(float) - data["mean"].to_numpy(float)
     kappa = _fit_kappa(codes, len(names), level, err)
     s = scale(level, kappa[codes])
+    if np.ndim(half_life_days):  # one per error (e.g. relative to each series' history)
+        half_life_days = np.asarray(half_life_days, float)[errors.index.get_indexer(data.index)]
+    ds = data["ds"].to_numpy("datetime64[ns]").astype(np.int64)
     if half_life_days is None:
         weight = np.ones(len(s))
     else:  # each error's age behind its series' latest one
-        ds = data["ds"].to_numpy("datetime64[ns]").astype(np.int64)
         latest = np.full(len(names), np.iinfo(np.int64).min)
         np.maximum.at(latest, codes, ds)
         weight = 0.5 ** ((latest[codes] - ds) / 1e9 / (half_life_days * DAY_S))
     cols = interval_columns(levels)
+    distinct = None
+    if tail_evidence > 0:  # distinct targets, times the share the age weights leave effective
+        groups = len(names)
+        w, w2 = np.bincount(codes, weight, minlength=groups), np.bincount(codes, weight * weight, minlength=groups)
+        efficiency = w ** 2 / w2 / np.bincount(codes, minlength=groups)
+        pairs = np.unique(np.stack([codes.astype(np.int64), ds]), axis=1)
+        distinct = np.bincount(pairs[0], minlength=groups) * efficiency
     table = {}
     for side, shift in (("lo", continuity), ("hi", -continuity)):
         part = [c for c in cols if c.startswith(side)]
-        table.update(_weighted_quantiles(codes, len(names), (err + shift) / s, weight,
-                                         {c: level_to_quantile(c) for c in part}))
+        quantiles = {c: level_to_quantile(c) for c in part}
+        found = _weighted_quantiles(codes, len(names), (err + shift) / s, weight, quantiles)
+        if distinct is not None:
+            found = _small_sample(found, codes, len(names), (err + shift) / s, weight, quantiles,
+                                  distinct, tail_evidence)
+        table.update(found)
     out = pd.DataFrame({"kappa": kappa, **{c: table[c] for c in cols}}, index=pd.Index(names, name="unique_id"))
     return Calibration(out)
 
@@ -255,6 +276,44 @@ def _weighted_quantiles(codes: "np.ndarray", groups: int, z: "np.ndarray", weigh
         at = np.minimum(np.searchsorted(cum, wanted - 1e-12), last)
         out[column] = z[at]
     return out
+
+
+def _small_sample(found: Mapping[str, "np.ndarray"], codes: "np.ndarray", groups: int, z: "np.ndarray",
+                  weight: "np.ndarray", quantiles: Mapping[str, float], n: "np.ndarray",
+                  evidence: float) -> dict[str, "np.ndarray"]:
+    """Per series (`codes` 0..groups-1) and band, where fewer than `evidence` of its `n`
+    scores are expected in the band's tail: `share * empirical + (1 - share) *
+    max(empirical, t-bound)`, share = expected tail scores / evidence. The t-bound is the
+    prediction bound of a new score from n normal ones: mean +- t(n - 1) * sd * sqrt(1 + 1/n)
+    (weighted mean and spread)."""
+    import numpy as np
+
+    w = np.bincount(codes, weight, minlength=groups)
+    centre = np.bincount(codes, weight * z, minlength=groups) / w
+    sd = np.sqrt(np.bincount(codes, weight * (z - centre[codes]) ** 2, minlength=groups) / w)
+    sd = sd * np.sqrt(n / np.maximum(n - 1, 1))  # the unbiased variance
+    out = dict(found)
+    for column, q in quantiles.items():
+        tail = min(q, 1 - q)
+        share = np.clip(tail * n / evidence, 0.0, 1.0)
+        bound = centre + np.sign(q - 0.5) * _t_quantile(1 - tail, np.maximum(n - 1, 1)) * sd * np.sqrt(1 + 1 / n)
+        empirical = np.asarray(found[column], float)
+        wider = np.maximum(empirical, bound) if q > 0.5 else np.minimum(empirical, bound)
+        out[column] = share * empirical + (1 - share) * wider
+    return out
+
+
+def _t_quantile(p: float, dof: "np.ndarray") -> "np.ndarray":
+    """Student-t quantile by the Cornish-Fisher expansion around the normal one (within 1%
+    from 3 degrees of freedom; no scipy import on the forecast path)."""
+    from statistics import NormalDist
+
+    import numpy as np
+
+    z = NormalDist().inv_cdf(p)
+    v = np.asarray(dof, float)
+    return z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2) \
+        + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
 
 
 #: shapes tried for the scale, from Poisson-like (0) to errors proportional to the level
@@ -384,13 +443,13 @@ def default_bands(mean: "np.ndarray", levels: Sequence[int]) -> dict[str, "np.nd
     widths instead of none; rounded to whole requests as `apply` does."""
     import numpy as np
 
-    row = _default_row(levels)
+    row = default_row(levels)
     mean = np.asarray(mean, dtype=float)
     width = scale(np.clip(mean, 0.0, None), np.full(mean.shape, row["kappa"]))
     return {c: _whole_band(mean, row[c], width) for c in interval_columns(levels)}
 
 
-def _default_row(levels: Sequence[int]) -> dict[str, float]:
+def default_row(levels: Sequence[int]) -> dict[str, float]:
     """The calibration of a series with no errors to fit on: normal scores, DEFAULT_KAPPA."""
     from statistics import NormalDist
 
@@ -405,6 +464,6 @@ def with_default(calibration: Calibration, ids: Sequence[str], levels: Sequence[
     missing = [u for u in ids if u not in calibration.z.index or calibration.z.loc[u].isna().any()]
     if not missing:
         return calibration
-    row = _default_row(levels)
+    row = default_row(levels)
     default = pd.DataFrame([row] * len(missing), index=pd.Index(missing, name="unique_id"))
     return calibration.merged(Calibration(default))

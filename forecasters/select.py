@@ -18,7 +18,9 @@ refresh (the choice follows a level shift within a day instead of waiting for a 
 - `mix-level`: the mean of `sm-level` and `snw-level` (or `sn-level` without a week).
 
 Under a day of history none of the seasonal ones exists: the baseline is then the historic
-average (what seasonal naive falls back to), against the mean of the last `level_window`.
+average (what seasonal naive falls back to), against the mean of the last `level_window`,
+which must beat it with evidence (`short_evidence_t`: a t statistic over non-overlapping
+blocks of origins; overlapping ones share their targets).
 
 Cross-validation: origins every `cv_stride_s` over the last `cv_days` (every step under a
 day of history), each forecasting the requested horizon (the choice is made for the
@@ -36,7 +38,11 @@ forecast's own cross-validation errors at the same horizon, so a smooth heavy se
 narrow bands and a bursty one wide. The scale is the forecast itself (`band_scale`;
 known alike at calibration and at forecast time, so a level that grew does not leave
 the bands behind), the quantiles are continuity-corrected for whole counts
-(`continuity`), and recent errors count more (`error_half_life_days`).
+(`continuity`), and recent errors count more (`error_half_life_days`, at most
+`error_half_life_share` of the history). A young series: a small-sample t-bound where the
+errors hold too little tail evidence (`tail_evidence`), the history's own dispersion when
+there are no errors (`dispersion_fallback`), and under a day bands halfway to that
+dispersion band (`dispersion_floor`).
 
 Every constant was chosen on the tuning parts of bench/protocol.py (docs/forecasting.md).
 """
@@ -78,9 +84,12 @@ class SelectForecaster(Forecaster):
                  level_window_s: int = 3600, level_prior: float = 5.0, level_clip: float = 4.0,
                  margin: float = 0.0, candidates: Sequence[str] = CANDIDATES,
                  max_calibration_errors: int = 5000, selection_half_life_days: float | None = None,
-                 error_half_life_days: float | None = 1.0, min_origins: int = 24,
-                 band_scale: str = "forecast", continuity: float = 0.5,
-                 lead_buckets_s: Sequence[int] = (),
+                 error_half_life_days: float | None = 1.0, error_half_life_share: float | None = 0.25,
+                 min_origins: int = 24,
+                 band_scale: str = "forecast", continuity: float = 0.5, tail_evidence: float = 5.0,
+                 lead_buckets_s: Sequence[int] = (), short_cv_share: float | None = None,
+                 short_evidence_t: float | None = 2.0, dispersion_fallback: bool = True,
+                 dispersion_floor: bool = True,
                  blend_shares: Sequence[float] = (0.5, 1.0), **params) -> None:
         unknown = set(candidates) - set(CANDIDATES)
         if unknown:
@@ -99,11 +108,17 @@ class SelectForecaster(Forecaster):
         self.max_calibration_errors = int(max_calibration_errors)
         self.selection_half_life_days = selection_half_life_days
         self.error_half_life_days = error_half_life_days
+        self.error_half_life_share = error_half_life_share
         self.min_origins = int(min_origins)
         if band_scale not in ("level", "forecast"):
             raise ValueError(f"select: band_scale must be 'level' or 'forecast', not {band_scale!r}")
         self.band_scale, self.continuity = band_scale, float(continuity)
+        self.tail_evidence = float(tail_evidence)
         self.lead_buckets_s = tuple(int(b) for b in lead_buckets_s)
+        self.short_cv_share = short_cv_share
+        self.short_evidence_t = short_evidence_t
+        self.dispersion_fallback = bool(dispersion_fallback)
+        self.dispersion_floor = bool(dispersion_floor)
         if not blend_shares or any(not 0 < w <= 1 for w in blend_shares):
             raise ValueError("select: blend_shares must be shares in (0, 1]")
         self.blend_shares = tuple(float(w) for w in blend_shares)
@@ -123,6 +138,8 @@ class SelectForecaster(Forecaster):
         capped = winsorise(df) if len(df) else df
         step = pd.Timedelta(seconds=int(step_s))
         points, errors = [], []
+        unexplained: dict[str, float] = {}  # series without errors: their history's kappa
+        floors: dict[str, float] = {}  # young series: the same, as the least width of the bands
         self.last_choices = {}
         for uid, part in capped.groupby("unique_id", sort=False):
             y = part["y"].to_numpy(float)
@@ -133,9 +150,23 @@ class SelectForecaster(Forecaster):
             last = part["ds"].iloc[-1]
             points.append(pd.DataFrame({"unique_id": uid, "ds": last + step * np.arange(1, horizon + 1),
                                         "mean": np.clip(mean, 0.0, None), "model": choice.model}))
+            young = len(y) < max(1, DAY_S // step_s) + horizon + 1
+            if self.dispersion_fallback and len(raw) > 1 and (cv is None or (young and self.dispersion_floor)):
+                # nothing to calibrate on: the default row, as wide as the history's own
+                # dispersion around its mean when that is wider (a bursty young endpoint)
+                level = max(float(raw.mean()), 1e-9)
+                kappa = max(0.0, (float(raw.var(ddof=1)) - level) / level ** 2)
+                if cv is None:
+                    unexplained[str(uid)] = max(cal.DEFAULT_KAPPA, kappa)
+                else:
+                    floors[str(uid)] = kappa
             if cv is not None:
                 target, fc = cv
-                errors.append(pd.DataFrame({"unique_id": uid, "ds": ds[target], "y": raw[target], "mean": fc}))
+                half_life = self.error_half_life_days or float("inf")
+                if self.error_half_life_share:  # relative to the history: a young series' errors age fast
+                    half_life = min(half_life, self.error_half_life_share * len(y) * step_s / DAY_S)
+                errors.append(pd.DataFrame({"unique_id": uid, "ds": ds[target], "y": raw[target], "mean": fc,
+                                            "half_life": half_life}))
         if not points:
             raise ValueError("select: no history to forecast from")
         point = pd.concat(points, ignore_index=True)
@@ -144,12 +175,25 @@ class SelectForecaster(Forecaster):
         by_forecast = self.band_scale == "forecast"
         # scaled by the forecast, the bands need no level profile (nor scipy to smooth one)
         profile = None if by_forecast else cal.LevelProfile.from_history(df, step_s)
-        fitted = cal.fit(err, profile, levels, half_life_days=self.error_half_life_days,
+        half_life = err["half_life"].to_numpy(float) if self.error_half_life_share and len(err) \
+            else self.error_half_life_days
+        fitted = cal.fit(err, profile, levels, half_life_days=half_life,
                          level=err["mean"].clip(lower=0).to_numpy(float) if by_forecast else None,
-                         continuity=self.continuity) if len(err) else cal.Calibration.from_dicts({})
+                         continuity=self.continuity, tail_evidence=self.tail_evidence) if len(err) else cal.Calibration.from_dicts({})
+        if unexplained:
+            rows = {u: {**cal.default_row(levels), "kappa": k} for u, k in unexplained.items()}
+            fitted = fitted.merged(cal.Calibration.from_dicts(rows))
         self.last_calibration = cal.with_default(fitted, ids, levels)
         out = cal.apply(point, self.last_calibration, profile, levels,
                         level=point["mean"].to_numpy(float) if by_forecast else None)
+        if floors:
+            rows = out["unique_id"].astype(str).isin(floors)
+            least = cal.apply(point[rows.to_numpy()], cal.Calibration.from_dicts(
+                {u: {**cal.default_row(levels), "kappa": k} for u, k in floors.items()}), None, levels,
+                level=point.loc[rows.to_numpy(), "mean"].to_numpy(float))
+            for c in least.columns:
+                if c.startswith(("lo-", "hi-")):  # halfway to the dispersion band
+                    out.loc[rows, c] = np.floor((out.loc[rows, c].to_numpy() + least[c].to_numpy()) / 2 + 0.5)
         return tidy(out, levels, keep=["model"])
 
     # --- one series -----------------------------------------------------------------------
@@ -172,9 +216,14 @@ class SelectForecaster(Forecaster):
             window = max(1, min(window, n // 4))
             stride, first = 1, max(window, 2)
             names, baseline = [SHORT_BASELINE, "recent"], SHORT_BASELINE
-        origins = np.arange(n - horizon, first - 1, -stride)[::-1] if n - horizon >= first else np.array([], int)
+        # Under a day the candidates are flat (one level for every lead): cross-validated on
+        # the first `cv_h` leads only, so a young series has origins (and errors) to judge by
+        cv_h = horizon
+        if not seasonal and self.short_cv_share and n - horizon < first + 1:  # under 2 origins
+            cv_h = min(horizon, max(1, int((n - first) * self.short_cv_share)))
+        origins = np.arange(n - cv_h, first - 1, -stride)[::-1] if n - cv_h >= first else np.array([], int)
         bank = _Bank(y, n, per, self.days, window, self.level_prior, self.level_clip)
-        leads = np.arange(horizon)
+        leads = np.arange(cv_h)
         scores: dict[str, float] = {}
         cv_fc: dict[str, np.ndarray] = {}
         target = origins[:, None] + leads[None, :]
@@ -186,6 +235,9 @@ class SelectForecaster(Forecaster):
         # per bucket of leads (a level correction may pay in the first hour only).
         edges = [0, *sorted({min(horizon, max(1, round(b / step_s))) for b in self.lead_buckets_s}), horizon]
         buckets = [slice(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+        ahead = buckets  # the buckets of the forecast; of the CV when it has all leads
+        if cv_h < horizon:
+            buckets, ahead = [slice(0, cv_h)], [slice(0, horizon)]
         base_fc = bank.forecast(baseline, origins, leads) if len(origins) else None
         base_err = None if base_fc is None else np.abs(raw[target] - base_fc)
         if base_err is not None:
@@ -202,6 +254,9 @@ class SelectForecaster(Forecaster):
             if ok.sum() < max(2, self.min_origins) or not ok[-1]:  # too little evidence
                 continue
             err = np.abs(raw[target[ok]] - fc[ok])
+            if not seasonal and self.short_evidence_t and not _beats(
+                    base_err[ok].mean(axis=1) - err.mean(axis=1), len(leads), self.short_evidence_t):
+                continue
             cv_fc[name] = np.where(ok[:, None], fc, np.nan)
             scores[name] = float(np.average(err.mean(axis=1), weights=weight[ok]))
             ratios[name] = []
@@ -224,13 +279,14 @@ class SelectForecaster(Forecaster):
             picks.append(best)
             shares.append(min(loss, key=lambda w: (loss[w], -w)))
         mean = np.empty(horizon)
-        base_now = bank.forecast(baseline, np.array([n]), leads)
-        for b, pick, w in zip(buckets, picks, shares):
-            fc = bank.forecast(pick, np.array([n]), leads[b])
+        every_lead = np.arange(horizon)
+        base_now = bank.forecast(baseline, np.array([n]), every_lead)
+        for b, pick, w in zip(ahead, picks, shares):
+            fc = bank.forecast(pick, np.array([n]), every_lead[b])
             mean[b] = np.nan if fc is None else fc[0] if w == 1 else w * fc[0] + (1 - w) * base_now[0, b]
         if np.isnan(mean).any():  # e.g. no day of history: the baseline's fallback
             picks, shares = [SHORT_BASELINE] * len(buckets), [1.0] * len(buckets)
-            mean = bank.forecast(SHORT_BASELINE, np.array([n]), leads)[0]
+            mean = bank.forecast(SHORT_BASELINE, np.array([n]), every_lead)[0]
         choice = Choice(tuple(p if w == 1 else f"{p}*{w:g}+{baseline}" for p, w in zip(picks, shares)),
                         scores, len(origins))
         if any(p not in cv_fc for p in picks):
@@ -244,6 +300,23 @@ class SelectForecaster(Forecaster):
         # evenly thinned over origins and leads (the stride walks through the leads from one
         # origin to the next), the latest error kept: memory bounded per series
         return choice, mean, (flat_t[::-1][::every][::-1], flat_f[::-1][::every][::-1])
+
+
+def _beats(gain: "np.ndarray", block: int, t_min: float) -> bool:
+    """Whether the per-origin gains (baseline error - candidate error) are positive with
+    evidence: the t statistic of their means over non-overlapping blocks of `block` origins
+    (consecutive origins share most of their targets; blocks of a horizon share none) is at
+    least `t_min`, with two blocks at least."""
+    import numpy as np
+
+    blocks = len(gain) // max(1, block)
+    if blocks < 2:
+        return False
+    means = gain[len(gain) - blocks * block:].reshape(blocks, -1).mean(axis=1)
+    spread = means.std(ddof=1)
+    if spread == 0:
+        return bool(means.mean() > 0)
+    return bool(means.mean() / (spread / np.sqrt(blocks)) >= t_min)
 
 
 class _Bank:

@@ -183,3 +183,23 @@ def test_continuity_corrected_quantiles_cover_whole_counts_at_nominal():
         cov = {lv: ((errors["y"] >= bands[f"lo-{lv}"]) & (errors["y"] <= bands[f"hi-{lv}"])).mean() for lv in (80, 95)}
         near = abs(cov[80] - 0.80) <= 0.02 and abs(cov[95] - 0.95) <= 0.02
         assert near == ok, (continuity, cov)
+
+
+def test_small_sample_bound_reaches_past_the_largest_score():
+    """20 scores: the conformal 95% quantile is their largest (covers 20/21 per tail at
+    best); with tail_evidence the t-bound widens it, and 2,000 scores are left alone."""
+    import numpy as np
+    import pandas as pd
+
+    r = np.random.default_rng(5)
+    for n, wider in ((20, True), (2000, False)):
+        y = r.normal(0, 10, n) + 100
+        errors = pd.DataFrame({"unique_id": "e", "ds": pd.date_range("2025-01-01", periods=n, freq="60s"),
+                               "y": y, "mean": 100.0})
+        level = np.full(n, 100.0)
+        plain = cal.fit(errors, None, (95,), level=level).z.loc["e"]
+        small = cal.fit(errors, None, (95,), level=level, tail_evidence=5).z.loc["e"]
+        if wider:
+            assert small["hi-95"] > plain["hi-95"] and small["lo-95"] < plain["lo-95"]
+        else:
+            assert small["hi-95"] == plain["hi-95"] and small["lo-95"] == plain["lo-95"]
