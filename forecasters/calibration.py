@@ -239,8 +239,11 @@ def fit(errors: "pd.DataFrame", profile: "LevelProfile | None", levels: Sequence
         groups = len(names)
         w, w2 = np.bincount(codes, weight, minlength=groups), np.bincount(codes, weight * weight, minlength=groups)
         efficiency = w ** 2 / w2 / np.bincount(codes, minlength=groups)
-        pairs = np.unique(np.stack([codes.astype(np.int64), ds]), axis=1)
-        distinct = np.bincount(pairs[0], minlength=groups) * efficiency
+        order = np.lexsort((ds, codes))
+        c, d = codes[order], ds[order]
+        first = np.ones(len(c), bool)
+        first[1:] = (c[1:] != c[:-1]) | (d[1:] != d[:-1])
+        distinct = np.bincount(c[first], minlength=groups) * efficiency
     table = {}
     for side, shift in (("lo", continuity), ("hi", -continuity)):
         part = [c for c in cols if c.startswith(side)]
