@@ -29,6 +29,8 @@ def test_init_creates_the_database_0600(tmp_path, umask_022):
     files = [p for p in tmp_path.iterdir() if p.name.startswith("prewarm.db")]
     assert tmp_path / "prewarm.db" in files
     assert {p.name: oct(mode(p)) for p in files} == {p.name: oct(0o600) for p in files}
+    # the starter config too: it may come to hold a store password or a provider token
+    assert mode(tmp_path / "prewarm.toml") == 0o600
 
 
 def test_the_audit_spool_and_its_directory_are_private(tmp_path, umask_022):

@@ -63,7 +63,12 @@ def init(ctx: click.Context, path: str, force: bool, sample: str | None) -> None
         raise click.UsageError(f"{path} exists; use --force to overwrite")
     if sample and Path(sample).exists() and not force:
         raise click.UsageError(f"{sample} exists; use --force to overwrite")
-    target.write_text(STARTER, encoding="utf-8")
+    # The config may come to hold a store URL with a password or a provider token: the
+    # owner's alone, whatever the umask (an existing file, with --force, keeps its own mode).
+    import os
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(STARTER)
     ctx.obj.config_path = str(target)
     settings = ctx.obj.settings
     from ..store import Store
