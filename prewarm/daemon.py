@@ -37,6 +37,7 @@ from typing import Callable
 from .apply import Mandate
 from .config import Settings
 from .cycle import apply_due, plan_cycle
+from .logs import ConditionLog
 from .redact import redact
 from .runtime import Runtime
 
@@ -118,6 +119,9 @@ class Daemon:
         self._jobs_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._stepping = threading.Lock()
+        # "cannot lead yet" is met on every poll while, say, the database refuses the schema
+        # check: logged when it starts, then once a minute with a count, and when it ends.
+        self._lead_failures = ConditionLog(log)
         # One cycle at a time: the start-up job's cycle and the interval job's are different
         # jobs to the scheduler, and a first cycle (every forecast) can outlast the interval.
         self._cycling = threading.Lock()
@@ -187,10 +191,12 @@ class Daemon:
         try:
             self._lead()
         except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry next tick
-            log.error("cannot lead yet: %s", exc)
+            self._lead_failures.failing(logging.ERROR, "cannot lead yet: %s", exc)
             self._step_down()
             if self.lock is not None:
                 self.lock.release()
+        else:
+            self._lead_failures.ok("leading after all")
 
     def _tick_cut_off(self) -> None:
         """Cut off from the database: lead again once it answers and the lock is free; stand by

@@ -183,3 +183,27 @@ def test_a_reload_exports_the_new_endpoints_series(tmp_path, sqlite_url, faulty)
     assert value(snap, "prewarm_target_cold_start_rate", endpoint="api") == 0.05
     daemon._step_down()
     store.close()
+
+
+def test_cannot_lead_yet_is_logged_once_while_it_lasts(tmp_path, sqlite_url, faulty, caplog):
+    # Leading fails on every poll (here: the runtime cannot be built): one error line when it
+    # starts, not one per poll, and one line when leading works after all.
+    import logging
+
+    settings = config.load(write_config(tmp_path / "prewarm.toml", sqlite_url, [{"name": "api", "dir": faulty.dir}]))
+    daemon = Daemon(settings)
+    attempts = []
+
+    def failing_lead():
+        attempts.append(1)
+        if len(attempts) <= 5:
+            raise RuntimeError("schema check refused")
+
+    daemon._lead = failing_lead
+    with caplog.at_level(logging.INFO, logger="prewarm"):
+        for _ in range(6):
+            daemon._start_leading()
+    lines = [r.getMessage() for r in caplog.records if "lead" in r.getMessage()]
+    assert len(attempts) == 6
+    assert [m for m in lines if m.startswith("cannot lead yet")] == ["cannot lead yet: schema check refused"]
+    assert any(m.startswith("leading after all (after 5 failures") for m in lines)
