@@ -444,7 +444,11 @@ class _Writer:
 
     def _eid(self, name: str) -> int:
         if name not in self._eids:
-            self._eids[name] = self.store.endpoint_id(name, conn=self.conn, create=True)
+            eid = self.store.endpoint_id(name, conn=self.conn, create=True)
+            # Concurrent ingests of the same endpoint take turns (PostgreSQL, MariaDB): the
+            # second reads what the first stored, instead of inserting the same minutes again.
+            self.store.lock_endpoints(self.conn, [eid])
+            self._eids[name] = eid
         return self._eids[name]
 
     def finish(self, path: Path) -> None:

@@ -89,3 +89,39 @@ def test_upgrade_repairs_two_current_plans_keeping_the_newest(db_url):
             with c.begin_nested():
                 c.execute(t.plans.update().where(p.id == 1).values(current=True))
     engine.dispose()
+
+
+def test_concurrent_ingests_of_the_same_endpoint_take_turns(store, db_url, tmp_path):
+    """Two `prewarm ingest`s of the same file started together (own stores, as two processes
+    would): both succeed, the minutes are stored once, and the later one finds them all
+    unchanged (before: the second inserted the minutes the first had not committed yet, and
+    PostgreSQL or MariaDB refused it with a duplicate key)."""
+    from prewarm.ingest import ingest_file
+
+    path = tmp_path / "counts.csv"
+    minutes = 3000
+    path.write_text("ts,endpoint,requests\n" + "".join(
+        f"{(T0 + timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%SZ')},shared,{m % 7}\n" for m in range(minutes)))
+    stores = [Store(db_url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def ingest(s: Store) -> None:
+        try:
+            barrier.wait()
+            reports.append(ingest_file(s, path))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(s,)) for s in stores]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        for s in stores:
+            s.close()
+    assert errors == []
+    assert sorted((r.inserted, r.unchanged) for r in reports) == [(0, minutes), (minutes, 0)]
+    assert len(store.history("shared", T0, T0 + timedelta(minutes=minutes))) == minutes

@@ -223,14 +223,22 @@ class Store:
             return {}
         rc = t.request_counts.c
         cols = (rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
+
+        def select(*where):
+            q = sa.select(*cols).where(rc.endpoint_id == endpoint_id, *where)
+            # MariaDB/MySQL: a plain read sees the transaction's first snapshot, from before
+            # the endpoint lock a concurrent ingest held (lock_endpoints); a locking read sees
+            # what it committed. PostgreSQL reads committed rows at every statement.
+            return q.with_for_update(read=True) if self.dialect in ("mysql", "mariadb") else q
+
         start, end = min(stamps), max(stamps)
         if (end - start).total_seconds() / 60 < 2 * len(stamps):
             wanted = set(stamps)
-            rows = conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts >= start, rc.ts <= end))
+            rows = conn.execute(select(rc.ts >= start, rc.ts <= end))
             return {r[0]: tuple(r[1:]) for r in rows if r[0] in wanted}
         out = {}
         for chunk in _chunks(list(stamps)):
-            for r in conn.execute(sa.select(*cols).where(rc.endpoint_id == endpoint_id, rc.ts.in_(chunk))):
+            for r in conn.execute(select(rc.ts.in_(chunk))):
                 out[r[0]] = tuple(r[1:])
         return out
 
