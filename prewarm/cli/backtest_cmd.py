@@ -238,6 +238,7 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
                                 "service_time_s": service_time, "cold_threshold_s": 2.0},
                "provider": {"kind": provider.kind, "idle_timeout": provider.idle_timeout,
                             "idle_timeout_max_s": provider.idle_timeout_max_s},
+               "forecaster": forecaster.name,
                "results": [r.as_dict() for r in results]}
         if frontier:
             out["frontier"] = {n: {"predictive": p.as_dict(), **report.frontier_json(f, c)}
