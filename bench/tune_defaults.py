@@ -3,8 +3,8 @@ coordinate sweep of each constant around the shipped `[planner]` defaults, every
 its default.
 
     nice -n 19 .venv/bin/python bench/tune_defaults.py --out tune.jsonl alibaba azure
-    nice -n 19 .venv/bin/python bench/tune_defaults.py --out tune.jsonl nasa \\
-        --values burst_value_share=0.5,0.6           # NASA only at some values (its replays are slow)
+    nice -n 19 .venv/bin/python bench/tune_defaults.py --out tune.jsonl --envelopes env.json nasa \\
+        --constants burst_value_share --values burst_value_share=0.5   # NASA at some values only
     nice -n 19 .venv/bin/python bench/tune_defaults.py --table tune.jsonl   # the tables again
 
 Series: the tuning part of every series (bench/backtest_bench.py --part tune: Alibaba Nov 15-23
@@ -73,14 +73,29 @@ def score(hours_ratio: float, cold_ratio: float) -> float:
     return min(cap(hours_ratio), cap(cold_ratio * 0.70 / 0.50))
 
 
-def replay_all(groups: list[str], constants: list[str], only: dict[str, tuple[float, ...]], out: Path) -> None:
+def envelope(name: str, tr, cfg, cache: Path | None) -> list[fr.Point]:
+    """The series' static envelope on its tuning part, swept once (kept in `cache`, a JSON file
+    of envelopes by series, so a later run at other values does not sweep it again)."""
+    known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    if name in known:
+        return [fr.Point(*p) for p in known[name]]
+    t0 = time.perf_counter()
+    front = fr.envelope(fr.sweep(tr, cfg))
+    print(f"{name}: envelope {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    if cache is not None:
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        known[name] = [[p.floor, p.keepalive_s, p.cold_rate, p.worker_hours] for p in front]
+        cache.write_text(json.dumps(known))
+    return front
+
+
+def replay_all(groups: list[str], constants: list[str], only: dict[str, tuple[float, ...]], out: Path,
+               cache: Path | None = None) -> None:
     predictive = PredictiveSettings(guard="off")
     for spec in groups:
         group, _, names = spec.partition(":")
         for name, tr, cfg in bb.CONFIGS[group](names.split(",") if names else None, "tune", SEED, predictive):
-            t0 = time.perf_counter()
-            front = fr.envelope(fr.sweep(tr, cfg))
-            print(f"{name}: envelope {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+            front = envelope(name, tr, cfg, cache)
             capacity = capacity_for(tr, cfg)
             for constant, value in settings_to_run(constants, only):
                 changes = {} if constant == "default" else {constant: value}
@@ -138,6 +153,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--values", action="append", default=[],
                     help="CONSTANT=V1,V2: only these values of it (e.g. the candidates, for NASA)")
     ap.add_argument("--out", type=Path, default=Path("tune_defaults.jsonl"), help="JSON lines, appended")
+    ap.add_argument("--envelopes", type=Path, help="JSON cache of each series' envelope (read, then written)")
     ap.add_argument("--table", type=Path, action="append", default=[], help="print the tables of these files")
     args = ap.parse_args(argv)
     constants = [c for c in args.constants.split(",") if c]
@@ -149,7 +165,7 @@ def main(argv: list[str]) -> None:
         c, _, vs = spec.partition("=")
         only[c] = tuple(float(v) for v in vs.split(","))
     if args.groups:
-        replay_all(args.groups, constants, only, args.out)
+        replay_all(args.groups, constants, only, args.out, args.envelopes)
     print(tables(args.table or [args.out]))
 
 
