@@ -20,7 +20,9 @@ per series on the same tuning part, reused for every setting): the issue's bar (
 series that beat, more is better; ties broken by the mean over series of
 min(hours ratio, cold ratio x 1.4) (the cold ratio scaled so that its bar, 0.5, sits at the
 hours ratio's, 0.70; each capped at 2, an infinite ratio counts 2), lower is better.
-One Markdown table per constant; a row per value (the default's row is shared by every table).
+One Markdown table per constant; a row per value (the centre's row, the defaults or `--base`,
+is shared by every table). `--base` runs a later pass of the coordinate sweep around the values
+an earlier pass chose.
 """
 from __future__ import annotations
 
@@ -44,27 +46,36 @@ from prewarm.policy import policy_from_settings  # noqa: E402
 
 # The constants of issue 10 the sweep moves, and the values tried (each around its default).
 SWEEP: dict[str, tuple[float, ...]] = {
-    "burst_value_share": (0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+    "burst_value_share": (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
     "initial_value_factor": (1.0, 2.0, 3.0, 5.0),
     "give_back_span_s": (21600.0, 43200.0, 86400.0, 172800.0),
-    "smoothing_s": (0.0, 1800.0, 3600.0, 7200.0),
+    "smoothing_s": (0.0, 1800.0, 3600.0, 7200.0, 10800.0),
 }
 SEED = 0
 RATIO_CAP = 2.0
 
 
-def default(constant: str) -> float:
+def default(constant: str, base: dict[str, float] | None = None) -> float:
+    """The constant's value at the centre of the sweep: `base` (a later pass of the coordinate
+    sweep, around the values an earlier pass chose), else the shipped default."""
+    if base and constant in base:
+        return base[constant]
     return PlannerSettings.model_fields[constant].default
 
 
-def settings_to_run(constants: list[str], only: dict[str, tuple[float, ...]]) -> list[tuple[str, float]]:
-    """(constant, value) pairs, the defaults first and once (as ("default", 0))."""
+def settings_to_run(constants: list[str], only: dict[str, tuple[float, ...]],
+                    base: dict[str, float]) -> list[tuple[str, float]]:
+    """(constant, value) pairs, the centre first and once (as ("default", 0))."""
     out: list[tuple[str, float]] = [("default", 0.0)]
     for c in constants:
         for v in only.get(c, SWEEP[c]):
-            if v != default(c):
+            if v != default(c, base):
                 out.append((c, v))
     return out
+
+
+def base_name(base: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in sorted(base.items()))
 
 
 def score(hours_ratio: float, cold_ratio: float) -> float:
@@ -90,22 +101,23 @@ def envelope(name: str, tr, cfg, cache: Path | None) -> list[fr.Point]:
 
 
 def replay_all(groups: list[str], constants: list[str], only: dict[str, tuple[float, ...]], out: Path,
-               cache: Path | None = None) -> None:
+               cache: Path | None = None, base: dict[str, float] | None = None) -> None:
+    base = base or {}
     predictive = PredictiveSettings(guard="off")
     for spec in groups:
         group, _, names = spec.partition(":")
         for name, tr, cfg in bb.CONFIGS[group](names.split(",") if names else None, "tune", SEED, predictive):
             front = envelope(name, tr, cfg, cache)
             capacity = capacity_for(tr, cfg)
-            for constant, value in settings_to_run(constants, only):
-                changes = {} if constant == "default" else {constant: value}
+            for constant, value in settings_to_run(constants, only, base):
+                changes = dict(base) if constant == "default" else {**base, constant: value}
                 policy = policy_from_settings(PlannerSettings(target_cold_rate=bb.TARGET, **changes), capacity)
                 t = time.perf_counter()
                 r = run(tr, "predictive", replace(cfg, policy=policy))
                 secs = time.perf_counter() - t
                 comp = fr.compare(front, r)
                 beats = (comp.hours_ratio <= 0.70 or comp.cold_ratio <= 0.50) and r.cold_rate <= bb.TARGET + 0.01
-                rec = {"series": name, "constant": constant, "value": value, "requests": r.requests,
+                rec = {"base": base_name(base), "series": name, "constant": constant, "value": value, "requests": r.requests,
                        "cold_rate": r.cold_rate, "worker_hours": r.worker_hours, "hours_ratio": comp.hours_ratio,
                        "cold_ratio": comp.cold_ratio, "beats": beats, "seconds": round(secs, 1)}
                 print(f"{name} {constant}={value:g}: {100 * r.cold_rate:.2f}% {r.worker_hours:.1f} wh "
@@ -115,34 +127,41 @@ def replay_all(groups: list[str], constants: list[str], only: dict[str, tuple[fl
                     f.write(json.dumps(rec) + "\n")
 
 
-def tables(paths: list[Path]) -> str:
+def tables(paths: list[Path], base: dict[str, float] | None = None) -> str:
+    base = base or {}
     recs: dict[tuple[str, str, float], dict] = {}
     for p in paths:
         for line in p.read_text().splitlines():
             r = json.loads(line)
-            recs[(r["series"], r["constant"], r["value"])] = r  # a later run of the same setting wins
+            if r.get("base", "") == base_name(base):  # a later run of the same setting wins
+                recs[(r["series"], r["constant"], r["value"])] = r
     series = list(dict.fromkeys(k[0] for k in recs))
     lines = []
     for constant in SWEEP:
-        values = sorted({k[2] for k in recs if k[1] == constant} | {default(constant)})
+        values = sorted({k[2] for k in recs if k[1] == constant} | {default(constant, base)})
         if len(values) < 2:
             continue
-        lines += [f"`{constant}` (default {default(constant):g}):", "",
+        centre = f"others at {base_name(base)}; " if base else ""
+        lines += [f"`{constant}` ({centre}centre {default(constant, base):g}):", "",
                   "| value | series beating | mean score | " + " | ".join(series) + " |",
                   "|---" * (3 + len(series)) + "|"]
-        for v in values:
-            key = ("default", 0.0) if v == default(constant) else (constant, v)
+        keys = [("default", 0.0) if v == default(constant, base) else (constant, v) for v in values]
+        # The objective is taken over the series replayed at every value of the table, so that
+        # values are compared on the same series (a partial run shows its cells but not more).
+        common = [s for s in series if all((s, *k) in recs for k in keys)]
+        for v, key in zip(values, keys):
             row = [recs.get((s, *key)) for s in series]
-            have = [r for r in row if r is not None]
+            have = [recs[(s, *key)] for s in common]
             n = sum(r["beats"] for r in have)
             mean = sum(score(r["hours_ratio"], r["cold_ratio"]) for r in have) / max(1, len(have))
             cells = ["n/a" if r is None else
                      f"{r['hours_ratio']:.2f}/{r['cold_ratio']:.2f} {'b' if r['beats'] else '**m**'} "
                      f"({100 * r['cold_rate']:.1f}%)" for r in row]
-            mark = " (default)" if v == default(constant) else ""
+            mark = " (centre)" if v == default(constant, base) else ""
             lines.append(f"| {v:g}{mark} | {n}/{len(have)} | {mean:.3f} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines.append("Cells: hours ratio / cold ratio, b = beats, m = misses, (cold rate).")
+    lines.append("Cells: hours ratio / cold ratio, b = beats, m = misses, (cold rate). Series beating and "
+                 "mean score: over the series replayed at every value of the table.")
     return "\n".join(lines)
 
 
@@ -154,6 +173,8 @@ def main(argv: list[str]) -> None:
                     help="CONSTANT=V1,V2: only these values of it (e.g. the candidates, for NASA)")
     ap.add_argument("--out", type=Path, default=Path("tune_defaults.jsonl"), help="JSON lines, appended")
     ap.add_argument("--envelopes", type=Path, help="JSON cache of each series' envelope (read, then written)")
+    ap.add_argument("--base", default="", help="CONSTANT=V,...: sweep around these values instead of the "
+                                               "defaults (a second pass); also selects the tables printed")
     ap.add_argument("--table", type=Path, action="append", default=[], help="print the tables of these files")
     args = ap.parse_args(argv)
     constants = [c for c in args.constants.split(",") if c]
@@ -164,9 +185,12 @@ def main(argv: list[str]) -> None:
     for spec in args.values:
         c, _, vs = spec.partition("=")
         only[c] = tuple(float(v) for v in vs.split(","))
+    base = {c: float(v) for c, _, v in (kv.partition("=") for kv in args.base.split(",") if kv)}
+    if set(base) - set(SWEEP):
+        ap.error(f"unknown constants in --base {sorted(set(base) - set(SWEEP))}")
     if args.groups:
-        replay_all(args.groups, constants, only, args.out, args.envelopes)
-    print(tables(args.table or [args.out]))
+        replay_all(args.groups, constants, only, args.out, args.envelopes, base)
+    print(tables(args.table or [args.out], base))
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ class PlannerSettings(_Strict):
     idle_timeout_busy_s: Optional[float] = Field(
         None, ge=0, description="keep-alive in busy hours (none: the value of an avoided cold start)")
     idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
-    burst_value_share: float = Field(0.5, gt=0, le=1,
+    burst_value_share: float = Field(0.3, gt=0, le=1,
                                      description="share of a cold start's value counted for workers beyond the first")
     burstiness: Literal["poisson", "observed"] = Field(
         "observed", description="observed: size busy steps for the burstiness of recent per-minute counts "
@@ -209,11 +209,11 @@ class PlannerSettings(_Strict):
     cold_start_value_s: Optional[float] = Field(
         None, ge=0, description="worker-seconds one avoided cold start is worth (none: derived from the target)")
     initial_value_factor: float = Field(
-        3.0, gt=0, description="without cold_start_value: the tuner starts at this x (cold start + service time) "
-                               "/ target_cold_rate worker-seconds (3.0: 150x at a 2% target)")
+        2.0, gt=0, description="without cold_start_value: the tuner starts at this x (cold start + service time) "
+                               "/ target_cold_rate worker-seconds (2.0: 100x at a 2% target)")
     give_back_span_s: float = Field(
         86400.0, ge=0, description="the tuner lowers the value only after this much evidence at the current setting")
-    smoothing_s: float = Field(3600.0, ge=0, description="average the forecast over +- this")
+    smoothing_s: float = Field(7200.0, ge=0, description="average the forecast over +- this")
     recent_window_s: float = Field(600.0, ge=0, description="how far ahead recent actual traffic floors the plan")
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "
                                                "from observed cold starts (needs ingested cold_starts)")

@@ -73,8 +73,8 @@ class PolicySettings:
     # within the minute rather than its mean; Poisson while nothing has been observed.
     burstiness: str = "poisson"
     # Without cold_start_value_s, the value starts at this x (lead + service time) /
-    # target_cold_rate worker-seconds (3.0: 150 x at a 2% target; planner.tuning.initial_value_s).
-    initial_value_factor: float = 3.0
+    # target_cold_rate worker-seconds (2.0: 100 x at a 2% target; planner.tuning.initial_value_s).
+    initial_value_factor: float = 2.0
     # The tuner lowers the value only on this much evidence at the current setting (a daily
     # cycle: a few quiet hours say nothing about the busy ones; planner.tuning.tune).
     give_back_span_s: float = 86400.0

@@ -39,13 +39,13 @@ class ObservedStats:
     span_s: float | None = None
 
 
-def initial_value_s(capacity: CapacityModel, target_cold_rate: float, factor: float = 3.0) -> float:
+def initial_value_s(capacity: CapacityModel, target_cold_rate: float, factor: float = 2.0) -> float:
     """A starting value: the lower the target, the more an avoided cold start is worth:
     factor x (lead + service time) / target worker-seconds ([planner] initial_value_factor).
-    At the default 3.0 and a 2% target one cold start is worth 150 x (lead + service time): a first guess
-    on the generous side, since the tuner raises it quickly but lowers it only slowly, and the
-    target is a ceiling (on the Alibaba models this start lands well below it for fewer
-    worker-hours than any static setting: docs/backtesting.md)."""
+    At the default 2.0 and a 2% target one cold start is worth 100 x (lead + service time): a first
+    guess on the generous side, since the tuner raises it quickly but lowers it only slowly, and
+    the target is a ceiling. 2.0 was chosen on the tuning parts of bench/protocol.py
+    (bench/tune_defaults.py; docs/backtesting.md), over 1, 3 (the earlier default) and 5."""
     return max(MIN_VALUE_S, factor * (capacity.cold_start_s + capacity.service_time_s) / target_cold_rate)
 
 

@@ -111,7 +111,7 @@ def test_give_back_span_and_initial_value_factor_are_planner_settings():
     assert half_day.give_back_span_s == 43200.0
     assert half_day.cold_start_value_s == pytest.approx(5 * (30 + 20) / 0.02)
     default = policy_from_settings(PlannerSettings(), CAP)
-    assert default.cold_start_value_s == pytest.approx(3 * (30 + 20) / 0.02)
+    assert default.cold_start_value_s == pytest.approx(PlannerSettings().initial_value_factor * (30 + 20) / 0.02)
     far_below = ObservedStats(requests=20_000, cold_requests=0, span_s=13 * 3600)
     assert tune(half_day, far_below, CAP).cold_start_value_s == pytest.approx(half_day.cold_start_value_s / 1.1)
     assert tune(default, far_below, CAP).cold_start_value_s == default.cold_start_value_s
