@@ -8,12 +8,12 @@ against the best static setting, on report parts only, for every series that qua
     nice -n 10 .venv/bin/python bench/backtest_bench.py --guard off alibaba   # the plan alone
     nice -n 10 .venv/bin/python bench/backtest_bench.py speed
 
-Groups: alibaba (every model with >= 200 report-week requests, then __all__), nasa, azure
+Groups: alibaba (every model with >= 200 requests in the part, then __all__), nasa, azure
 (code, conv), speed. `GROUP:A,B` runs only those series of a group (one at a time: replays are
 CPU-heavy and the machine is shared).
 
 Each series prints one Markdown row: the predictive policy (the daemon's default [planner]
-settings, seasonal-mean forecaster) replayed twice, full (idle timeout settable) and
+settings, the daemon's default forecaster `select` unless --forecaster) replayed twice, full (idle timeout settable) and
 count-only (as `--provider-kind aws-lambda`: the platform's own 60 s keep-alive), each with
 its ratios against the static envelope (every floor F x keep-alive K, chosen in hindsight on the
 part itself), and the verdict of the issue's bar: at most 0.70x the envelope's worker-hours at
@@ -44,6 +44,7 @@ import protocol  # noqa: E402  (bench/protocol.py)
 from prewarm.backtest import frontier as fr  # noqa: E402
 from prewarm.backtest.executable import provider_capabilities  # noqa: E402
 from prewarm.backtest.predictive import PredictiveSettings  # noqa: E402
+from prewarm.backtest.replay import default_forecaster  # noqa: E402
 from prewarm.backtest.runner import BacktestConfig, Result, run  # noqa: E402
 from prewarm.backtest.simulator import ColdStart, WorkerModel  # noqa: E402
 from prewarm.backtest.traces import load_cold_starts, load_trace  # noqa: E402
@@ -53,14 +54,12 @@ COUNT_ONLY = "aws-lambda"  # a count-only provider: no idle timeout (Capabilitie
 TUNE_WARMUP_S = {"alibaba": 2 * 86400.0, "nasa": 2 * 86400.0, "azure": 900.0}
 
 
-FORECASTER: str | None = None  # --forecaster: None replays the backtester's default (seasonal-mean)
+FORECASTER: str | None = None  # --forecaster: None replays the daemon's default ([forecast] model, select)
 
 
-def forecaster():
-    if FORECASTER is None:
-        return None
-    from prewarm.forecasters import registry
-    return registry.create(FORECASTER)
+def forecaster(season_s: float):
+    """The forecaster the predictive policy replays (FORECASTER, or the daemon's default)."""
+    return default_forecaster(season_s, FORECASTER)
 
 
 def verdict(result: Result, comp: fr.Comparison) -> str:
@@ -105,37 +104,49 @@ def window(split_name: str, part: str, first_arrival: float) -> tuple[float, flo
     return start, end
 
 
-def alibaba(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
-    names = series or protocol.alibaba_report_models()
+def alibaba_configs(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings):
+    """(name, trace, BacktestConfig) of every Alibaba series of the part (default: each model with
+    >= 200 requests in that part, then __all__)."""
+    names = series or protocol.alibaba_models(part)
     cs = ColdStart(samples_s=load_cold_starts(protocol.ALIBABA_COLD_STARTS))
     traces = load_trace(protocol.ALIBABA_REQUESTS, names, seed=seed)
     for name in names:
         tr = traces[name]
         start, end = window("alibaba", part, float(tr.arrivals[0]))
-        cfg = BacktestConfig(start_s=start, end_s=end, worker=WorkerModel(1, 60.0), cold_start=cs,
-                             target_cold_rate=TARGET, seed=seed, predictive=settings, forecaster=forecaster())
-        row(name, tr, cfg)
+        yield name, tr, BacktestConfig(start_s=start, end_s=end, worker=WorkerModel(1, 60.0), cold_start=cs,
+                                       target_cold_rate=TARGET, seed=seed, predictive=settings,
+                                       forecaster=forecaster(settings.season_s))
 
 
-def nasa(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
+def nasa_configs(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings):
     tr = load_trace(protocol.NASA, seed=seed)["nasa-ksc-www"]
     start, end = window("nasa", part, float(tr.arrivals[0]))
-    cfg = BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(8, 60.0),
-                         cold_start=ColdStart(fixed_s=30.0), service_time_s=20.0, target_cold_rate=TARGET,
-                         seed=seed, predictive=settings, forecaster=forecaster())
-    row("NASA", tr, cfg)
+    yield "NASA", tr, BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1),
+                                     worker=WorkerModel(8, 60.0), cold_start=ColdStart(fixed_s=30.0),
+                                     service_time_s=20.0, target_cold_rate=TARGET, seed=seed, predictive=settings,
+                                     forecaster=forecaster(settings.season_s))
 
 
-def azure(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings) -> None:
+def azure_configs(series: list[str] | None, part: str, seed: int, settings: PredictiveSettings):
     paths = {"code": protocol.AZURE_CODE, "conv": protocol.AZURE_CONV}
+    settings = replace(settings, step_s=60, season_s=600, refit_s=300)
     for name in series or list(paths):
         tr = load_trace(paths[name], seed=seed)[name]
         start, end = window("azure", part, float(tr.arrivals[0]))
-        cfg = BacktestConfig(start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(16, 60.0),
-                             cold_start=ColdStart(fixed_s=60.0), service_time_s=2.0, warmup_s=start - tr.arrivals[0],
-                             target_cold_rate=TARGET, seed=seed,
-                             predictive=replace(settings, step_s=60, season_s=600, refit_s=300))
-        row(f"Azure {name}", tr, cfg)
+        yield f"Azure {name}", tr, BacktestConfig(
+            start_s=start, end_s=min(end, float(tr.arrivals[-1]) + 1), worker=WorkerModel(16, 60.0),
+            cold_start=ColdStart(fixed_s=60.0), service_time_s=2.0, warmup_s=start - tr.arrivals[0],
+            target_cold_rate=TARGET, seed=seed, predictive=settings, forecaster=forecaster(settings.season_s))
+
+
+CONFIGS = {"alibaba": alibaba_configs, "nasa": nasa_configs, "azure": azure_configs}
+
+
+def rows(configs):
+    def group(series, part, seed, settings) -> None:
+        for name, tr, cfg in configs(series, part, seed, settings):
+            row(name, tr, cfg)
+    return group
 
 
 def speed(series, part, seed, settings) -> None:
@@ -144,7 +155,7 @@ def speed(series, part, seed, settings) -> None:
     tr = load_trace(protocol.ALIBABA_REQUESTS, ["M0002"])["M0002"]
     split = protocol.SPLITS["alibaba"]
     cfg = BacktestConfig(start_s=split.tune_start, end_s=split.report_end, worker=WorkerModel(1, 60.0),
-                         cold_start=cs, warmup_s=0.0, predictive=settings, forecaster=forecaster())
+                         cold_start=cs, warmup_s=0.0, predictive=settings, forecaster=forecaster(settings.season_s))
     run(tr, "keepalive:60", cfg)  # imports
     t = time.perf_counter()
     r = run(tr, "predictive", cfg)
@@ -159,7 +170,7 @@ def speed(series, part, seed, settings) -> None:
     print(f"16-day replay of NASA (predictive, {r.requests} requests): {time.perf_counter() - t:.1f}s", flush=True)
 
 
-GROUPS = {"alibaba": alibaba, "nasa": nasa, "azure": azure, "speed": speed}
+GROUPS = {**{g: rows(c) for g, c in CONFIGS.items()}, "speed": speed}
 
 
 def main(argv: list[str]) -> None:
@@ -170,14 +181,14 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--part", choices=("report", "tune"), default="report")
     ap.add_argument("--guard", choices=("auto", "floor", "always", "off"), default="auto",
                     help="the static guard (runner.static_guard); off: the forecast-driven plan alone")
-    ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. select "
-                                          "(default: seasonal-mean, the backtester's own default)")
+    ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. seasonal-mean "
+                                          "(default: the daemon's default [forecast] model, select)")
     args = ap.parse_args(argv)
     global FORECASTER
     FORECASTER = args.forecaster
     settings = PredictiveSettings(guard=args.guard)
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
-          f"forecaster {args.forecaster or 'seasonal-mean'}")
+          f"forecaster {args.forecaster or default_forecaster(86400).name}")
     if any(not g.startswith("speed") for g in args.groups):
         print(HEADER, flush=True)
     for spec in args.groups:

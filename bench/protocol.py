@@ -61,17 +61,26 @@ SPLITS = {
 }
 
 
-def alibaba_report_models(min_requests: int = MIN_REPORT_REQUESTS) -> list[str]:
-    """Every Alibaba base model with at least `min_requests` requests in the report week, busiest
-    first, then `__all__`."""
+def alibaba_models(part: str = "report", min_requests: int = MIN_REPORT_REQUESTS) -> list[str]:
+    """Every Alibaba base model with at least `min_requests` requests in the part ("report":
+    Nov 24-30; "tune": Nov 15-23), busiest first, then `__all__`."""
     import pandas as pd
 
-    split = SPLITS["alibaba"]
+    start, end = SPLITS["alibaba"].part(part)
     df = pd.read_csv(ALIBABA_REQUESTS, usecols=["gmt_create", "checkpoint_model_version_id"])
     t = pd.to_datetime(df["gmt_create"], utc=True).astype("int64") / 1e9
-    rep = df[(t >= split.report_start) & (t < split.report_end)]
-    counts = rep["checkpoint_model_version_id"].value_counts()
+    counts = df[(t >= start) & (t < end)]["checkpoint_model_version_id"].value_counts()
     return [str(m) for m in counts[counts >= min_requests].index] + ["__all__"]
+
+
+def alibaba_report_models(min_requests: int = MIN_REPORT_REQUESTS) -> list[str]:
+    """The Alibaba series the report tables show (alibaba_models on the report week)."""
+    return alibaba_models("report", min_requests)
+
+
+def alibaba_tune_models(min_requests: int = MIN_REPORT_REQUESTS) -> list[str]:
+    """The Alibaba series defaults are chosen on: the same rule on the tuning part (Nov 15-23)."""
+    return alibaba_models("tune", min_requests)
 
 
 def report_series() -> list[tuple[str, str]]:

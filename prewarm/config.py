@@ -197,7 +197,7 @@ class PlannerSettings(_Strict):
     idle_timeout_busy_s: Optional[float] = Field(
         None, ge=0, description="keep-alive in busy hours (none: the value of an avoided cold start)")
     idle_timeout_max_s: float = Field(14400.0, gt=0, description="cap on the busy-hours keep-alive")
-    burst_value_share: float = Field(0.5, gt=0, le=1,
+    burst_value_share: float = Field(0.3, gt=0, le=1,
                                      description="share of a cold start's value counted for workers beyond the first")
     burstiness: Literal["poisson", "observed"] = Field(
         "observed", description="observed: size busy steps for the burstiness of recent per-minute counts "
@@ -208,7 +208,12 @@ class PlannerSettings(_Strict):
                                       description="busy steps: Erlang loss the pool is sized for (none: mean load)")
     cold_start_value_s: Optional[float] = Field(
         None, ge=0, description="worker-seconds one avoided cold start is worth (none: derived from the target)")
-    smoothing_s: float = Field(3600.0, ge=0, description="average the forecast over +- this")
+    initial_value_factor: float = Field(
+        2.0, gt=0, description="without cold_start_value: the tuner starts at this x (cold start + service time) "
+                               "/ target_cold_rate worker-seconds (2.0: 100x at a 2% target)")
+    give_back_span_s: float = Field(
+        86400.0, ge=0, description="the tuner lowers the value only after this much evidence at the current setting")
+    smoothing_s: float = Field(7200.0, ge=0, description="average the forecast over +- this")
     recent_window_s: float = Field(600.0, ge=0, description="how far ahead recent actual traffic floors the plan")
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "
                                                "from observed cold starts (needs ingested cold_starts)")
@@ -226,7 +231,8 @@ class PlannerSettings(_Strict):
                                            "cold_start_value": "cold_start_value_s", "smoothing": "smoothing_s",
                                            "recent_window": "recent_window_s", "tune_interval": "tune_interval_s",
                                            "idle_timeout_busy": "idle_timeout_busy_s",
-                                           "idle_timeout_max": "idle_timeout_max_s"})
+                                           "idle_timeout_max": "idle_timeout_max_s",
+                                           "give_back_span": "give_back_span_s"})
 
     @field_validator("quantile")
     @classmethod

@@ -15,7 +15,7 @@ def policy_from_settings(p: PlannerSettings, capacity: CapacityModel) -> PolicyS
     if value is None:
         # What an avoided cold start is worth, before the tuner has evidence: generous at a
         # low target (planner.tuning.initial_value_s).
-        value = initial_value_s(capacity, p.target_cold_rate)
+        value = initial_value_s(capacity, p.target_cold_rate, p.initial_value_factor)
     return PolicySettings(
         quantile_column=p.quantile, speculative=p.speculative,
         speculative_min_requests_per_hour=p.speculative_min_requests_per_hour, floor=p.floor,
@@ -25,7 +25,8 @@ def policy_from_settings(p: PlannerSettings, capacity: CapacityModel) -> PolicyS
         floor_rule=p.floor_rule, baseline_percentile=p.baseline_percentile, target_cold_rate=p.target_cold_rate,
         idle_timeout_rule=p.idle_timeout_rule, idle_timeout_busy_s=p.idle_timeout_busy_s,
         idle_timeout_max_s=p.idle_timeout_max_s, burst_value_share=p.burst_value_share,
-        burstiness=p.burstiness)
+        burstiness=p.burstiness, initial_value_factor=p.initial_value_factor,
+        give_back_span_s=p.give_back_span_s)
 
 
 def for_provider(policy: PolicySettings, idle_timeout: bool, idle_timeout_max_s: float | None = None) -> PolicySettings:

@@ -112,7 +112,8 @@ def judge(rt: Runtime, ep: EndpointSettings, now: datetime,
 
 def forecaster_for(rt: Runtime, ep: EndpointSettings):
     """The endpoint's configured forecaster for the plan-alone replay; with model "auto" (a
-    choice per endpoint and step), the backtester's default (None: seasonal mean)."""
+    choice per endpoint and step), the backtester's default (None: the `[forecast]` default,
+    select; backtest.replay.default_forecaster)."""
     from .forecasters import registry
 
     fs = rt.settings.forecast_for(ep)

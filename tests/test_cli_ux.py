@@ -125,3 +125,16 @@ def test_backtest_from_store_replays_with_the_configured_capacity(project):
     assert over["worker_model"]["concurrency"] == 1  # a flag given overrides the config
     assert "needs --endpoint" in _run(["backtest", "--from-store"], project, check=2).stderr
     assert "TRACE" in _run(["backtest"], project, check=2).stderr
+
+
+def test_backtest_replays_the_daemons_default_forecaster_unless_told(project):
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=5)
+    window = ["--from", (end - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:00Z"),
+              "--to", end.strftime("%Y-%m-%dT%H:%M:00Z"), "--json", "--static-guard", "off", "--service-time", "2s"]
+    default = json.loads(_run(["backtest", "traffic.csv", "--endpoint", "chat", *window], project).stdout)
+    assert default["forecaster"] == "select"  # the [forecast] model's default
+    other = json.loads(_run(["backtest", "traffic.csv", "--endpoint", "chat", "--forecaster", "seasonal-mean",
+                             *window], project).stdout)
+    assert other["forecaster"] == "seasonal-mean"
+    assert "unknown forecaster 'nope'" in _run(["backtest", "traffic.csv", "--forecaster", "nope", *window],
+                                               project, check=2).stderr

@@ -73,7 +73,7 @@ class PredictiveSettings:
 
 # Forecasters that fit each series alone, by entry-point name (tests/backtest:
 # test_batched_forecasts_equal_single_ones checks each).
-BATCH_SAFE = frozenset({"seasonal-mean", "seasonal-naive", "seasonal-naive-weekly", "croston-sba", "tsb",
+BATCH_SAFE = frozenset({"select", "seasonal-mean", "seasonal-naive", "seasonal-naive-weekly", "croston-sba", "tsb",
                         "adida", "imapa"})
 
 

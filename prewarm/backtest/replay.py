@@ -41,7 +41,7 @@ class BacktestConfig:
     warmup_s: float = 86400.0
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     policy: PolicySettings | None = None  # None: the backtest default (see predictive_policy)
-    forecaster: Any = None  # a prewarm Forecaster; None: seasonal-naive
+    forecaster: Any = None  # a prewarm Forecaster; None: the daemon's default (default_forecaster)
     seed: int = 0
     # What the provider can carry out (executable.Executable; provider_capabilities(kind)):
     # commands are replayed as the provider executes them, the predictive policy is the one
@@ -113,6 +113,18 @@ def predictive_policy(capacity: CapacityModel, cfg: BacktestConfig) -> PolicySet
     return for_provider(policy, cfg.provider.idle_timeout, cfg.provider.idle_timeout_max_s)
 
 
+def default_forecaster(season_s: float, name: str | None = None):
+    """The forecaster the predictive policy replays: `name`, or the daemon's default (the
+    `[forecast]` model's default, `select`), so the backtest measures what the daemon runs.
+    Seasonal models get the replay's season."""
+    from ..config import ForecastSettings
+    from ..forecasters import registry
+
+    name = name or ForecastSettings.model_fields["model"].default
+    seasonal = name in ("seasonal-naive", "seasonal-mean")
+    return registry.create(name, **({"season_s": int(season_s)} if seasonal else {}))
+
+
 def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
     """'predictive', 'keepalive:600', 'static:2:600', 'reactive', ... -> (kind, params)."""
     kind, _, arg = spec.partition(":")
@@ -164,10 +176,7 @@ def replay(trace: Trace, spec: str, cfg: BacktestConfig,
                                               service_times(past, cfg.service_time_s or capacity.service_time_s))
     else:
         schedule = None
-        forecaster = cfg.forecaster
-        if forecaster is None:
-            from ..forecasters.seasonal_mean import SeasonalMeanForecaster
-            forecaster = SeasonalMeanForecaster(season_s=cfg.predictive.season_s)
+        forecaster = cfg.forecaster if cfg.forecaster is not None else default_forecaster(cfg.predictive.season_s)
         policy_obj = PredictivePolicy(trace, forecaster, capacity, predictive_policy(capacity, cfg),
                                       cfg.predictive, cfg.ingest_delay_s, on_progress=progress,
                                       static_guard=guard)

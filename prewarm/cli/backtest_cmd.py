@@ -109,10 +109,13 @@ def _short(seconds: float) -> str:
               help="Predictive: the static guard, judged weekly on the trailing week (auto: after the plan "
                    "alone did worse than the best static setting there, the least floor and keep-alive "
                    "under the plan that held; floor: then the best static setting itself).")
+@click.option("--forecaster", "forecaster_name", metavar="NAME",
+              help="Predictive: the forecaster to replay (default: the daemon's default [forecast] model, select).")
 @click.pass_context
 def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,
-             as_json, plot, ingest_delay, price, seed, advise, persistent_price, provider_kind, static_guard):
+             as_json, plot, ingest_delay, price, seed, advise, persistent_price, provider_kind, static_guard,
+             forecaster_name):
     """Replay TRACE (ts,endpoint,requests per minute, the Alibaba requests.csv, or an Azure LLM
     trace) against a policy, and report cold-start rate, worker-hours and cost. With
     --from-store, replay each --endpoint's stored history with its configured capacity."""
@@ -167,13 +170,20 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
 
     from ..backtest.executable import FULL, provider_capabilities
     from ..backtest.predictive import PredictiveSettings
+    from ..backtest.replay import default_forecaster
+    from ..forecasters import registry
 
     provider = provider_capabilities(provider_kind) if provider_kind else FULL
+    predictive = replace(PredictiveSettings(), guard=static_guard)
+    try:
+        forecaster = default_forecaster(predictive.season_s, forecaster_name)
+    except registry.UnknownForecaster as exc:
+        raise click.BadParameter(str(exc), param_hint="--forecaster") from None
     cfg = BacktestConfig(start_s=start, end_s=end,
                          worker=WorkerModel(worker_concurrency, platform_idle_timeout),
                          cold_start=cs, service_time_s=service_time, target_cold_rate=target_cold_rate,
                          ingest_delay_s=ingest_delay, price_per_worker_hour=price, seed=seed,
-                         provider=provider, predictive=replace(PredictiveSettings(), guard=static_guard))
+                         provider=provider, predictive=predictive, forecaster=forecaster)
 
     if advise:
         from ..backtest import advisor
@@ -229,6 +239,7 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
                                 "service_time_s": service_time, "cold_threshold_s": 2.0},
                "provider": {"kind": provider.kind, "idle_timeout": provider.idle_timeout,
                             "idle_timeout_max_s": provider.idle_timeout_max_s},
+               "forecaster": forecaster.name,
                "results": [r.as_dict() for r in results]}
         if frontier:
             out["frontier"] = {n: {"predictive": p.as_dict(), **report.frontier_json(f, c)}

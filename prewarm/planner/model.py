@@ -72,6 +72,12 @@ class PolicySettings:
     # (Observed.arrival_dispersion, planner.burstiness), so a busy step is sized for the peak
     # within the minute rather than its mean; Poisson while nothing has been observed.
     burstiness: str = "poisson"
+    # Without cold_start_value_s, the value starts at this x (lead + service time) /
+    # target_cold_rate worker-seconds (2.0: 100 x at a 2% target; planner.tuning.initial_value_s).
+    initial_value_factor: float = 2.0
+    # The tuner lowers the value only on this much evidence at the current setting (a daily
+    # cycle: a few quiet hours say nothing about the busy ones; planner.tuning.tune).
+    give_back_span_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.floor < 0:
@@ -92,6 +98,10 @@ class PolicySettings:
             raise ValueError("burst_value_share must be in (0, 1]")
         if self.idle_timeout_max_s <= 0:
             raise ValueError("idle_timeout_max_s must be positive")
+        if self.initial_value_factor <= 0:
+            raise ValueError("initial_value_factor must be positive")
+        if self.give_back_span_s < 0:
+            raise ValueError("give_back_span_s cannot be negative")
         if self.burstiness not in ("poisson", "observed"):
             raise ValueError("burstiness must be 'poisson' or 'observed'")
 

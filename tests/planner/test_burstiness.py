@@ -100,3 +100,27 @@ def test_tuner_gives_back_only_on_a_whole_day_of_evidence():
     # Above the ceiling it raises at once, whatever the span.
     above = ObservedStats(requests=20_000, cold_requests=1000, span_s=3600)
     assert tune(policy, above, CAP).cold_start_value_s > 6000.0
+
+
+def test_give_back_span_and_initial_value_factor_are_planner_settings():
+    # [planner] give_back_span and initial_value_factor reach the tuner through prewarm.policy.
+    from prewarm.config import PlannerSettings
+    from prewarm.policy import policy_from_settings
+
+    half_day = policy_from_settings(PlannerSettings(give_back_span="12h", initial_value_factor=5), CAP)
+    assert half_day.give_back_span_s == 43200.0
+    assert half_day.cold_start_value_s == pytest.approx(5 * (30 + 20) / 0.02)
+    default = policy_from_settings(PlannerSettings(), CAP)
+    assert default.cold_start_value_s == pytest.approx(PlannerSettings().initial_value_factor * (30 + 20) / 0.02)
+    far_below = ObservedStats(requests=20_000, cold_requests=0, span_s=13 * 3600)
+    assert tune(half_day, far_below, CAP).cold_start_value_s == pytest.approx(half_day.cold_start_value_s / 1.1)
+    assert tune(default, far_below, CAP).cold_start_value_s == default.cold_start_value_s
+    # Without a value the tuner starts from the policy's own factor.
+    unset = replace(half_day, cold_start_value_s=None)
+    assert tune(unset, ObservedStats(requests=0, cold_requests=0), CAP).cold_start_value_s == \
+        pytest.approx(5 * (30 + 20) / 0.02)
+    for bad in ({"give_back_span_s": -1}, {"initial_value_factor": 0}):
+        with pytest.raises(ValueError):
+            PlannerSettings(**bad)
+        with pytest.raises(ValueError):
+            PolicySettings(**bad)
