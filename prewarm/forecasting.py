@@ -113,6 +113,20 @@ def to_demand(frame: "pd.DataFrame", step_s: int, *, out_step_s: int = 60,
     return out
 
 
+def pin_events(demand: DemandForecast, events) -> DemandForecast:
+    """The demand with `pinned` set on the steps whose start lies in one of `events`' windows
+    (the steps apply_events changed)."""
+    import dataclasses
+
+    import numpy as np
+
+    starts = np.array([demand.at(i).timestamp() for i in range(len(demand))])
+    pinned = np.zeros(len(demand), bool)
+    for e in events:
+        pinned |= (starts >= e.start.timestamp()) & (starts < e.end.timestamp())
+    return dataclasses.replace(demand, pinned=tuple(pinned.tolist()))
+
+
 def prepare_history(history: "pd.DataFrame", now: datetime, settings: "ForecastSettings",
                     base_step_s: int = BASE_STEP_S) -> "pd.DataFrame":
     """History strictly before `now` (and within history_s), dense at base_step_s (one
@@ -165,6 +179,9 @@ def forecast_endpoints(history: "pd.DataFrame", settings: "ForecastSettings", *,
                                         model_params or {})
         frame, applied = apply_events(frame, settings.events, step_s)
         demand = to_demand(frame, step_s, model=models)
+        for uid in applied:  # the steps the events set, which the planner does not smooth away
+            if uid in demand:
+                demand[uid] = pin_events(demand[uid], [e for e in settings.events if e.applies_to(uid)])
         frames = dict(tuple(frame.groupby("unique_id", sort=False)))
         for uid, d in demand.items():
             run.forecasts[uid] = EndpointForecast(uid, d, models.get(uid, ""), step_s,

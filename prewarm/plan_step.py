@@ -167,4 +167,5 @@ def window(demand, now: datetime, horizon_s: float):
         return tuple(piece.tolist()) if hasattr(piece, "tolist") else tuple(piece)
 
     return DemandForecast(start=demand.at(skip), step_s=demand.step_s, mean=part(demand.mean),
-                          bands={b: part(v) for b, v in demand.bands.items()}, model=demand.model)
+                          bands={b: part(v) for b, v in demand.bands.items()}, model=demand.model,
+                          pinned=part(demand.pinned) if len(demand.pinned) else ())

@@ -131,7 +131,8 @@ def compact(fc):
 
     d = fc.demand
     demand = DemandForecast(start=d.start, step_s=d.step_s, mean=np.asarray(d.mean, dtype=float),
-                            bands={b: np.asarray(v, dtype=float) for b, v in d.bands.items()}, model=d.model)
+                            bands={b: np.asarray(v, dtype=float) for b, v in d.bands.items()}, model=d.model,
+                            pinned=np.asarray(d.pinned, dtype=bool) if len(d.pinned) else ())
     return dataclasses.replace(fc, demand=demand, frame=None)
 
 

@@ -136,10 +136,10 @@ def test_calendar_event_moves_the_plan_and_explain_names_it(rt):
 
     day = START + timedelta(days=3)
     quiet = plan_cycle(rt, day, save=False)["chat"].plan
-    # 40x for an hour: the default smoothing (+-2 h) spreads the hour over four, so a 20x one
-    # no longer adds a worker on this endpoint's light traffic.
+    # An hour at 20x: the planner's smoothing (+-2 h by default) must not spread a declared
+    # event over four hours (the event's steps are pinned: DemandForecast.pinned).
     launch = {"name": "launch", "start": (day + timedelta(hours=1)).isoformat(),
-              "end": (day + timedelta(hours=2)).isoformat(), "scale": 40.0}
+              "end": (day + timedelta(hours=2)).isoformat(), "scale": 20.0}
     fs = rt.settings.forecast.model_copy(update={"events": (config.ForecastEvent(**launch),)})
     rt.settings = rt.settings.model_copy(update={"forecast": fs})
     rt.forecasts.clear()

@@ -120,6 +120,8 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
 
     band = forecast.series(policy.quantile_column)
     rates = smoothed(band, int(round(policy.smoothing_s / step)))
+    if len(forecast.pinned):  # a declared event's steps keep at least their own value
+        rates = np.where(np.asarray(forecast.pinned, bool), np.maximum(rates, np.maximum(band, 0.0)), rates).tolist()
     recent = observed.requests_per_minute_recent
     if recent > 0:
         # Never scale in on a forecast alone while actual traffic is higher.

@@ -122,11 +122,16 @@ class DemandForecast:
     mean: Sequence[float]
     bands: Mapping[str, Sequence[float]] = field(default_factory=dict)  # 'hi-80' -> values
     model: str = ""
+    # Steps a declared calendar event set (forecast_events): known, not noise, so the
+    # planner's smoothing never averages them below their own value. Empty: none.
+    pinned: Sequence[bool] = ()
 
     def __post_init__(self) -> None:
         for name, values in self.bands.items():
             if len(values) != len(self.mean):
                 raise ValueError(f"band {name} has {len(values)} steps, mean has {len(self.mean)}")
+        if len(self.pinned) and len(self.pinned) != len(self.mean):
+            raise ValueError(f"pinned has {len(self.pinned)} steps, mean has {len(self.mean)}")
 
     def __len__(self) -> int:
         return len(self.mean)
