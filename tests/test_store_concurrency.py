@@ -103,17 +103,49 @@ def test_concurrent_ingests_of_the_same_endpoint_take_turns(store, db_url, tmp_p
     path.write_text("ts,endpoint,requests\n" + "".join(
         f"{(T0 + timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%SZ')},shared,{m % 7}\n" for m in range(minutes)))
     stores = [Store(db_url) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    reports, errors = [], []
+    results, errors = together(stores, *[lambda s=s: ingest_file(s, path) for s in stores])
+    assert errors == []
+    reports = list(results)
+    assert sorted((r.inserted, r.unchanged) for r in reports) == [(0, minutes), (minutes, 0)]
+    assert len(store.history("shared", T0, T0 + timedelta(minutes=minutes))) == minutes
 
-    def ingest(s: Store) -> None:
+
+def test_a_sync_and_an_ingest_of_the_same_endpoint_take_turns(store, db_url, tmp_path):
+    """`prewarm sync` writing a source's answer and `prewarm ingest` writing a file of the same
+    minutes, started together: both succeed and each minute is stored once (before: the one
+    that came second inserted minutes the first had not committed, a duplicate key)."""
+    from prewarm.ingest import ingest_file
+    from prewarm.store.source_store import Answered, write_answers
+
+    minutes = 3000
+    stamps = [T0 + timedelta(minutes=k) for k in range(minutes)]
+    path = tmp_path / "counts.csv"
+    path.write_text("ts,endpoint,requests\n" + "".join(f"{ts.strftime('%Y-%m-%dT%H:%M:%SZ')},shared,{k % 7}\n"
+                                                       for k, ts in enumerate(stamps)))
+    answer = Answered("shared", "prometheus", stamps[0], stamps[-1] + timedelta(minutes=1),
+                      {ts: (k % 7, None) for k, ts in enumerate(stamps)})
+    stores = [Store(db_url) for _ in range(2)]
+    _, errors = together(stores, lambda: ingest_file(stores[0], path),
+                         lambda: write_answers(stores[1], [answer], T0 + timedelta(days=3)))
+    assert errors == []
+    rows = store.history("shared", stamps[0], stamps[-1] + timedelta(minutes=1))
+    assert [r[:2] for r in rows] == [(ts, k % 7) for k, ts in enumerate(stamps)]
+
+
+def together(stores, *works):
+    """Run `works` in threads started together (a barrier), as separate processes would;
+    close `stores` after. Returns (results, errors)."""
+    barrier = threading.Barrier(len(works))
+    results, errors = [], []
+
+    def run(work) -> None:
         try:
             barrier.wait()
-            reports.append(ingest_file(s, path))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+            results.append(work())
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=ingest, args=(s,)) for s in stores]
+    threads = [threading.Thread(target=run, args=(w,)) for w in works]
     try:
         for th in threads:
             th.start()
@@ -122,6 +154,4 @@ def test_concurrent_ingests_of_the_same_endpoint_take_turns(store, db_url, tmp_p
     finally:
         for s in stores:
             s.close()
-    assert errors == []
-    assert sorted((r.inserted, r.unchanged) for r in reports) == [(0, minutes), (minutes, 0)]
-    assert len(store.history("shared", T0, T0 + timedelta(minutes=minutes))) == minutes
+    return results, errors
