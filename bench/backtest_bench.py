@@ -179,7 +179,7 @@ def main(argv: list[str]) -> None:
                     help="alibaba, nasa, azure, speed; GROUP:A,B for some series of a group")
     ap.add_argument("--seed", type=int, default=0, help="sub-second spreading of arrivals and cold-start draws")
     ap.add_argument("--part", choices=("report", "tune"), default="report")
-    ap.add_argument("--guard", choices=("auto", "floor", "always", "off"), default="auto",
+    ap.add_argument("--guard", choices=("auto", "lift", "always", "off"), default="auto",
                     help="the static guard (runner.static_guard); off: the forecast-driven plan alone")
     ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. seasonal-mean "
                                           "(default: the daemon's default [forecast] model, select)")

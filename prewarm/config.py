@@ -218,11 +218,11 @@ class PlannerSettings(_Strict):
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "
                                                "from observed cold starts (needs ingested cold_starts)")
     tune_interval_s: float = Field(3600.0, gt=0, description="how often the tuner may move the knobs")
-    static_guard: Literal["auto", "floor", "always", "off"] = Field(
+    static_guard: Literal["auto", "lift", "always", "off"] = Field(
         "auto", description="never plan below last week's best static (floor, keep-alive) setting, judged weekly "
-                            "on the endpoint's own history: auto (only after the plan alone did worse on it, "
-                            "and then only the least floor/keep-alive under the plan that held), floor (then "
-                            "the best static setting itself), always, or off")
+                            "on the endpoint's own history: auto (only after the plan alone did worse on it), "
+                            "lift (as auto, but only the least floor/keep-alive under the plan that held "
+                            "there), always, or off")
 
     @model_validator(mode="before")
     @classmethod

@@ -54,8 +54,8 @@ class PredictiveSettings:
     # guard_window_s of the endpoint's own history at the target (advisor.trailing_static); the
     # plan never goes below it (planner StaticSetting). False: the plan alone.
     # "auto": guarded only for a period after the plan alone did worse than static on the
-    # trailing week, and then by the least (floor, keep-alive) under the plan that held there
-    # (runner.cheapest_lift); "floor": then by the best static setting itself; "always"; "off". runner.static_guard. Every / window None: seven seasons
+    # trailing week, by the best static setting; "lift": then by the least (floor, keep-alive)
+    # under the plan that held there (runner.cheapest_lift); "always"; "off". runner.static_guard. Every / window None: seven seasons
     # (last week's setting, re-judged weekly: a week of the busiest endpoint's replays is the
     # cost) over seven seasons; under one season of history, no guard.
     guard: str = "auto"

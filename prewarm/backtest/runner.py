@@ -36,10 +36,11 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
     * guard "auto": the same week replayed with the plan alone (no guard); the plan runs alone
       for the next period only if it held there: its cold rate not significantly above the
       target (binomial z <= 1, as the tuner) and no static setting with that cold rate cost
-      fewer worker-hours. Otherwise the least lift of the plan that held on that week guards
-      it (cheapest_lift: a floor and keep-alive at most the best static setting's, under the
-      plan), or the best static setting where no smaller lift held;
-    * guard "floor": as auto, but the best static setting itself guards the plan.
+      fewer worker-hours. Otherwise the best static setting guards it;
+    * guard "lift": as auto, but the least lift of the plan that held on that week guards it
+      (cheapest_lift: a floor and keep-alive at most the best static setting's, under the
+      plan), or the best static setting where no smaller lift held. Opt-in: on the report
+      parts it fitted last week too tightly (docs/backtesting.md).
     """
     s = cfg.predictive
     keepalives = cfg.provider.keepalives(KEEPALIVES_S, cfg.worker.platform_idle_timeout_s)
@@ -59,13 +60,13 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
         if best is None:
             return None
         last_floor.append(best.floor)
-        if s.guard in ("auto", "floor"):
+        if s.guard in ("auto", "lift"):
             past = trace.between(-math.inf, sweep.end)
             week = replace(alone_cfg, start_s=sweep.start, end_s=sweep.end)
             alone = run(past, "predictive", week)
             if plan_held(alone, sweep, cfg.target_cold_rate):
                 return None
-            if s.guard == "auto":
+            if s.guard == "lift":
                 return cheapest_lift(past, week, sweep, best, cfg.target_cold_rate)
         return sweep.setting(best)
     return guard

@@ -105,10 +105,10 @@ def _short(seconds: float) -> str:
 @click.option("--provider-kind", metavar="KIND",
               help="Replay what this provider can carry out (its capabilities): e.g. aws-lambda is "
                    "count-only (the platform's own idle timeout), modal caps it at 1 h.")
-@click.option("--static-guard", type=click.Choice(["auto", "floor", "always", "off"]), default="auto", show_default=True,
+@click.option("--static-guard", type=click.Choice(["auto", "lift", "always", "off"]), default="auto", show_default=True,
               help="Predictive: the static guard, judged weekly on the trailing week (auto: after the plan "
-                   "alone did worse than the best static setting there, the least floor and keep-alive "
-                   "under the plan that held; floor: then the best static setting itself).")
+                   "alone did worse than the best static setting there, that setting; lift: the least "
+                   "floor and keep-alive under the plan that held there).")
 @click.option("--forecaster", "forecaster_name", metavar="NAME",
               help="Predictive: the forecaster to replay (default: the daemon's default [forecast] model, select).")
 @click.pass_context
