@@ -120,7 +120,7 @@ def pin_events(demand: DemandForecast, events) -> DemandForecast:
 
     import numpy as np
 
-    starts = np.array([demand.at(i).timestamp() for i in range(len(demand))])
+    starts = demand.start.timestamp() + demand.step_s * np.arange(len(demand))
     pinned = np.zeros(len(demand), bool)
     for e in events:
         pinned |= (starts >= e.start.timestamp()) & (starts < e.end.timestamp())

@@ -86,10 +86,8 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
         eids = {a.endpoint: store.endpoint_id(a.endpoint, conn=c) for a in answers}
         ids = list(set(eids.values()))
         # An ingest of the same endpoints takes turns with the sync (PostgreSQL, MariaDB): the
-        # one that comes second reads what the first stored (MariaDB: by locking reads, which
-        # see committed rows, where a plain read keeps the transaction's first snapshot).
+        # one that comes second reads what the first stored (Store.committed).
         store.lock_endpoints(c, ids)
-        locking = store.dialect in ("mysql", "mariadb")
         lo = min(a.start for a in answers)
         hi = max(a.end for a in answers)
         states: dict[int, tuple] = {}
@@ -100,9 +98,9 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
         missing: dict[int, set[datetime]] = {}
         good_ids = list({eids[a.endpoint] for a in good})
         for chunk in _chunks(good_ids, 100):
-            q = sa.select(rc.endpoint_id, rc.ts, rc.requests, rc.cold_starts).where(
-                rc.endpoint_id.in_(chunk), rc.ts >= lo, rc.ts < hi)
-            for eid, ts, req, cold in c.execute(q.with_for_update(read=True) if locking else q):
+            for eid, ts, req, cold in c.execute(store.committed(
+                    sa.select(rc.endpoint_id, rc.ts, rc.requests, rc.cold_starts)
+                    .where(rc.endpoint_id.in_(chunk), rc.ts >= lo, rc.ts < hi))):
                 existing.setdefault(eid, {})[ts] = (req, cold)
             for eid, ts in c.execute(sa.select(m.endpoint_id, m.ts)
                                      .where(m.endpoint_id.in_(chunk), m.ts >= lo, m.ts < hi)):

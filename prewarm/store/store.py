@@ -152,6 +152,13 @@ class Store:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
+    def committed(self, query: sa.Select) -> sa.Select:
+        """`query` reading what other writers committed, for use after lock_endpoints: on
+        MariaDB/MySQL a locking read (a plain one sees the transaction's first snapshot, from
+        before the lock was granted); PostgreSQL reads committed rows at every statement, and
+        SQLite's write lock already excludes other writers."""
+        return query.with_for_update(read=True) if self.dialect in ("mysql", "mariadb") else query
+
     def lock_endpoints(self, conn: sa.Connection, eids: Iterable[int]) -> None:
         """Serialise writers per endpoint until `conn`'s transaction ends: the endpoint rows
         locked, in id order (two writers of several endpoints never wait on each other in a
@@ -225,11 +232,7 @@ class Store:
         cols = (rc.ts, rc.requests, rc.cold_starts, rc.p50_ms, rc.p99_ms)
 
         def select(*where):
-            q = sa.select(*cols).where(rc.endpoint_id == endpoint_id, *where)
-            # MariaDB/MySQL: a plain read sees the transaction's first snapshot, from before
-            # the endpoint lock a concurrent ingest held (lock_endpoints); a locking read sees
-            # what it committed. PostgreSQL reads committed rows at every statement.
-            return q.with_for_update(read=True) if self.dialect in ("mysql", "mariadb") else q
+            return self.committed(sa.select(*cols).where(rc.endpoint_id == endpoint_id, *where))
 
         start, end = min(stamps), max(stamps)
         if (end - start).total_seconds() / 60 < 2 * len(stamps):
