@@ -180,17 +180,20 @@ class SelectForecaster(Forecaster):
         fitted = cal.fit(err, profile, levels, half_life_days=half_life,
                          level=err["mean"].clip(lower=0).to_numpy(float) if by_forecast else None,
                          continuity=self.continuity, tail_evidence=self.tail_evidence) if len(err) else cal.Calibration.from_dicts({})
+
+        def dispersion(kappas: dict[str, float]) -> "cal.Calibration":
+            """Normal scores on a scale of the history's own dispersion, per series."""
+            return cal.Calibration.from_dicts({u: {**cal.default_row(levels), "kappa": k} for u, k in kappas.items()})
+
         if unexplained:
-            rows = {u: {**cal.default_row(levels), "kappa": k} for u, k in unexplained.items()}
-            fitted = fitted.merged(cal.Calibration.from_dicts(rows))
+            fitted = fitted.merged(dispersion(unexplained))
         self.last_calibration = cal.with_default(fitted, ids, levels)
         out = cal.apply(point, self.last_calibration, profile, levels,
                         level=point["mean"].to_numpy(float) if by_forecast else None)
         if floors:
             rows = out["unique_id"].astype(str).isin(floors)
-            least = cal.apply(point[rows.to_numpy()], cal.Calibration.from_dicts(
-                {u: {**cal.default_row(levels), "kappa": k} for u, k in floors.items()}), None, levels,
-                level=point.loc[rows.to_numpy(), "mean"].to_numpy(float))
+            least = cal.apply(point[rows.to_numpy()], dispersion(floors), None, levels,
+                              level=point.loc[rows.to_numpy(), "mean"].to_numpy(float))
             for c in least.columns:
                 if c.startswith(("lo-", "hi-")):  # halfway to the dispersion band
                     out.loc[rows, c] = np.floor((out.loc[rows, c].to_numpy() + least[c].to_numpy()) / 2 + 0.5)
