@@ -295,7 +295,7 @@ def cmd_protocol(args) -> None:
 
     import protocol
     from prewarm.config import ForecastSettings
-    from prewarm.forecasters.accuracy import score
+    from prewarm.forecasters.accuracy import coverage_interval, score
     from prewarm.forecasting import forecast_endpoints
 
     data = protocol_series()
@@ -339,16 +339,22 @@ def cmd_protocol(args) -> None:
                         act = act.assign(ds=act["ds"].dt.floor(f"{step_s}s")).groupby("ds", as_index=False)["y"].sum()
                         joined = grp.merge(act, on="ds", how="inner")
                         s = score(joined, quantile_column="hi-80")[str(uid)]
+                        # stretches of target time one horizon long: the steps scored from
+                        # overlapping origins and the same level error stay together
+                        block = joined["ds"].astype("int64") // (h * 10**9)
+                        cis = {f"coverage-{lv}-ci": [round(v, 4) for v in coverage_interval(
+                            joined["y"], joined[f"lo-{lv}"], joined[f"hi-{lv}"], block)] for lv in (80, 95)}
                         picked = grp.groupby("origin")["model"].first().value_counts().to_dict()
                         row = {"split": split_name, "series": str(uid), "part": part, "horizon_s": h,
                                "run": run_name, "step_s": int(step_s), "origins": int(grp["origin"].nunique()),
-                               "scored": int(len(joined)), **{k: round(v, 4) for k, v in s.items() if k != "n"},
+                               "scored": int(len(joined)), "blocks": int(block.nunique()), **{k: round(v, 4) for k, v in s.items() if k != "n"}, **cis,
                                "picked": picked, "seconds": round(time.time() - t0, 1)}
                         results.append(row)
                         print(json.dumps(row), flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(json.dumps(r) for r in results) + "\n")
     print(protocol_table(results, args.runs[0], "seasonal-naive"))
+    print(coverage_table(results, args.runs[0]))
 
 
 def short_windows(every_s: int = 3 * 3600, minutes: int = 60):
@@ -460,6 +466,44 @@ def protocol_table(results, run: str, baseline: str) -> str:
     for (part, h), rs in sorted(ratios.items()):
         lines.append(f"\nmean MAE ratio, {part}, horizon {h} s: {statistics.mean(rs):.3f} over {len(rs)} series "
                      f"(worst {max(rs):.3f})")
+    return "\n".join(lines)
+
+
+#: fewer independent stretches than this and a bootstrap interval says little (with 2 blocks
+#: it has three possible values): no judgement of chance is made
+MIN_BLOCKS = 10
+
+
+def coverage_verdict(point: float, ci, nominal: float, blocks: int, tolerance: float = 0.05) -> str:
+    """Within (the measured share within `tolerance` of nominal); off (outside, and so is the
+    whole interval: the band is off beyond what chance explains); off, but the interval
+    reaches back within the tolerance (the data cannot tell it from a band within); or off,
+    with too few blocks to tell."""
+    if abs(point - nominal) <= tolerance:
+        return "within"
+    if blocks < MIN_BLOCKS:
+        return f"**off**; {blocks} blocks, too few to tell chance from a miss"
+    lo, hi = ci
+    if hi < nominal - tolerance or lo > nominal + tolerance:
+        return "**off**"
+    return "**off**, chance can explain it"
+
+
+def coverage_table(results, run: str) -> str:
+    """Markdown: per series, part and horizon, `run`'s coverage with its 90% block-bootstrap
+    interval (blocks: horizon-long stretches of target time), and the verdict."""
+    lines = ["| series | part | horizon | blocks | cov80 (90% interval) | verdict | cov95 (90% interval) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if r["run"] != run or "coverage-80-ci" not in r:
+            continue
+        h = r["horizon_s"]
+        hz = f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+        cells = []
+        for lv in (80, 95):
+            point, ci = r[f"coverage-{lv}"], r[f"coverage-{lv}-ci"]
+            cells.append(f"{point:.3f} ({ci[0]:.3f}-{ci[1]:.3f}) | {coverage_verdict(point, ci, lv / 100, r['blocks'])}")
+        lines.append(f"| {r['split']} {r['series']} | {r['part']} | {hz} | {r.get('blocks', '')} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

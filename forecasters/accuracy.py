@@ -3,6 +3,8 @@
 - pinball loss at quantile q: the loss the planner pays for sizing on that quantile
   (hi-80 is q = 0.9): under-forecasts cost q per request, over-forecasts 1 - q;
 - coverage of a band: the share of actuals inside [lo, hi] (nominal 0.8 for the 80% band);
+- coverage_interval: how far a measured coverage could be from the band's true one by
+  chance, by a block bootstrap over stretches of target time;
 - MASE: mean absolute error over the in-sample mean absolute error of the seasonal naive
   forecast, so that 1.0 means "as good as copying the last season".
 Steps flagged `imputed` (no data was collected) are not scored.
@@ -39,6 +41,35 @@ def coverage(actual: Sequence[float], lo: Sequence[float], hi: Sequence[float]) 
     if len(y) == 0:
         return math.nan
     return float(np.mean((y >= np.asarray(lo, float)) & (y <= np.asarray(hi, float))))
+
+
+def coverage_interval(actual: Sequence[float], lo: Sequence[float], hi: Sequence[float],
+                      blocks: Sequence[int], *, confidence: float = 0.9, draws: int = 2000,
+                      seed: int = 0) -> tuple[float, float]:
+    """A block-bootstrap interval for a band's coverage: how far the measured share could be
+    from the band's true coverage by chance alone, given how many independent stretches of
+    time it was measured on. Steps of one block (e.g. the same horizon-long stretch of target
+    time, scored from overlapping origins) stay together: their hits are correlated (one level
+    error misses them all), so counting steps as independent would overstate the evidence.
+    Resamples whole blocks with replacement `draws` times (seeded: the same input gives the
+    same interval). (nan, nan) without actuals; a single block gives its own coverage twice
+    (nothing to resample: the data cannot say how far off it is)."""
+    import numpy as np
+
+    y = np.asarray(actual, float)
+    if len(y) == 0:
+        return (math.nan, math.nan)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    inside = (y >= np.asarray(lo, float)) & (y <= np.asarray(hi, float))
+    _, code = np.unique(np.asarray(blocks), return_inverse=True)
+    hits = np.bincount(code, weights=inside.astype(float))
+    n = np.bincount(code).astype(float)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(n), size=(draws, len(n)))
+    shares = hits[pick].sum(axis=1) / n[pick].sum(axis=1)
+    tail = (1 - confidence) / 2
+    return (float(np.quantile(shares, tail)), float(np.quantile(shares, 1 - tail)))
 
 
 def mase(actual: Sequence[float], predicted: Sequence[float], insample: Sequence[float],

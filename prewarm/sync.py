@@ -40,6 +40,7 @@ class SyncResult:
     error: str | None = None
     retryable: bool = True
     watermark: datetime | None = None
+    busy: bool = False  # another writer (an ingest) held the endpoint: read again next sync
 
 
 class Syncer:
@@ -158,9 +159,12 @@ class Syncer:
             err = answer.error
             if err is not None:
                 log.warning("sync %s: %s; plans keep running on the stored history", ep.name, err)
+            elif w.busy:
+                log.info("sync %s: another writer (an ingest) holds the endpoint; its minutes are read "
+                         "again at the next sync", ep.name)
             out[ep.name] = SyncResult(ep.name, read.source.kind, read.start, read.end, w.inserted, w.updated,
                                       w.missing, None if err is None else _short(err),
-                                      True if err is None else err.retryable, w.watermark)
+                                      True if err is None else err.retryable, w.watermark, w.busy)
         return out
 
     def _observe(self, results: dict[str, SyncResult], now: datetime) -> None:

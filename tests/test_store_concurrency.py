@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from prewarm.store import Store
 from prewarm.store import schema as t
+from waiting import wait_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 WRITERS = 6
@@ -155,3 +156,51 @@ def together(stores, *works):
         for s in stores:
             s.close()
     return results, errors
+
+
+def test_a_sync_never_waits_on_an_endpoint_an_ingest_holds(store, db_url):
+    """An ingest holds endpoint B (it locks endpoints as it meets them in its file) and will
+    want A next; a sync of A and B runs meanwhile. Before, the sync locked A, then waited on
+    B: the two waited on each other until the database broke the deadlock by failing one.
+    Now the sync writes A, leaves B for the next sync (its watermark kept, nothing written,
+    reported busy) and never waits, so the ingest gets A; once B is free a sync writes it."""
+    from prewarm.store.source_store import Answered, sync_states, write_answers
+
+    stamps = [T0 + timedelta(minutes=k) for k in range(30)]
+    answers = [Answered(name, "prometheus", stamps[0], stamps[-1] + timedelta(minutes=1),
+                        {ts: (k % 5, None) for k, ts in enumerate(stamps)}) for name in ("a", "b")]
+    ids = {name: store.endpoint_id(name) for name in ("a", "b")}
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite serialises every writer with its database lock: no row locks to skip")
+    ingest = sa.create_engine(db_url)
+    try:
+        with ingest.connect() as c, c.begin():
+            store.lock_endpoints(c, [ids["b"]])  # the ingest holds B
+            done: list = []
+            sync = threading.Thread(target=lambda: done.append(write_answers(store, answers, T0 + timedelta(days=1))))
+            sync.start()
+            # the sync either finishes or is seen waiting on a lock (the failure before)
+            state = wait_for(lambda: "done" if done else ("waits" if _lock_waits(ingest) else None), 120,
+                             what="the sync to finish or wait on a lock")
+            assert state == "done", "the sync waits on the endpoint the ingest holds"
+            sync.join()
+            written = done[0]
+            assert written["b"].busy and written["b"].inserted == 0 and written["b"].watermark is None
+            assert not written["a"].busy and written["a"].inserted == 30
+            assert store.lock_endpoints(c, [ids["a"]]) == {ids["a"]}  # the ingest gets A: no deadlock
+        assert set(sync_states(store, ["a", "b"])) == {"a"}
+        assert len(store.history("b", stamps[0], stamps[-1] + timedelta(minutes=1))) == 0
+        again = write_answers(store, answers, T0 + timedelta(days=1, minutes=1))
+        assert not again["b"].busy and again["b"].inserted == 30 and again["a"].inserted == 0
+    finally:
+        ingest.dispose()
+
+
+def _lock_waits(engine) -> bool:
+    """Whether some other transaction on the server waits on a row lock right now."""
+    with engine.connect() as c:
+        if engine.dialect.name == "postgresql":
+            return bool(c.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                          "AND datname = current_database()")).scalar())
+        return bool(c.execute(sa.text("SELECT count(*) FROM information_schema.innodb_trx "
+                                      "WHERE trx_state = 'LOCK WAIT'")).scalar())

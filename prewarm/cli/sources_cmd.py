@@ -46,13 +46,15 @@ def sync(ctx, endpoint, since, as_json) -> None:
         syncer.close()
         store.close()
     doc = [{"endpoint": r.endpoint, "source": r.kind, "start": r.start, "end": r.end, "inserted": r.inserted,
-            "updated": r.updated, "missing": r.missing, "watermark": r.watermark, "error": r.error}
+            "updated": r.updated, "missing": r.missing, "watermark": r.watermark, "error": r.error,
+            "busy": r.busy}
            for r in results.values()]
     if as_json:
         emit_json({"at": now, "endpoints": doc})
     elif doc:
         table([[d["endpoint"], d["source"], f"{d['start']:%m-%d %H:%M} - {d['end']:%m-%d %H:%M}", d["inserted"],
-                d["updated"], d["missing"], d["error"]] for d in doc],
+                d["updated"], d["missing"],
+                d["error"] or ("held by an ingest: read again next sync" if d["busy"] else None)] for d in doc],
               ["endpoint", "source", "minutes", "new", "revised", "missing", "error"])
     else:
         click.echo("no endpoint has an [endpoints.source] table: nothing to sync")

@@ -46,6 +46,7 @@ class Written:
     updated: int = 0
     missing: int = 0  # minutes of the window recorded as missing
     watermark: datetime | None = None
+    busy: bool = False  # another writer held the endpoint: nothing written, read again next sync
 
 
 def sync_states(store: Store, names: Iterable[str]) -> dict[str, SyncState]:
@@ -82,17 +83,28 @@ def write_answers(store: Store, answers: Sequence[Answered], now: datetime,
     if not answers:
         return out
     rc, m, s = t.request_counts.c, t.source_missing.c, t.source_sync.c
+    # Endpoint rows first, each in its own transaction: creating one can wait on an ingest
+    # creating the same, and the sync must hold no lock while it waits.
+    eids = {a.endpoint: store.endpoint_id(a.endpoint) for a in answers}
     with store.begin_write() as c:  # SQLite: the write lock from the start, before the reads
-        eids = {a.endpoint: store.endpoint_id(a.endpoint, conn=c) for a in answers}
-        ids = list(set(eids.values()))
-        # An ingest of the same endpoints takes turns with the sync (PostgreSQL, MariaDB): the
-        # one that comes second reads what the first stored (Store.committed).
-        store.lock_endpoints(c, ids)
+        # An ingest of the same endpoints takes turns with the sync (PostgreSQL, MariaDB): an
+        # endpoint an ingest holds is left for the next sync (watermark kept, nothing written),
+        # so the sync never waits on it and the two cannot deadlock; an ingest that comes
+        # second waits and reads what the sync stored (Store.committed).
+        held = store.lock_endpoints(c, eids.values(), skip_locked=True)
+        states: dict[int, tuple] = {}
+        for row in c.execute(sa.select(s.endpoint_id, s.first_minute, s.watermark)
+                             .where(s.endpoint_id.in_(list(set(eids.values()))))):
+            states[row[0]] = (row[1], row[2])
+        for a in answers:
+            if eids[a.endpoint] not in held:
+                out[a.endpoint] = Written(watermark=states.get(eids[a.endpoint], (None, None))[1], busy=True)
+        answers = [a for a in answers if eids[a.endpoint] in held]
+        eids = {a.endpoint: eids[a.endpoint] for a in answers}
+        if not answers:
+            return out
         lo = min(a.start for a in answers)
         hi = max(a.end for a in answers)
-        states: dict[int, tuple] = {}
-        for row in c.execute(sa.select(s.endpoint_id, s.first_minute, s.watermark).where(s.endpoint_id.in_(ids))):
-            states[row[0]] = (row[1], row[2])
         good = [a for a in answers if a.error is None and a.start < a.end]
         existing: dict[int, dict[datetime, tuple]] = {}
         missing: dict[int, set[datetime]] = {}

@@ -159,18 +159,28 @@ class Store:
         SQLite's write lock already excludes other writers."""
         return query.with_for_update(read=True) if self.dialect in ("mysql", "mariadb") else query
 
-    def lock_endpoints(self, conn: sa.Connection, eids: Iterable[int]) -> None:
+    def lock_endpoints(self, conn: sa.Connection, eids: Iterable[int], *, skip_locked: bool = False) -> set[int]:
         """Serialise writers per endpoint until `conn`'s transaction ends: the endpoint rows
         locked, in id order (two writers of several endpoints never wait on each other in a
         circle). PostgreSQL: FOR NO KEY UPDATE, which inserts referencing the endpoint do not
         wait for. MariaDB: call it first in the transaction, so the snapshot of its later
         reads is taken after the lock is granted (REPEATABLE READ takes it at the first plain
-        read). SQLite: begin_write's lock already serialises every writer."""
+        read). SQLite: begin_write's lock already serialises every writer.
+
+        `skip_locked`: never wait; the rows another transaction holds are left out. A writer
+        that takes its locks so can never be one of two that wait on each other (an ingest
+        locks endpoints as it meets them in its file, in no order a sync could share).
+        Returns the ids locked (on SQLite: all of them)."""
+        wanted = sorted(set(eids))
         if self.dialect == "sqlite":
-            return
+            return set(wanted)
         e = t.endpoints.c
-        for chunk in _chunks(sorted(set(eids))):
-            conn.execute(sa.select(e.id).where(e.id.in_(chunk)).order_by(e.id).with_for_update(key_share=True))
+        got: set[int] = set()
+        for chunk in _chunks(wanted):
+            got.update(r[0] for r in conn.execute(
+                sa.select(e.id).where(e.id.in_(chunk)).order_by(e.id)
+                .with_for_update(key_share=True, skip_locked=skip_locked)))
+        return got
 
     # -- endpoints -------------------------------------------------------------------------
     def endpoint_id(self, name: str, provider_kind: str | None = None, *, conn: sa.Connection | None = None,

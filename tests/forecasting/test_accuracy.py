@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from prewarm.forecasters.accuracy import coverage, mase, pinball_loss, score
+from prewarm.forecasters.accuracy import coverage, coverage_interval, mase, pinball_loss, score
 from prewarm.forecasters.base import level_to_quantile
 
 
@@ -21,6 +21,30 @@ def test_pinball_weights_under_forecasts_by_q():
 def test_coverage_counts_inclusive_band():
     assert coverage([1, 5, 9, 10], [0, 0, 0, 0], [5, 5, 5, 10]) == 0.75
     assert math.isnan(coverage([], [], []))
+
+
+def test_coverage_interval_counts_blocks_not_steps():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    # 40 blocks of 30 steps; each block is all in or all out (a level error misses them all),
+    # 80% of blocks in: the interval is as wide as 40 coin flips, not 1,200
+    inside_block = rng.random(40) < 0.8
+    y = np.repeat(np.where(inside_block, 1.0, 10.0), 30)
+    blocks = np.repeat(np.arange(40), 30)
+    lo, hi = np.zeros_like(y), np.full_like(y, 5.0)
+    a, b = coverage_interval(y, lo, hi, blocks)
+    point = coverage(y, lo, hi)
+    assert a < point < b
+    binomial_40 = 1.645 * math.sqrt(point * (1 - point) / 40)
+    assert (b - a) / 2 == pytest.approx(binomial_40, rel=0.3)
+    # the same hits counted as 1,200 independent steps: about sqrt(30) times narrower
+    a1, b1 = coverage_interval(y, lo, hi, np.arange(len(y)))
+    assert (b1 - a1) < (b - a) / 3
+    assert coverage_interval(y, lo, hi, blocks) == (a, b)  # seeded
+    assert coverage_interval(y[:30], lo[:30], hi[:30], blocks[:30]) == (point_one := coverage(y[:30], lo[:30], hi[:30]),
+                                                                         point_one)
+    assert all(math.isnan(v) for v in coverage_interval([], [], [], []))
 
 
 def test_mase_against_seasonal_naive_scale():
