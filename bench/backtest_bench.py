@@ -57,8 +57,18 @@ TUNE_WARMUP_S = {"alibaba": 2 * 86400.0, "nasa": 2 * 86400.0, "azure": 900.0}
 FORECASTER: str | None = None  # --forecaster: None replays the daemon's default ([forecast] model, select)
 
 
+FORECASTER_PARAMS: dict = {}  # --forecaster-params: constructor parameters (tuning parts only)
+
+
 def forecaster(season_s: float):
-    """The forecaster the predictive policy replays (FORECASTER, or the daemon's default)."""
+    """The forecaster the predictive policy replays (FORECASTER, or the daemon's default;
+    `rate-oracle` is built per trace in `row`)."""
+    if FORECASTER and FORECASTER.startswith("rate-oracle"):
+        return None
+    if FORECASTER_PARAMS:
+        from prewarm.forecasters import registry
+
+        return registry.create(FORECASTER or default_forecaster(season_s).name, **FORECASTER_PARAMS)
     return default_forecaster(season_s, FORECASTER)
 
 
@@ -83,6 +93,11 @@ def guard_text(result: Result) -> str:
 
 def row(name: str, trace, cfg: BacktestConfig) -> None:
     t0 = time.perf_counter()
+    if FORECASTER and FORECASTER.startswith("rate-oracle"):  # a bound: the trace's own rate
+        from rate_oracle import RateOracle
+
+        minutes = float(FORECASTER.partition(":")[2] or 60)
+        cfg = replace(cfg, forecaster=RateOracle(trace, cfg.predictive.step_s, 60 * minutes))
     full = run(trace, "predictive", cfg)
     count_only = run(trace, "predictive", replace(cfg, provider=provider_capabilities(COUNT_ONLY)))
     front = fr.envelope(fr.sweep(trace, cfg))
@@ -182,13 +197,21 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--guard", choices=("auto", "lift", "always", "off"), default="auto",
                     help="the static guard (runner.static_guard); off: the forecast-driven plan alone")
     ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. seasonal-mean "
-                                          "(default: the daemon's default [forecast] model, select)")
+                                          "(default: the daemon's default [forecast] model, select); "
+                                          "rate-oracle[:MINUTES]: the trace's own rate, a bound (bench/rate_oracle.py)")
+    ap.add_argument("--forecaster-params", help="JSON constructor parameters for the forecaster (tuning parts only)")
     args = ap.parse_args(argv)
-    global FORECASTER
+    global FORECASTER, FORECASTER_PARAMS
     FORECASTER = args.forecaster
+    if args.forecaster_params:
+        if args.part != "tune":
+            ap.error("--forecaster-params is for tuning parts only (--part tune): report parts are only scored")
+        import json
+
+        FORECASTER_PARAMS = json.loads(args.forecaster_params)
     settings = PredictiveSettings(guard=args.guard)
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
-          f"forecaster {args.forecaster or default_forecaster(86400).name}")
+          f"forecaster {args.forecaster or default_forecaster(86400).name} {args.forecaster_params or ''}")
     if any(not g.startswith("speed") for g in args.groups):
         print(HEADER, flush=True)
     for spec in args.groups:

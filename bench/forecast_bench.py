@@ -295,11 +295,12 @@ def cmd_protocol(args) -> None:
 
     import protocol
     from prewarm.config import ForecastSettings
-    from prewarm.forecasters.accuracy import coverage_interval, score
+    from prewarm.forecasters.accuracy import coverage_interval, error_ratio_interval, score
     from prewarm.forecasting import forecast_endpoints
 
     data = protocol_series()
     results = []
+    steps: dict[tuple, pd.DataFrame] = {}  # per (split, series, part, horizon, run): the scored steps
     if args.baseline_from:  # earlier runs' rows (e.g. seasonal naive), for the table only
         results = [json.loads(line) for line in Path(args.baseline_from).read_text().splitlines() if line]
         results = [r for r in results if r["run"] not in args.runs]
@@ -350,7 +351,19 @@ def cmd_protocol(args) -> None:
                                "scored": int(len(joined)), "blocks": int(block.nunique()), **{k: round(v, 4) for k, v in s.items() if k != "n"}, **cis,
                                "picked": picked, "seconds": round(time.time() - t0, 1)}
                         results.append(row)
+                        steps[(split_name, str(uid), part, h, run_name)] = joined[["origin", "ds", "y", "mean"]]
                         print(json.dumps(row), flush=True)
+    # the MAE ratio's 90% paired block-bootstrap interval (blocks: horizon-long stretches of
+    # target time), where both runs were scored here on the same steps
+    for row in results:
+        key = (row["split"], row["series"], row["part"], row["horizon_s"])
+        mine, base = steps.get((*key, row["run"])), steps.get((*key, "seasonal-naive"))
+        if mine is None or base is None or row["run"] == "seasonal-naive":
+            continue
+        both = mine.merge(base, on=["origin", "ds"], suffixes=("", "_base"))
+        row["mae-ratio-ci"] = [round(v, 4) for v in error_ratio_interval(
+            both["y"] - both["mean"], both["y_base"] - both["mean_base"],
+            both["ds"].astype("int64") // (row["horizon_s"] * 10**9))]
     if args.out:
         Path(args.out).write_text("\n".join(json.dumps(r) for r in results) + "\n")
     print(protocol_table(results, args.runs[0], "seasonal-naive"))
@@ -444,7 +457,7 @@ def protocol_table(results, run: str, baseline: str) -> str:
     import statistics
 
     by = {(r["split"], r["series"], r["part"], r["horizon_s"], r["run"]): r for r in results}
-    lines = [f"| series | part | horizon | step | MAE {run} / {baseline} | ratio | pinball ratio | "
+    lines = [f"| series | part | horizon | step | MAE {run} / {baseline} | ratio (90% interval) | pinball ratio | "
              f"{run} cov80 / cov95 | {baseline} cov80 / cov95 |", "|---|---|---|---|---|---|---|---|---|"]
     ratios: dict[tuple, list] = {}
     for (split, series, part, h, r), row in by.items():
@@ -460,8 +473,10 @@ def protocol_table(results, run: str, baseline: str) -> str:
         miss80 = "" if abs(row["coverage-80"] - 0.8) <= 0.05 else "**"
         miss95 = "" if abs(row["coverage-95"] - 0.95) <= 0.05 else "**"
         worse = "**" if ratio > 1 else ""
+        ci = row.get("mae-ratio-ci")
+        interval = f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
         lines.append(f"| {split} {series} | {part} | {hz} | {row['step_s'] // 60} min | {row['mae']:.3g} / "
-                     f"{base['mae']:.3g} | {worse}{ratio:.3f}{worse} | {pin:.3f} | {miss80}{row['coverage-80']:.3f}{miss80}"
+                     f"{base['mae']:.3g} | {worse}{ratio:.3f}{worse}{interval} | {pin:.3f} | {miss80}{row['coverage-80']:.3f}{miss80}"
                      f" / {miss95}{row['coverage-95']:.3f}{miss95} | {base['coverage-80']:.3f} / {base['coverage-95']:.3f} |")
     for (part, h), rs in sorted(ratios.items()):
         lines.append(f"\nmean MAE ratio, {part}, horizon {h} s: {statistics.mean(rs):.3f} over {len(rs)} series "

@@ -4,7 +4,8 @@
   (hi-80 is q = 0.9): under-forecasts cost q per request, over-forecasts 1 - q;
 - coverage of a band: the share of actuals inside [lo, hi] (nominal 0.8 for the 80% band);
 - coverage_interval: how far a measured coverage could be from the band's true one by
-  chance, by a block bootstrap over stretches of target time;
+  chance, by a block bootstrap over stretches of target time; error_ratio_interval the same
+  for the ratio of two forecasts' MAE on the same steps;
 - MASE: mean absolute error over the in-sample mean absolute error of the seasonal naive
   forecast, so that 1.0 means "as good as copying the last season".
 Steps flagged `imputed` (no data was collected) are not scored.
@@ -70,6 +71,29 @@ def coverage_interval(actual: Sequence[float], lo: Sequence[float], hi: Sequence
     shares = hits[pick].sum(axis=1) / n[pick].sum(axis=1)
     tail = (1 - confidence) / 2
     return (float(np.quantile(shares, tail)), float(np.quantile(shares, 1 - tail)))
+
+
+def error_ratio_interval(errors: Sequence[float], baseline_errors: Sequence[float], blocks: Sequence[int], *,
+                         confidence: float = 0.9, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A paired block-bootstrap interval for the ratio of two forecasts' mean absolute errors
+    on the same steps (`errors` and `baseline_errors` aligned, e.g. MAE against seasonal
+    naive's): whole blocks are resampled, both forecasts' errors together, so the interval
+    says whether the measured ratio could be chance. (nan, nan) without steps."""
+    import numpy as np
+
+    a, b = np.abs(np.asarray(errors, float)), np.abs(np.asarray(baseline_errors, float))
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} errors but {len(b)} baseline errors")
+    if len(a) == 0:
+        return (math.nan, math.nan)
+    _, code = np.unique(np.asarray(blocks), return_inverse=True)
+    sa, sb = np.bincount(code, weights=a), np.bincount(code, weights=b)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(sa), size=(draws, len(sa)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = sa[pick].sum(axis=1) / sb[pick].sum(axis=1)
+    tail = (1 - confidence) / 2
+    return (float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail)))
 
 
 def mase(actual: Sequence[float], predicted: Sequence[float], insample: Sequence[float],

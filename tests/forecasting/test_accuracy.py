@@ -3,7 +3,8 @@ import math
 import pandas as pd
 import pytest
 
-from prewarm.forecasters.accuracy import coverage, coverage_interval, mase, pinball_loss, score
+from prewarm.forecasters.accuracy import (coverage, coverage_interval, error_ratio_interval, mase, pinball_loss,
+                                          score)
 from prewarm.forecasters.base import level_to_quantile
 
 
@@ -45,6 +46,25 @@ def test_coverage_interval_counts_blocks_not_steps():
     assert coverage_interval(y[:30], lo[:30], hi[:30], blocks[:30]) == (point_one := coverage(y[:30], lo[:30], hi[:30]),
                                                                          point_one)
     assert all(math.isnan(v) for v in coverage_interval([], [], [], []))
+
+
+def test_error_ratio_interval_is_paired_by_block():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = np.repeat(rng.gamma(2.0, 5.0, 30), 10)  # 30 blocks whose errors differ a lot
+    blocks = np.repeat(np.arange(30), 10)
+    a, b = error_ratio_interval(0.8 * base, base, blocks)
+    assert a == pytest.approx(0.8) and b == pytest.approx(0.8)  # paired: the blocks' spread cancels
+    noisy = 0.8 * base * rng.uniform(0.5, 1.5, len(base))
+    a, b = error_ratio_interval(noisy, base, blocks)
+    ratio = noisy.sum() / base.sum()
+    assert a < ratio < b and b < 1.0
+    a1, b1 = error_ratio_interval(noisy[:20], base[:20], blocks[:20])  # two blocks: wide
+    assert b1 - a1 > b - a
+    with pytest.raises(ValueError, match="3 errors but 2"):
+        error_ratio_interval([1, 2, 3], [1, 2], [0, 0, 0])
+    assert all(math.isnan(v) for v in error_ratio_interval([], [], []))
 
 
 def test_mase_against_seasonal_naive_scale():
