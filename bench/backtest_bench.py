@@ -107,6 +107,31 @@ def row(name: str, trace, cfg: BacktestConfig) -> None:
           f"{time.perf_counter() - t0:.0f}s |", flush=True)
 
 
+COUNT_ONLY_ENVELOPE = False  # --count-only-envelope: the count-only replay against both envelopes
+
+
+def count_only_row(name: str, trace, cfg: BacktestConfig) -> None:
+    """The count-only replay scored against the full (F, K) envelope (as in `row`) and against
+    the static settings a count-only provider's users can set: floors F at the platform's own
+    keep-alive (what `--provider-kind aws-lambda` carries out)."""
+    t0 = time.perf_counter()
+    caps = provider_capabilities(COUNT_ONLY)
+    count_only = run(trace, "predictive", replace(cfg, provider=caps))
+    front = fr.envelope(fr.sweep(trace, cfg))
+    floors = fr.envelope(fr.sweep(trace, replace(cfg, provider=caps),
+                                  keepalives=(cfg.worker.platform_idle_timeout_s,)))
+    best = min((p for p in floors if p.cold_rate <= TARGET), key=lambda p: p.worker_hours, default=None)
+    print(f"| {name} | {count_only.requests} | {scored(count_only, front)} | "
+          f"{' | '.join(scored(count_only, floors).split(' | ')[2:])} | "
+          f"{'none' if best is None else f'F={best.floor}: {100 * best.cold_rate:.2f}%, {best.worker_hours:.1f} wh'} | "
+          f"{guard_text(count_only)} | {time.perf_counter() - t0:.0f}s |", flush=True)
+
+
+COUNT_ONLY_HEADER = ("| series | requests | count-only: cold | worker-h | vs (F, K) envelope: hours ratio | cold ratio | "
+                     "verdict | vs floors at the platform keep-alive: hours ratio | cold ratio | verdict | "
+                     "cheapest floor at the target | last static guard | bench time |\n" + "|---" * 13 + "|")
+
+
 HEADER = ("| series | requests | full: cold | worker-h | hours ratio | cold ratio | verdict | "
           "count-only: cold | worker-h | hours ratio | cold ratio | verdict | last static guard (full / count-only) | "
           "clairvoyant worker-h | bench time |\n" + "|---" * 15 + "|")
@@ -160,7 +185,7 @@ CONFIGS = {"alibaba": alibaba_configs, "nasa": nasa_configs, "azure": azure_conf
 def rows(configs):
     def group(series, part, seed, settings) -> None:
         for name, tr, cfg in configs(series, part, seed, settings):
-            row(name, tr, cfg)
+            (count_only_row if COUNT_ONLY_ENVELOPE else row)(name, tr, cfg)
     return group
 
 
@@ -199,10 +224,14 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--forecaster", help="the predictive policy's forecaster by name, e.g. seasonal-mean "
                                           "(default: the daemon's default [forecast] model, select); "
                                           "rate-oracle[:MINUTES]: the trace's own rate, a bound (bench/rate_oracle.py)")
+    ap.add_argument("--count-only-envelope", action="store_true",
+                    help="only the count-only replay, against the (F, K) envelope and against the floors a "
+                         "count-only provider's users can set (F at the platform's keep-alive)")
     ap.add_argument("--forecaster-params", help="JSON constructor parameters for the forecaster (tuning parts only)")
     args = ap.parse_args(argv)
-    global FORECASTER, FORECASTER_PARAMS
+    global FORECASTER, FORECASTER_PARAMS, COUNT_ONLY_ENVELOPE
     FORECASTER = args.forecaster
+    COUNT_ONLY_ENVELOPE = args.count_only_envelope
     if args.forecaster_params:
         if args.part != "tune":
             ap.error("--forecaster-params is for tuning parts only (--part tune): report parts are only scored")
@@ -213,7 +242,7 @@ def main(argv: list[str]) -> None:
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
           f"forecaster {args.forecaster or default_forecaster(86400).name} {args.forecaster_params or ''}")
     if any(not g.startswith("speed") for g in args.groups):
-        print(HEADER, flush=True)
+        print(COUNT_ONLY_HEADER if COUNT_ONLY_ENVELOPE else HEADER, flush=True)
     for spec in args.groups:
         group, _, names = spec.partition(":")
         if group not in GROUPS:

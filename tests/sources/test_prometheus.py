@@ -5,7 +5,7 @@ Prometheus has no samples for are missing, not zero; a bad query names the endpo
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -168,3 +168,23 @@ def _forecast_and_plan_read_it(tmp_path, at: datetime) -> None:
         main(["--config", cfg, "plan", "chat", "--horizon", "1h", "--at", at.isoformat(), "--json"])
     plan = json.loads(out.getvalue())[0]
     assert plan["endpoint"] == "chat" and plan["error"] is None and plan["commands"]
+
+
+def test_sync_reports_an_endpoint_an_ingest_held_as_busy_not_failed(tmp_path, monkeypatch, capsys):
+    """The CLI's rendering of a sync that left an endpoint to its next run because an ingest
+    held it (the store's side: tests/test_store_concurrency.py): said in the table and in
+    --json, and not a failure (exit 0). The syncer's answer is given: no source is read."""
+    from prewarm import sync
+    from prewarm.cli.main import main
+
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    busy = sync.SyncResult("chat", "prometheus", at - timedelta(minutes=10), at, watermark=at - timedelta(minutes=10),
+                           busy=True)
+    monkeypatch.setattr(sync.Syncer, "run", lambda self, now, names=None, since=None: {"chat": busy})
+    write_config(tmp_path, "http://127.0.0.1:9", QUERY)
+    main(["--config", str(tmp_path / "prewarm.toml"), "sync"])  # returns: exit 0
+    out = capsys.readouterr()
+    assert "held by an ingest: read again next sync" in out.out and "error" not in out.err
+    main(["--config", str(tmp_path / "prewarm.toml"), "sync", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["endpoints"][0]["busy"] is True and doc["endpoints"][0]["error"] is None
