@@ -19,7 +19,10 @@ occurrence, until a time outside that hour comes (see `LocalTimes`).
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import random
+import time
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,10 +34,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import sqlalchemy as sa
 
-from .errors import InputError
+from .errors import InputError, StoreError
 from .store import CountRow, Store
+from .store.store import DEADLOCK_TRIES, deadlocked
 from .store.schema import NAME_LENGTH
 from .units import parse_iso
+
+log = logging.getLogger(__name__)
 
 COUNT_COLUMNS = ("ts", "endpoint", "requests", "cold_starts", "p50_ms", "p99_ms")
 # Per-request logs we know: time column -> endpoint column (None: the --endpoint name).
@@ -101,6 +107,24 @@ def ingest_files(store: Store, paths: Sequence[str | Path], *, endpoint: str | N
             endpoint = check_name(endpoint)
         except ValueError as exc:
             raise InputError(f"--endpoint: {exc}") from None
+    # The endpoints are locked in the order the files meet them (PostgreSQL, MariaDB), so an
+    # ingest and another writer of several endpoints (the daemon's plan writes, another
+    # ingest) can wait on each other; the database breaks that by rolling one back. When it is
+    # this one, nothing was written: the files are read again from the start.
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            return _ingest_files(store, paths, endpoint, skip_bad, default_tz, ts_column, endpoint_column, progress)
+        except StoreError as exc:
+            if attempt == DEADLOCK_TRIES or not deadlocked(exc):
+                raise
+            log.info("ingest deadlocked with another writer and was rolled back; reading the files again (%d)",
+                     attempt)
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _ingest_files(store, paths, endpoint, skip_bad, default_tz, ts_column, endpoint_column,
+                  progress) -> list[IngestReport]:
     reports: list[IngestReport] = []
     with store.begin_write() as conn:
         writer = _Writer(store, conn, skip_bad)

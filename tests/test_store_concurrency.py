@@ -204,3 +204,57 @@ def _lock_waits(engine) -> bool:
                                           "AND datname = current_database()")).scalar())
         return bool(c.execute(sa.text("SELECT count(*) FROM information_schema.innodb_trx "
                                       "WHERE trx_state = 'LOCK WAIT'")).scalar())
+
+
+def test_an_ingest_the_database_rolls_back_in_a_deadlock_runs_again(store, db_url, tmp_path, caplog):
+    """An ingest locks endpoints in the order its file meets them (a, then b); another writer
+    of several endpoints (the daemon's plan write, another ingest) holds b and then wants a.
+    The database breaks the deadlock by rolling one back, here the ingest (PostgreSQL: it
+    waited first, so its deadlock check runs first; MariaDB: it wrote fewer rows). Before,
+    the ingest failed with the database's deadlock error; now it reads its file again once
+    the other writer is through, and every minute is stored."""
+    import logging
+
+    from prewarm.ingest import ingest_file
+
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite serialises every writer with its database lock: no row locks to deadlock on")
+    caplog.set_level(logging.INFO, logger="prewarm.ingest")
+    minutes = 10
+    path = tmp_path / "two.csv"
+    path.write_text("ts,endpoint,requests\n" + "".join(
+        f"{(T0 + timedelta(minutes=k)).strftime('%Y-%m-%dT%H:%M:%SZ')},{name},{k % 4}\n"
+        for name in ("a", "b") for k in range(minutes)))
+    ids = {name: store.endpoint_id(name) for name in ("a", "b", "c")}
+    other = sa.create_engine(db_url)
+    ingest_store = Store(db_url)
+    try:
+        with other.connect() as c:
+            tx = c.begin()
+            store.lock_endpoints(c, [ids["b"]])
+            # the other writer has written more than the ingest will have (MariaDB rolls back
+            # the smaller transaction)
+            c.execute(t.request_counts.insert(), [{"endpoint_id": ids["c"], "ts": T0 + timedelta(minutes=k),
+                                                   "requests": 1} for k in range(200)])
+            done, failed = [], []
+
+            def ingest():
+                try:
+                    done.append(ingest_file(ingest_store, path))
+                except Exception as exc:  # noqa: BLE001 - the failure before the fix
+                    failed.append(exc)
+
+            th = threading.Thread(target=ingest)
+            th.start()
+            wait_for(lambda: _lock_waits(other) or failed, 120, what="the ingest to wait on b")
+            store.lock_endpoints(c, [ids["a"]])  # the circle: the database rolls the ingest back
+            tx.commit()
+            th.join()
+        assert failed == [] and done[0].inserted == 2 * minutes
+        assert "ingest deadlocked with another writer" in caplog.text
+        for name in ("a", "b"):
+            assert [r[1] for r in store.history(name, T0, T0 + timedelta(minutes=minutes))] == \
+                [k % 4 for k in range(minutes)]
+    finally:
+        ingest_store.close()
+        other.dispose()

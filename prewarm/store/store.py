@@ -963,6 +963,12 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
         yield items[i:i + size]
 
 
+def deadlocked(exc: BaseException) -> bool:
+    """Whether a StoreError is a deadlock the database broke by rolling this transaction back
+    (it may simply be run again)."""
+    return _deadlock(exc.__cause__)
+
+
 def _deadlock(exc: BaseException | None) -> bool:
     """Whether a driver error is a deadlock the database broke (MySQL/MariaDB 1213,
     PostgreSQL 40P01): the transaction was rolled back and may simply be run again."""
