@@ -96,8 +96,12 @@ def compare(front: list[Point], result: Result) -> Comparison:
     env_hours = hours_at(front, result.cold_rate)
     env_cold = cold_at(front, result.worker_hours)
     hours_ratio = 0.0 if math.isinf(env_hours) else result.worker_hours / env_hours
+    if math.isinf(env_cold) and front:
+        # Every static setting costs more than the plan: none runs on its worker-hours. The
+        # cheapest one stands in (it has more hours than the plan: the comparison favours it).
+        env_cold = min(front, key=lambda p: p.worker_hours).cold_rate
     if math.isinf(env_cold):
-        cold_ratio = math.inf  # every static setting costs less: no comparison at these hours
+        cold_ratio = math.inf  # no static setting at all: nothing to compare with
     elif env_cold == 0:
         cold_ratio = 1.0 if result.cold_rate == 0 else math.inf  # both at zero: a tie, not a win
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -261,6 +262,25 @@ def test_envelope_and_ratios():
         cold_rate, worker_hours = 0.04, 20.0
     c = fr.compare(front, R)
     assert c.hours_ratio == pytest.approx(20 / 30) and c.cold_ratio == pytest.approx(0.04 / 0.10) and c.beats
+
+    # A plan cheaper than every static setting (none runs on its 8 worker-hours): its cold
+    # rate is compared with the cheapest setting's (10 hours, 10% cold), which has more hours.
+    # (Before: an infinite cold ratio, a miss, for running cheaper than any static setting.)
+    class Cheaper:
+        cold_rate, worker_hours = 0.02, 8.0
+    c = fr.compare(front, Cheaper)
+    assert c.cold_ratio == pytest.approx(0.02 / 0.10) and c.hours_ratio == pytest.approx(8 / 50) and c.beats
+
+    class CheaperColder:  # more cold starts than the cheapest setting: no win on cold
+        cold_rate, worker_hours = 0.20, 8.0
+    assert fr.compare(front, CheaperColder).cold_ratio == pytest.approx(2.0)
+    only_warm = [fr.Point(3, 60, 0.0, 70)]
+
+    class ZeroCold:
+        cold_rate, worker_hours = 0.0, 8.0
+    assert fr.compare(only_warm, ZeroCold).cold_ratio == 1.0  # both at zero: a tie
+    assert math.isinf(fr.compare(only_warm, Cheaper).cold_ratio)  # cold where the static setting has none
+    assert math.isinf(fr.compare([], Cheaper).cold_ratio)
 
 
 # -- CLI ------------------------------------------------------------------------------------
