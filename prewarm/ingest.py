@@ -21,8 +21,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import random
-import time
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,9 +32,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import sqlalchemy as sa
 
-from .errors import InputError, StoreError
+from .errors import InputError
 from .store import CountRow, Store
-from .store.store import DEADLOCK_TRIES, deadlocked
+from .store.store import run_again_on_deadlock
 from .store.schema import NAME_LENGTH
 from .units import parse_iso
 
@@ -111,16 +109,9 @@ def ingest_files(store: Store, paths: Sequence[str | Path], *, endpoint: str | N
     # ingest and another writer of several endpoints (the daemon's plan writes, another
     # ingest) can wait on each other; the database breaks that by rolling one back. When it is
     # this one, nothing was written: the files are read again from the start.
-    for attempt in range(1, DEADLOCK_TRIES + 1):
-        try:
-            return _ingest_files(store, paths, endpoint, skip_bad, default_tz, ts_column, endpoint_column, progress)
-        except StoreError as exc:
-            if attempt == DEADLOCK_TRIES or not deadlocked(exc):
-                raise
-            log.info("ingest deadlocked with another writer and was rolled back; reading the files again (%d)",
-                     attempt)
-            time.sleep(random.uniform(0.005, 0.05) * attempt)
-    raise AssertionError("unreachable")
+    return run_again_on_deadlock(
+        lambda: _ingest_files(store, paths, endpoint, skip_bad, default_tz, ts_column, endpoint_column, progress),
+        "ingest", "reading the files again", log)
 
 
 def _ingest_files(store, paths, endpoint, skip_bad, default_tz, ts_column, endpoint_column,

@@ -54,7 +54,7 @@ class CountRow:
 
 
 READY_KEPT = 50  # measured times to ready an endpoint's learned lead is taken from
-DEADLOCK_TRIES = 5  # a plan write the database chose as a deadlock's victim is run again
+DEADLOCK_TRIES = 5  # a plan write or an ingest the database chose as a deadlock's victim is run again
 
 
 def _now() -> datetime:
@@ -429,16 +429,12 @@ class Store:
         (MariaDB's unique-index locks can cross two writers of different endpoints) rolls
         the transaction back; it is run again, up to DEADLOCK_TRIES times."""
         eids = list(eids)
-        for attempt in range(1, DEADLOCK_TRIES + 1):
-            try:
-                with self.begin_write() as c:
-                    self.lock_endpoints(c, eids)
-                    return write(c)
-            except StoreError as exc:
-                if attempt == DEADLOCK_TRIES or not _deadlock(exc.__cause__):
-                    raise
-                log.info("plan write deadlocked with another writer; trying again (%d)", attempt)
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
+
+        def attempt() -> Any:
+            with self.begin_write() as c:
+                self.lock_endpoints(c, eids)
+                return write(c)
+        return run_again_on_deadlock(attempt, "plan write", "trying again")
 
     def save_plans(self, plans: Sequence[Mapping[str, Any]], issued_at: datetime,
                    rewrite_after: timedelta = timedelta(hours=1)) -> dict[str, str]:
@@ -963,10 +959,19 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
         yield items[i:i + size]
 
 
-def deadlocked(exc: BaseException) -> bool:
-    """Whether a StoreError is a deadlock the database broke by rolling this transaction back
-    (it may simply be run again)."""
-    return _deadlock(exc.__cause__)
+def run_again_on_deadlock(work: Callable[[], Any], what: str, again: str, logger: logging.Logger = log) -> Any:
+    """`work()` (one transaction), run again when the database broke a deadlock by rolling it
+    back (nothing of it was written), up to DEADLOCK_TRIES times in all, after a short random
+    pause; any other error, or the last deadlock, is raised."""
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            return work()
+        except StoreError as exc:
+            if attempt == DEADLOCK_TRIES or not _deadlock(exc.__cause__):
+                raise
+            logger.info("%s deadlocked with another writer and was rolled back; %s (%d)", what, again, attempt)
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 def _deadlock(exc: BaseException | None) -> bool:
