@@ -58,19 +58,8 @@ def coverage_interval(actual: Sequence[float], lo: Sequence[float], hi: Sequence
     import numpy as np
 
     y = np.asarray(actual, float)
-    if len(y) == 0:
-        return (math.nan, math.nan)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     inside = (y >= np.asarray(lo, float)) & (y <= np.asarray(hi, float))
-    _, code = np.unique(np.asarray(blocks), return_inverse=True)
-    hits = np.bincount(code, weights=inside.astype(float))
-    n = np.bincount(code).astype(float)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(n), size=(draws, len(n)))
-    shares = hits[pick].sum(axis=1) / n[pick].sum(axis=1)
-    tail = (1 - confidence) / 2
-    return (float(np.quantile(shares, tail)), float(np.quantile(shares, 1 - tail)))
+    return _block_ratio_interval(inside, np.ones(len(y)), blocks, confidence, draws, seed)
 
 
 def error_ratio_interval(errors: Sequence[float], baseline_errors: Sequence[float], blocks: Sequence[int], *,
@@ -84,14 +73,24 @@ def error_ratio_interval(errors: Sequence[float], baseline_errors: Sequence[floa
     a, b = np.abs(np.asarray(errors, float)), np.abs(np.asarray(baseline_errors, float))
     if len(a) != len(b):
         raise ValueError(f"{len(a)} errors but {len(b)} baseline errors")
-    if len(a) == 0:
+    return _block_ratio_interval(a, b, blocks, confidence, draws, seed)
+
+
+def _block_ratio_interval(num, den, blocks, confidence: float, draws: int, seed: int) -> tuple[float, float]:
+    """The `confidence` interval of sum(num) / sum(den) over whole blocks resampled with
+    replacement `draws` times (seeded); (nan, nan) without steps."""
+    import numpy as np
+
+    if len(num) == 0:
         return (math.nan, math.nan)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     _, code = np.unique(np.asarray(blocks), return_inverse=True)
-    sa, sb = np.bincount(code, weights=a), np.bincount(code, weights=b)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(sa), size=(draws, len(sa)))
+    sn = np.bincount(code, weights=np.asarray(num, float))
+    sd = np.bincount(code, weights=np.asarray(den, float))
+    pick = np.random.default_rng(seed).integers(0, len(sn), size=(draws, len(sn)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = sa[pick].sum(axis=1) / sb[pick].sum(axis=1)
+        ratios = sn[pick].sum(axis=1) / sd[pick].sum(axis=1)
     tail = (1 - confidence) / 2
     return (float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail)))
 
