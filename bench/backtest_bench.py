@@ -77,10 +77,14 @@ def verdict(result: Result, comp: fr.Comparison) -> str:
     return "beats" if ok else "**misses**"
 
 
-def scored(result: Result, front) -> str:
+def versus(result: Result, front) -> str:
+    """Hours ratio | cold ratio | verdict against the static envelope `front`."""
     comp = fr.compare(front, result)
-    return (f"{100 * result.cold_rate:.2f}% | {result.worker_hours:.1f} | {comp.hours_ratio:.2f} | "
-            f"{comp.cold_ratio:.2f} | {verdict(result, comp)}")
+    return f"{comp.hours_ratio:.2f} | {comp.cold_ratio:.2f} | {verdict(result, comp)}"
+
+
+def scored(result: Result, front) -> str:
+    return f"{100 * result.cold_rate:.2f}% | {result.worker_hours:.1f} | {versus(result, front)}"
 
 
 def guard_text(result: Result) -> str:
@@ -122,7 +126,7 @@ def count_only_row(name: str, trace, cfg: BacktestConfig) -> None:
                                   keepalives=(cfg.worker.platform_idle_timeout_s,)))
     best = min((p for p in floors if p.cold_rate <= TARGET), key=lambda p: p.worker_hours, default=None)
     print(f"| {name} | {count_only.requests} | {scored(count_only, front)} | "
-          f"{' | '.join(scored(count_only, floors).split(' | ')[2:])} | "
+          f"{versus(count_only, floors)} | "
           f"{'none' if best is None else f'F={best.floor}: {100 * best.cold_rate:.2f}%, {best.worker_hours:.1f} wh'} | "
           f"{guard_text(count_only)} | {time.perf_counter() - t0:.0f}s |", flush=True)
 
