@@ -229,7 +229,6 @@ def protocol_series():
     (unique_id, ds naive UTC, y), read from the traces. Alibaba from requests.csv (its
     per_minute.csv has only five models): every qualifying model and `__all__`, dense per
     minute from the trace's first minute to the end of the report week."""
-    import numpy as np
     import pandas as pd
 
     import protocol
@@ -290,7 +289,6 @@ def cmd_protocol(args) -> None:
     origins every 3 h (Azure: every minute), forecasts from history before each origin only.
     Per series: MAE and pinball (q0.9 on hi-80) of each run and their ratio to seasonal naive,
     coverage of the 80% and 95% bands, per step of the endpoint's resolution."""
-    import numpy as np
     import pandas as pd
 
     import protocol
@@ -375,7 +373,6 @@ def short_windows(every_s: int = 3 * 3600, minutes: int = 60):
     `minutes` one-minute counts, one starting every `every_s` (NASA Jul 1-14, Alibaba
     `__all__` Nov 15-23), and each Azure trace's tuning half (30 minutes). {source: [(start,
     counts)]}."""
-    import numpy as np
     import pandas as pd
 
     import protocol

@@ -445,8 +445,6 @@ class Store:
         but a current plan first issued more than `rewrite_after` ago is rewritten (so its
         reasons stay recent and old plans can be pruned). The need is recorded either way.
         Returns endpoint -> 'new' or 'confirmed'."""
-        p = t.plans.c
-        out: dict[str, str] = {}
         # Ids first, in their own transactions: the plan transaction starts with its locks.
         eids = {plan["endpoint"]: self.endpoint_id(plan["endpoint"]) for plan in plans}
         return self._write_plans(eids.values(), lambda c: self._save_plans(c, plans, eids, issued_at, rewrite_after))
