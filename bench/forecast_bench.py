@@ -266,6 +266,16 @@ PROTOCOL_RUNS = {"select": ("select", {}, False),
                  "auto": ("auto", {}, False)}
 
 
+def horizon_blocks(ds, horizon_s: int):
+    """The block of each target time: horizon-long stretches of it (the steps scored from
+    overlapping origins, and one level error, stay in one block for a bootstrap)."""
+    return ds.astype("int64") // (horizon_s * 10**9)
+
+
+def horizon_label(h: int) -> str:
+    return f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+
+
 def protocol_origins(split, part: str, history, horizon_s: int, stride_s: int, need_s: int):
     """Origins on the stride (UTC) inside the part, with `need_s` of history before them and
     the whole horizon inside the part and the data."""
@@ -338,9 +348,7 @@ def cmd_protocol(args) -> None:
                         act = act.assign(ds=act["ds"].dt.floor(f"{step_s}s")).groupby("ds", as_index=False)["y"].sum()
                         joined = grp.merge(act, on="ds", how="inner")
                         s = score(joined, quantile_column="hi-80")[str(uid)]
-                        # stretches of target time one horizon long: the steps scored from
-                        # overlapping origins and the same level error stay together
-                        block = joined["ds"].astype("int64") // (h * 10**9)
+                        block = horizon_blocks(joined["ds"], h)
                         cis = {f"coverage-{lv}-ci": [round(v, 4) for v in coverage_interval(
                             joined["y"], joined[f"lo-{lv}"], joined[f"hi-{lv}"], block)] for lv in (80, 95)}
                         picked = grp.groupby("origin")["model"].first().value_counts().to_dict()
@@ -361,7 +369,7 @@ def cmd_protocol(args) -> None:
         both = mine.merge(base, on=["origin", "ds"], suffixes=("", "_base"))
         row["mae-ratio-ci"] = [round(v, 4) for v in error_ratio_interval(
             both["y"] - both["mean"], both["y_base"] - both["mean_base"],
-            both["ds"].astype("int64") // (row["horizon_s"] * 10**9))]
+            horizon_blocks(both["ds"], row["horizon_s"]))]
     if args.out:
         Path(args.out).write_text("\n".join(json.dumps(r) for r in results) + "\n")
     print(protocol_table(results, args.runs[0], "seasonal-naive"))
@@ -466,7 +474,7 @@ def protocol_table(results, run: str, baseline: str) -> str:
         ratio = row["mae"] / base["mae"] if base["mae"] else float("nan")
         pin = row["pinball"] / base["pinball"] if base["pinball"] else float("nan")
         ratios.setdefault((part, h), []).append(ratio)
-        hz = f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+        hz = horizon_label(h)
         miss80 = "" if abs(row["coverage-80"] - 0.8) <= 0.05 else "**"
         miss95 = "" if abs(row["coverage-95"] - 0.95) <= 0.05 else "**"
         worse = "**" if ratio > 1 else ""
@@ -510,7 +518,7 @@ def coverage_table(results, run: str) -> str:
         if r["run"] != run or "coverage-80-ci" not in r:
             continue
         h = r["horizon_s"]
-        hz = f"{h // 3600} h" if h >= 3600 else f"{h // 60} min"
+        hz = horizon_label(h)
         cells = []
         for lv in (80, 95):
             point, ci = r[f"coverage-{lv}"], r[f"coverage-{lv}-ci"]
