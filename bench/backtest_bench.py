@@ -232,6 +232,9 @@ def main(argv: list[str]) -> None:
                     help="only the count-only replay, against the (F, K) envelope and against the floors a "
                          "count-only provider's users can set (F at the platform's keep-alive)")
     ap.add_argument("--forecaster-params", help="JSON constructor parameters for the forecaster (tuning parts only)")
+    ap.add_argument("--smoothing-choices", default=None,
+                    help="the guard's smoothing choices, seconds comma-separated, or 'none': the policy's own "
+                         "smoothing always (default: the daemon's, [planner] smoothing_choices)")
     args = ap.parse_args(argv)
     global FORECASTER, FORECASTER_PARAMS, COUNT_ONLY_ENVELOPE
     FORECASTER = args.forecaster
@@ -243,8 +246,16 @@ def main(argv: list[str]) -> None:
 
         FORECASTER_PARAMS = json.loads(args.forecaster_params)
     settings = PredictiveSettings(guard=args.guard)
+    if args.smoothing_choices is not None:
+        try:
+            choices = () if args.smoothing_choices == "none" else tuple(
+                float(v) for v in args.smoothing_choices.split(","))
+        except ValueError:
+            ap.error(f"--smoothing-choices {args.smoothing_choices!r}: seconds comma-separated, or 'none'")
+        settings = replace(settings, smoothing_choices_s=choices)
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
-          f"forecaster {args.forecaster or default_forecaster(86400).name} {args.forecaster_params or ''}")
+          f"forecaster {args.forecaster or default_forecaster(86400).name} {args.forecaster_params or ''}, "
+          f"smoothing choices {','.join(f'{v:g}' for v in settings.smoothing_choices_s) or 'none'}")
     if any(not g.startswith("speed") for g in args.groups):
         print(COUNT_ONLY_HEADER if COUNT_ONLY_ENVELOPE else HEADER, flush=True)
     for spec in args.groups:

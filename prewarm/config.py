@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import redact
 from .errors import ConfigError
 from .forecast_events import ForecastEvent
+from .planner.model import SMOOTHING_CHOICES_S
 from .units import parse_duration, zone
 
 DEFAULT_CONFIG_NAME = "prewarm.toml"
@@ -214,6 +215,11 @@ class PlannerSettings(_Strict):
     give_back_span_s: float = Field(
         86400.0, ge=0, description="the tuner lowers the value only after this much evidence at the current setting")
     smoothing_s: float = Field(7200.0, ge=0, description="average the forecast over +- this")
+    smoothing_choices: tuple[float, ...] = Field(
+        SMOOTHING_CHOICES_S,
+        description="with the static guard on: the smoothings (durations, e.g. [\"1h\", \"2h\", \"3h\"]) its "
+                    "weekly judgement replays the plan alone at on the endpoint's own trailing week; the endpoint "
+                    "plans with the one that did best there (empty: always smoothing)")
     recent_window_s: float = Field(600.0, ge=0, description="how far ahead recent actual traffic floors the plan")
     auto_tune: bool = Field(True, description="tune quantile, cold-start value and floor toward target_cold_rate "
                                                "from observed cold starts (needs ingested cold_starts)")
@@ -233,6 +239,22 @@ class PlannerSettings(_Strict):
                                            "idle_timeout_busy": "idle_timeout_busy_s",
                                            "idle_timeout_max": "idle_timeout_max_s",
                                            "give_back_span": "give_back_span_s"})
+
+    @field_validator("smoothing_choices", mode="before")
+    @classmethod
+    def _smoothing_choices(cls, v: Any) -> Any:
+        """`smoothing_choices = ["1h", "2h", "3h"]` (or seconds): each a duration, none twice."""
+        if not isinstance(v, (list, tuple)):
+            raise ValueError("expected a list of durations such as [\"1h\", \"2h\", \"3h\"]")
+        out = []
+        for item in v:
+            try:
+                out.append(parse_duration(item))
+            except ValueError as exc:
+                raise ValueError(f"smoothing_choices: {exc}") from None
+        if len(set(out)) != len(out):
+            raise ValueError("smoothing_choices: a duration is listed twice")
+        return tuple(sorted(out))
 
     @field_validator("quantile")
     @classmethod

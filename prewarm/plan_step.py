@@ -16,7 +16,7 @@ from .planner.core import plan_endpoint
 from .planner.model import Hold, Observed
 from .runtime import Runtime
 from .snapshots import save_snapshots
-from .static_guard import stored_static
+from .static_guard import stored_smoothing, stored_static
 
 log = logging.getLogger("prewarm.cycle")
 RECENT_WINDOW = timedelta(minutes=5)
@@ -120,7 +120,13 @@ def plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now:
     since = now - timedelta(seconds=policy.scale_in_delay_s)
     needs = tuple((at, n) for at, n in inputs.needs.get(ep.name, ()) if at >= since)
     seen = dataclasses.replace(seen, need_history=needs, arrival_dispersion=rt.dispersion.get(ep.name))
-    static = stored_static(inputs.guards.get(ep.name)) if rt.settings.planner_for(ep).static_guard != "off" else None
+    static, smoothing = None, None
+    planner = rt.settings.planner_for(ep)
+    if planner.static_guard != "off":
+        row = inputs.guards.get(ep.name)
+        static, smoothing = stored_static(row), stored_smoothing(row, planner.smoothing_choices)
+    if smoothing is not None and smoothing != policy.smoothing_s:  # the judgement's choice on last week
+        policy = dataclasses.replace(policy, smoothing_s=smoothing)
     return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold, static=static)
 
 

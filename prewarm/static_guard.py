@@ -11,7 +11,8 @@ never made while planning: the daemon's `guard` job judges the due endpoints wit
 budget per run, `prewarm once` judges what is due before it plans, and plan_step reads the
 stored result (the daemon, `once` and `explain` agree; a restart recomputes nothing).
 
-Due: never judged, judged under another mode, or judged a week ago (a young endpoint, with
+Due: never judged, judged under another mode or without a smoothing among the endpoint's
+`[planner] smoothing_choices`, or judged a week ago (a young endpoint, with
 less than a week of history, a day ago: as the backtester, every season until the window
 fills). Fail warm: a failing judgement keeps the stored setting (a floor is never dropped
 because of an error), is logged, counted (prewarm_errors_total{stage="guard"}) and tried
@@ -23,11 +24,15 @@ import logging
 import time
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .config import EndpointSettings
 from .planner.model import StaticSetting
 from .runtime import Runtime
+from .units import format_duration
+
+if TYPE_CHECKING:
+    from .backtest.predictive import Judgement
 
 log = logging.getLogger("prewarm.guard")
 SEASON = timedelta(days=1)
@@ -41,6 +46,15 @@ def mode_of(rt: Runtime, ep: EndpointSettings) -> str:
     return rt.settings.planner_for(ep).static_guard
 
 
+def stored_smoothing(row: dict[str, Any] | None, choices) -> float | None:
+    """The smoothing a stored judgement chose, if it is still one of the endpoint's
+    `[planner] smoothing_choices` (None: plan with `smoothing`)."""
+    if row is None or row.get("smoothing_s") is None:
+        return None
+    value = float(row["smoothing_s"])
+    return value if value in {float(c) for c in choices} else None
+
+
 def stored_static(row: dict[str, Any] | None) -> StaticSetting | None:
     """The setting a stored judgement holds (None: the plan alone, or never judged)."""
     if row is None or not row.get("setting"):
@@ -50,7 +64,8 @@ def stored_static(row: dict[str, Any] | None) -> StaticSetting | None:
                          cold_rate=s.get("cold_rate"), worker_hours=s.get("worker_hours"))
 
 
-def is_due(row: dict[str, Any] | None, mode: str, now: datetime) -> bool:
+def is_due(row: dict[str, Any] | None, mode: str, now: datetime, choices=()) -> bool:
+    """Due for a judgement under `mode` with `choices` ([planner] smoothing_choices)?"""
     if mode == "off":
         return False
     if row is None:
@@ -58,6 +73,8 @@ def is_due(row: dict[str, Any] | None, mode: str, now: datetime) -> bool:
     if row.get("error") and now - row["attempted_at"] < RETRY:
         return False
     if row.get("judged_at") is None or row["mode"] != mode:
+        return True
+    if choices and stored_smoothing(row, choices) is None:  # chosen among other values, or none yet
         return True
     young = (row.get("span_s") or 0.0) < WINDOW.total_seconds() - 3600.0
     return now - row["judged_at"] >= (SEASON if young else WINDOW)
@@ -68,13 +85,15 @@ def due_endpoints(rt: Runtime, now: datetime,
     """The endpoints due for a judgement, and the stored rows (one query)."""
     eps = [ep for ep in rt.endpoints(names) if mode_of(rt, ep) != "off"]
     rows = rt.store.static_guards([ep.name for ep in eps]) if eps else {}
-    return [ep for ep in eps if is_due(rows.get(ep.name), mode_of(rt, ep), now)], rows
+    return [ep for ep in eps if is_due(rows.get(ep.name), mode_of(rt, ep), now,
+                                       rt.settings.planner_for(ep).smoothing_choices)], rows
 
 
 def judge(rt: Runtime, ep: EndpointSettings, now: datetime,
-          previous: StaticSetting | None) -> tuple[StaticSetting | None, float]:
-    """(the static setting the plan may not go below for the next week or None, the history
-    span it was judged on), from the trailing week before now - ingest delay."""
+          previous: StaticSetting | None) -> "tuple[Judgement, float]":
+    """(the Judgement for the next week: the static setting the plan may not go below or None,
+    and the smoothing of `[planner] smoothing_choices` it plans with; the history span it was
+    judged on), from the trailing week before now - ingest delay."""
     import numpy as np
 
     from .backtest.executable import Executable
@@ -104,7 +123,9 @@ def judge(rt: Runtime, ep: EndpointSettings, now: datetime,
                          policy=policy_settings(rt.settings, ep, capacity),
                          forecaster=forecaster_for(rt, ep),
                          provider=Executable.of(ep.provider.get("kind", ""), caps),
-                         predictive=PredictiveSettings(guard=mode_of(rt, ep)))
+                         predictive=PredictiveSettings(
+                             guard=mode_of(rt, ep),
+                             smoothing_choices_s=tuple(rt.settings.planner_for(ep).smoothing_choices)))
     end = cutoff.timestamp()
     span = max(0.0, end - max(end - WINDOW.total_seconds(), float(starts[0]))) if len(starts) else 0.0
     return static_guard(trace, cfg)(now.timestamp(), previous), span
@@ -127,7 +148,7 @@ def forecaster_for(rt: Runtime, ep: EndpointSettings):
 
 def judge_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *, budget_s: float | None = None,
               clock: Callable[[], float] = time.monotonic,
-              judge_fn: Callable[..., tuple[StaticSetting | None, float]] | None = None) -> dict[str, str]:
+              judge_fn: "Callable[..., tuple[Judgement, float]] | None" = None) -> dict[str, str]:
     """Judge the endpoints that are due (all of them, or until `budget_s` has passed: at least
     one per call) and store each result. Returns name -> what happened ("guarded ...", "plan
     alone", or the error). A failure keeps the stored setting (fail warm)."""
@@ -142,7 +163,7 @@ def judge_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
         previous = stored_static(rows.get(ep.name))
         mode = mode_of(rt, ep)
         try:
-            static, span = judge_fn(rt, ep, now, previous)
+            judged, span = judge_fn(rt, ep, now, previous)
         except Exception as exc:  # noqa: BLE001 - fail warm: keep the last setting
             rt._error("guard", ep.name)
             kept = f"keeping floor {previous.floor}" if previous is not None else "the plan runs alone"
@@ -155,22 +176,24 @@ def judge_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
             continue
         try:
             rt.store.save_static_guard(ep.name, mode=mode, attempted_at=now, span_s=span,
-                                       setting=asdict(static) if static is not None else None)
+                                       setting=asdict(judged.static) if judged.static is not None else None,
+                                       smoothing_s=judged.smoothing_s)
         except Exception as exc:  # noqa: BLE001 - not stored: judged again next run, plans keep the last
             rt._error("guard", ep.name)
             log.error("%s: storing the static guard failed: %s", ep.name, exc)
             done[ep.name] = f"failed: {exc}"
             continue
-        done[ep.name] = describe(static)
+        done[ep.name] = describe(judged.static, judged.smoothing_s)
         log.info("%s: static guard judged on %.1f days of history: %s", ep.name, span / 86400, done[ep.name])
     return done
 
 
-def describe(static: StaticSetting | None) -> str:
+def describe(static: StaticSetting | None, smoothing_s: float | None = None) -> str:
+    smoothing = "" if smoothing_s is None else f"; smoothing {format_duration(smoothing_s)}"
     if static is None:
-        return "plan alone"
+        return "plan alone" + smoothing
     keep = "the platform's" if static.keepalive_s is None else f"{static.keepalive_s:g} s"
-    return f"floor {static.floor} workers, keep-alive {keep}"
+    return f"floor {static.floor} workers, keep-alive {keep}" + smoothing
 
 
 def schedule(daemon, now: datetime) -> None:

@@ -46,6 +46,10 @@ def test_durations_take_strings_and_numbers_and_an_override_keeps_its_type(tmp_p
     assert s.daemon.cycle_interval_s == 90 and s.daemon.reconcile_interval_s == 7.5
     assert s.forecast.step_s == 300 and s.planner.speculative is False
     assert s.forecast_for(s.endpoint("chat")).horizon_s == 3600
+    assert s.planner.smoothing_choices == (3600.0, 7200.0, 10800.0)  # the default
+    s = config.load(write(tmp_path, text.replace('[planner]', '[planner]\nsmoothing_choices = ["3h", 1800, "1h"]')),
+                    env={})
+    assert s.planner.smoothing_choices == (1800.0, 3600.0, 10800.0)
 
 
 @pytest.mark.parametrize("text, key, expected", [
@@ -74,6 +78,12 @@ def test_durations_take_strings_and_numbers_and_an_override_keeps_its_type(tmp_p
     (GOOD + '\n[metrics]\nenabled = 1\n', "metrics.enabled", "valid boolean"),
     (GOOD + '\n[daemon]\nrefresh_processes = 1.5\n', "daemon.refresh_processes", "valid integer"),
     (GOOD + '\n[forecast]\nlevels = [80, true]\n', "forecast.levels", "integers"),
+    (GOOD.replace('[planner]', '[planner]\nsmoothing_choices = ["1h", "60m"]'), "planner.smoothing_choices",
+     "listed twice"),
+    (GOOD.replace('[planner]', '[planner]\nsmoothing_choices = ["1h", "soon"]'), "planner.smoothing_choices",
+     "expected a duration"),
+    (GOOD.replace('[planner]', '[planner]\nsmoothing_choices = "2h"'), "planner.smoothing_choices",
+     "a list of durations"),
     # A provider's own schema: provisioned concurrency exists on an alias or a published version only.
     (GOOD.replace('kind = "dry-run"\ninitial = 1', 'kind = "aws-lambda"\nfunction_name = "chat"\nqualifier = "$LATEST"'),
      "endpoints[0] (chat).provider.qualifier", "cannot be set on $LATEST (the unpublished version): publish a version"),

@@ -169,6 +169,64 @@ def test_when_a_judgement_is_due():
     failed = {**row, "error": "boom", "attempted_at": NOW + timedelta(days=7)}
     assert not sg.is_due(failed, "auto", NOW + timedelta(days=7, minutes=59))
     assert sg.is_due(failed, "auto", NOW + timedelta(days=7, hours=1))
+    # With smoothing choices: due until a judgement chose one of them (none yet: judged before
+    # they were configured, e.g. by an older prewarm), not while the stored one is still listed.
+    choices = (3600.0, 7200.0)
+    assert sg.is_due(row, "auto", NOW + timedelta(hours=1), choices)
+    chosen = {**row, "smoothing_s": 7200.0}
+    assert not sg.is_due(chosen, "auto", NOW + timedelta(hours=1), choices)
+    assert sg.is_due(chosen, "auto", NOW + timedelta(hours=1), (3600.0, 10800.0))
+    assert not sg.is_due(chosen, "auto", NOW + timedelta(hours=1))  # no choices: as before
+    assert sg.stored_smoothing(chosen, choices) == 7200.0 and sg.stored_smoothing(chosen, (3600.0,)) is None
+    assert sg.stored_smoothing(row, choices) is None and sg.stored_smoothing(None, choices) is None
+
+
+def test_the_judgement_chooses_a_smoothing_and_the_plans_use_it(tmp_path, store, counted, monkeypatch):
+    """[planner] smoothing_choices: the judgement replays the plan alone at each on the trailing
+    history, stores the one that did best, and every plan until the next judgement smooths with
+    it; a stored choice no longer listed is not used, and the endpoint is judged again."""
+    from prewarm import plan_step
+
+    calls, _ = counted
+    used: list[float] = []
+    real = plan_step.plan_endpoint
+
+    def plan_endpoint(name, demand, capacity, policy, *a, **k):
+        used.append(policy.smoothing_s)
+        return real(name, demand, capacity, policy, *a, **k)
+
+    monkeypatch.setattr(plan_step, "plan_endpoint", plan_endpoint)
+    ingest(store, tmp_path)
+    path = tmp_path / "prewarm.toml"
+
+    def runtime(choices: str) -> Runtime:
+        path.write_text(CONFIG.format(url=store.url, mode="auto").replace(
+            'static_guard = "auto"\n', f'static_guard = "auto"\nsmoothing = "1h"\nsmoothing_choices = {choices}\n'))
+        return Runtime(config.load(path, env={}), store=store, metrics=Metrics(CollectorRegistry()))
+
+    rt = runtime('["0s", "30m", "3h"]')
+    run_once(rt, NOW)
+    row = store.static_guards(["sparse"])["sparse"]
+    chosen = row["smoothing_s"]
+    assert row["judged_at"] == NOW and chosen in (0.0, 1800.0, 10800.0)
+    assert used == [chosen]
+    run_once(rt, NOW + timedelta(hours=1))  # stored: not judged again, planned with it
+    assert calls == [NOW] and used == [chosen, chosen]
+    rt.close()
+    # The choices change: the stored one is not among them, so the plan smooths with
+    # `smoothing` (1h) until the judgement, which is due at once, chooses again.
+    others = [v for v in ("0s", "30m", "3h") if config.parse_duration(v) != chosen]
+    rt = runtime(f'["{others[0]}", "{others[1]}"]')
+    counting = sg.judge
+    monkeypatch.setattr(sg, "judge", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("replay exploded")))
+    run_once(rt, NOW + timedelta(hours=2))  # the judgement fails: fail warm, at `smoothing`
+    assert used[-1] == 3600.0 and store.static_guards(["sparse"])["sparse"]["smoothing_s"] == chosen
+    monkeypatch.setattr(sg, "judge", counting)
+    run_once(rt, NOW + timedelta(hours=3))  # retried after sg.RETRY: chosen among the new ones
+    again = store.static_guards(["sparse"])["sparse"]["smoothing_s"]
+    assert calls == [NOW, NOW + timedelta(hours=3)]
+    assert again in {config.parse_duration(v) for v in others} and used[-1] == again
+    rt.close()
 
 
 def test_a_count_only_provider_plans_with_the_count_only_policy(tmp_path, store):

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..planner.burstiness import dispersion_index
 from ..planner.core import plan_endpoint, smoothed
-from ..planner.model import CapacityModel, DemandForecast, Observed, PolicySettings, StaticSetting
+from ..planner.model import (SMOOTHING_CHOICES_S, CapacityModel, DemandForecast, Observed, PolicySettings,
+                             StaticSetting)
 from ..planner.tuning import ObservedStats, tune
 from .baselines import Cmd
 from .traces import Trace
@@ -61,6 +62,10 @@ class PredictiveSettings:
     guard: str = "auto"
     guard_every_s: float | None = None
     guard_window_s: float | None = None
+    # With the guard on, each judgement also replays the plan alone on the same trailing week at
+    # each of these smoothings and the policy takes the one that did best there
+    # (runner.choose_smoothing; [planner] smoothing_choices). Empty: the policy's own smoothing.
+    smoothing_choices_s: tuple[float, ...] = SMOOTHING_CHOICES_S
 
     @property
     def guard_every(self) -> float:
@@ -69,6 +74,15 @@ class PredictiveSettings:
     @property
     def guard_window(self) -> float:
         return 7.0 * self.season_s if self.guard_window_s is None else self.guard_window_s
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a static-guard judgement decided for the next period (runner.static_guard): the
+    static setting the plan may not go below (None: the plan alone) and the smoothing the
+    policy plans with (None: its own)."""
+    static: StaticSetting | None = None
+    smoothing_s: float | None = None
 
 
 # Forecasters that fit each series alone, by entry-point name (tests/backtest:
@@ -181,7 +195,7 @@ class PredictivePolicy:
     def __init__(self, trace: Trace, forecaster, capacity: CapacityModel, policy: PolicySettings,
                  settings: PredictiveSettings, ingest_delay_s: float,
                  on_progress: Callable[[float], None] | None = None,
-                 static_guard: Callable[[float, StaticSetting | None], StaticSetting | None] | None = None):
+                 static_guard: Callable[[float, StaticSetting | None], Judgement] | None = None):
         self.trace = trace
         self.capacity = capacity
         self.policy = policy
@@ -191,7 +205,8 @@ class PredictivePolicy:
         self.plan_horizon_s = horizon
         # The forecast reaches a smoothing window past the plan horizon, so the average at the
         # horizon sees the steps after it (a forecast cut short would read as a lull).
-        self.forecasts = Forecasts(trace, forecaster, settings, ingest_delay_s, horizon + policy.smoothing_s)
+        reach = max((policy.smoothing_s, *settings.smoothing_choices_s)) if static_guard is not None else policy.smoothing_s
+        self.forecasts = Forecasts(trace, forecaster, settings, ingest_delay_s, horizon + reach)
         self.need_history: deque[tuple[datetime, int]] = deque()
         self.next_tune = -math.inf
         self.first_t: float | None = None  # the replay's start: no evidence before it
@@ -205,6 +220,7 @@ class PredictivePolicy:
         self.static: StaticSetting | None = None
         self.next_guard = -math.inf
         self.guards: list[tuple[float, StaticSetting | None]] = []
+        self.smoothings: list[tuple[float, float]] = []  # (t, smoothing chosen by the judgement at t)
 
     def upcoming_origins(self, t: float, end: float) -> list[float]:
         o = self.forecasts.origin(t)
@@ -223,8 +239,13 @@ class PredictivePolicy:
                 # A young endpoint (under a window of history): judged again every season
                 # until its history fills the window, not left unguarded for a week.
                 self.next_guard = t + s.season_s
-            self.static = self.static_guard(t, self.static)
+            judged = self.static_guard(t, self.static)
+            self.static = judged.static
             self.guards.append((t, self.static))
+            if judged.smoothing_s is not None:
+                self.smoothings.append((t, judged.smoothing_s))
+                if judged.smoothing_s != self.policy.smoothing_s:  # the tuner's knobs kept
+                    self.policy = replace(self.policy, smoothing_s=judged.smoothing_s)
         start, cols = self.forecasts.at(t, self.upcoming_origins(t, end), self.policy.smoothing_s)
         step = s.step_s
         # The slice from the step holding t to the plan horizon (already smoothed over the

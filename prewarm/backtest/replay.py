@@ -69,6 +69,7 @@ class Result:
     forecast_trace: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # see PredictivePolicy
     tunings: list = field(default_factory=list, repr=False)
     guards: list = field(default_factory=list, repr=False)  # (t, StaticSetting | None) per guard update
+    smoothings: list = field(default_factory=list, repr=False)  # (t, smoothing chosen) per guard update
 
     @property
     def cold_rate(self) -> float:
@@ -151,8 +152,9 @@ def replay_start_s(trace: Trace, cfg: BacktestConfig) -> float:
 
 def replay(trace: Trace, spec: str, cfg: BacktestConfig,
            progress: Callable[[float], None] | None = None, guard=None) -> Result:
-    """One policy over the trace. `guard` (predictive only): now, previous -> the static
-    setting the plan may not go below (runner.static_guard builds it; None: the plan alone)."""
+    """One policy over the trace. `guard` (predictive only): now, previous static setting -> a
+    predictive.Judgement, the static setting the plan may not go below and the smoothing it
+    plans with (runner.static_guard builds it; None: the plan alone)."""
     kind, params = parse_policy(spec)
     replay_start = replay_start_s(trace, cfg)
     window = trace.between(replay_start, cfg.end_s)
@@ -251,7 +253,8 @@ def _measure(endpoint, spec, sim, applied, window, svc, in_window, cfg, policy_o
         commands=len(changes), worker_starts=sim.starts,
         schedule=changes, lifetimes=sim.lifetimes, cold_times=window.arrivals[in_window][cold],
         forecast_trace=policy_obj.forecast_trace if policy_obj else [],
-        tunings=policy_obj.tunings if policy_obj else [], guards=policy_obj.guards if policy_obj else [])
+        tunings=policy_obj.tunings if policy_obj else [], guards=policy_obj.guards if policy_obj else [],
+        smoothings=policy_obj.smoothings if policy_obj else [])
 
 
 def _clairvoyant(trace, window, svc, in_window, cfg) -> Result:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from . import advisor
 from .executable import FULL
 from .frontier import KEEPALIVES_S, Point
+from .predictive import Judgement
 from .replay import (BacktestConfig, Result, capacity_for, parse_policy, predictive_policy,  # noqa: F401
                      replay, replay_start_s, with_policy)
 from .traces import Trace
@@ -26,17 +27,20 @@ def run(trace: Trace, spec: str, cfg: BacktestConfig, progress=None) -> Result:
 
 
 def static_guard(trace: Trace, cfg: BacktestConfig):
-    """now, previous -> the static setting the plan may not go below for the next guard period
-    (None: the plan alone), from the endpoint's own trailing week (the history before now only;
-    the search starts at the previous setting's floor, or the last one found):
+    """now, previous -> the Judgement for the next guard period: the static setting the plan
+    may not go below (None: the plan alone) and the smoothing it plans with, from the
+    endpoint's own trailing week (the history before now only; the search starts at the
+    previous setting's floor, or the last one found):
 
     * the best static setting at the target (advisor.TrailingSweep on the replay's worker model,
       over the keep-alives the provider can set);
+    * the smoothing (cfg.predictive.smoothing_choices_s, when given): the plan alone replayed on
+      the same week at each, the one that did best there (choose_smoothing);
     * guard "always": that setting, every period;
-    * guard "auto": the same week replayed with the plan alone (no guard); the plan runs alone
-      for the next period only if it held there: its cold rate not significantly above the
-      target (binomial z <= 1, as the tuner) and no static setting with that cold rate cost
-      fewer worker-hours. Otherwise the best static setting guards it;
+    * guard "auto": the same week replayed with the plan alone (no guard; at the chosen
+      smoothing); the plan runs alone for the next period only if it held there: its cold rate
+      not significantly above the target (binomial z <= 1, as the tuner) and no static setting
+      with that cold rate cost fewer worker-hours. Otherwise the best static setting guards it;
     * guard "lift": as auto, but the least lift of the plan that held on that week guards it
       (cheapest_lift: a floor and keep-alive at most the best static setting's, under the
       plan), or the best static setting where no smaller lift held. Opt-in: on the report
@@ -46,30 +50,51 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
     keepalives = cfg.provider.keepalives(KEEPALIVES_S, cfg.worker.platform_idle_timeout_s)
     guard_cfg = replace(cfg, provider=FULL)
     alone_cfg = replace(cfg, predictive=replace(s, guard="off"))
+    choices = tuple(s.smoothing_choices_s)
+    own = predictive_policy(capacity_for(trace, cfg), cfg) if choices else None
     last_floor: list[int] = []
 
-    def guard(now_s: float, previous):
+    def guard(now_s: float, previous) -> Judgement:
         sweep = advisor.TrailingSweep(trace, now_s, guard_cfg, ingest_delay_s=cfg.ingest_delay_s,
                                       window_s=s.guard_window, keepalives=keepalives)
         if sweep.span_s < s.season_s:
-            return None
+            return Judgement(None)
         near = previous.floor if previous is not None else (last_floor[-1] if last_floor else None)
         # Only floors the endpoint can hold (max_workers): a static setting above the cap is
         # none its users could configure, and the planner would pin the plan at the cap.
         best = sweep.cheapest(cfg.target_cold_rate, near, max_floor=min(64, cfg.max_workers))
         if best is None:
-            return None
+            return Judgement(None)
         last_floor.append(best.floor)
+        past = trace.between(-math.inf, sweep.end)
+        week = replace(alone_cfg, start_s=sweep.start, end_s=sweep.end)
+        smoothing, alone = None, None
+        if choices:
+            tried = {v: run(past, "predictive", replace(week, policy=replace(own, smoothing_s=v))) for v in choices}
+            smoothing = choose_smoothing(tried, sweep, cfg.target_cold_rate, own.smoothing_s)
+            alone, week = tried[smoothing], replace(week, policy=replace(own, smoothing_s=smoothing))
         if s.guard in ("auto", "lift"):
-            past = trace.between(-math.inf, sweep.end)
-            week = replace(alone_cfg, start_s=sweep.start, end_s=sweep.end)
-            alone = run(past, "predictive", week)
+            alone = alone or run(past, "predictive", week)
             if plan_held(alone, sweep, cfg.target_cold_rate):
-                return None
+                return Judgement(None, smoothing)
             if s.guard == "lift":
-                return cheapest_lift(past, week, sweep, best, cfg.target_cold_rate)
-        return sweep.setting(best)
+                return Judgement(cheapest_lift(past, week, sweep, best, cfg.target_cold_rate), smoothing)
+        return Judgement(sweep.setting(best), smoothing)
     return guard
+
+
+def choose_smoothing(tried: dict[float, Result], sweep, target: float, own: float) -> float:
+    """The smoothing whose plan-alone replay of the trailing week did best: among those that
+    held (plan_held; all of them when none did), the fewest worker-hours against the cheapest
+    static setting with at most its cold rate (0 where none has: better than any static
+    setting), ties to the policy's own smoothing, then to the first."""
+    def ratio(r: Result) -> float:
+        static = sweep.cheapest(r.cold_rate)
+        return r.worker_hours / static.worker_hours if static is not None and static.worker_hours > 0 else 0.0
+
+    held = {v: r for v, r in tried.items() if plan_held(r, sweep, target)}
+    pool = held or tried
+    return min(pool, key=lambda v: (ratio(pool[v]), v != own))
 
 
 def cheapest_lift(past: Trace, week: BacktestConfig, sweep, best, target: float) -> StaticSetting:
@@ -88,7 +113,7 @@ def cheapest_lift(past: Trace, week: BacktestConfig, sweep, best, target: float)
     def lifted(floor: int, k: int) -> Result:
         if (floor, k) not in tried:
             setting = sweep.setting(Point(floor, ks[k], 0.0, 0.0))
-            tried[floor, k] = replay(past, "predictive", week, None, lambda _now, _prev, st=setting: st)
+            tried[floor, k] = replay(past, "predictive", week, None, lambda _now, _prev, st=setting: Judgement(st))
         return tried[floor, k]
 
     def met(floor: int, k: int) -> bool:

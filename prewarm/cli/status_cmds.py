@@ -10,6 +10,7 @@ import click
 
 from .common import DURATION, TIME, runtime, utcnow
 from .output import emit_json, json_option, table, when
+from ..units import format_duration
 
 
 def _read_provider(rt, ep) -> dict:
@@ -135,6 +136,7 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
         "need": reason.get("need"), "quantile": reason.get("quantile"),
         "forecast_rpm": reason.get("forecast_rpm"), "planned_rpm": reason.get("planned_rpm"),
         "floor": reason.get("floor"), "cap": reason.get("cap", cap), "model": reason.get("model"),
+        "smoothing_s": reason.get("smoothing_s"),
         "forecast": None if step is None else {
             "issued_at": step["issued_at"], "ds": step["ds"], "model": step["model"],
             **{k: step[k] for k in step if k == "mean" or k.startswith(("lo-", "hi-"))}},
@@ -226,9 +228,10 @@ def _print_explanation(d: dict) -> None:
                    + f"; model {d['model'].split('(')[0] if d['model'] else '-'}")
         planned, band = d["planned_rpm"], d["forecast_rpm"]
         if planned is not None and abs(planned - band) > 0.05:
-            because = ("raised to recent actual traffic, or smoothed with the busier steps beside it "
-                       "([planner] smoothing)" if planned > band else
-                       "smoothed with the quieter steps beside it ([planner] smoothing)")
+            over = "" if d.get("smoothing_s") is None else f" over +-{format_duration(float(d['smoothing_s']))}"
+            knob = "([planner] smoothing, or the smoothing_choices value the static guard chose on last week)"
+            because = (f"raised to recent actual traffic, or smoothed{over} with the busier steps beside it {knob}"
+                       if planned > band else f"smoothed{over} with the quieter steps beside it {knob}")
             click.echo(f"  planned on {_num(planned)} req/min, not {_num(band)}: {because}")
         click.echo(f"  -> {_workers(d['need'])} needed at that rate")
     if d["forecast"]:

@@ -199,6 +199,7 @@ def plan_endpoint(endpoint: str, forecast: DemandForecast, capacity: CapacityMod
             "cap": capacity.max_workers,
             "idle_timeout_rule": policy.idle_timeout_rule,
             "peakedness": round(z, 3),
+            "smoothing_s": policy.smoothing_s,
             **({"static_floor": static.floor, "static_keepalive_s": static.keepalive_s} if static is not None else {}),
         }
 

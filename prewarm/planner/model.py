@@ -29,6 +29,14 @@ class CapacityModel:
             raise ValueError("need 0 <= min_workers <= max_workers")
 
 
+# The smoothings the static guard's weekly judgement replays the plan alone at, per endpoint,
+# on its own trailing week; the endpoint then plans with the one that did best there
+# (backtest.runner.choose_smoothing; [planner] smoothing_choices). Chosen on the tuning parts
+# (docs/backtesting.md): the values the tuning sweep of `smoothing` found best on one series or
+# another.
+SMOOTHING_CHOICES_S: tuple[float, ...] = (3600.0, 7200.0, 10800.0)
+
+
 @dataclass(frozen=True)
 class PolicySettings:
     """The planner's knobs. Defaults are the documented `[planner]` defaults."""

@@ -239,6 +239,8 @@ static_guards = sa.Table(
     sa.Column("setting", JSONText, nullable=True),  # floor, keepalive_s, cold_rate, worker_hours
     sa.Column("attempted_at", UTCDateTime, nullable=False),
     sa.Column("error", sa.Text, nullable=True),  # last attempt's error, None when it succeeded
+    # [planner] smoothing_choices: the one the plan alone did best with on that week (None: none chosen)
+    sa.Column("smoothing_s", sa.Float, nullable=True),
 )
 
 source_missing = sa.Table(

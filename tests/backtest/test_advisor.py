@@ -109,8 +109,9 @@ def test_the_guard_keeps_the_plan_at_or_above_the_static_setting_and_auto_lifts_
     from prewarm.backtest.runner import run
 
     trace = _traffic(10)
+    # at the policy's own smoothing (no choice of it: the next test), so the guard only adds
     cfg = replace(_week_cfg(), start_s=8 * 86400.0, end_s=9 * 86400.0,
-                  predictive=PredictiveSettings(guard="always", history_s=7 * 86400.0))
+                  predictive=PredictiveSettings(guard="always", history_s=7 * 86400.0, smoothing_choices_s=()))
     always = run(trace, "predictive", cfg)
     # (day 7: just under a week of history, so judged again a season later, at day 8)
     assert [t for t, _ in always.guards] == [7 * 86400.0, 8 * 86400.0]
@@ -126,6 +127,77 @@ def test_the_guard_keeps_the_plan_at_or_above_the_static_setting_and_auto_lifts_
     auto = run(trace, "predictive", replace(cfg, predictive=replace(cfg.predictive, guard="auto")))
     assert [t for t, _ in auto.guards] == [t for t, _ in always.guards]
     assert all(a is None or a == b for (_, a), (_, b) in zip(auto.guards, always.guards))
+
+
+def test_each_judgement_plans_with_the_smoothing_whose_plan_alone_did_best_on_the_trailing_week():
+    # [planner] smoothing_choices: every judgement replays the plan alone on the trailing week
+    # at each smoothing; the policy plans with the one that did best there until the next
+    # judgement (the tuner's knobs kept). Its choice uses the history before the judgement only.
+    from dataclasses import replace
+
+    import numpy as np
+
+    from prewarm.backtest import advisor
+    from prewarm.backtest.executable import FULL
+    from prewarm.backtest.frontier import KEEPALIVES_S
+    from prewarm.backtest.predictive import PredictiveSettings
+    from prewarm.backtest.runner import capacity_for, choose_smoothing, predictive_policy, run
+
+    choices = (0.0, 3600.0, 10800.0)
+    trace = _traffic(10)
+    cfg = replace(_week_cfg(), start_s=8 * 86400.0, end_s=9 * 86400.0,
+                  predictive=PredictiveSettings(guard="auto", history_s=7 * 86400.0, smoothing_choices_s=choices))
+    r = run(trace, "predictive", cfg)
+    assert [t for t, _ in r.smoothings] == [t for t, _ in r.guards] == [7 * 86400.0, 8 * 86400.0]
+    own = predictive_policy(capacity_for(trace, cfg), cfg)
+    for t, chosen in r.smoothings:
+        # the same choice from the plan alone replayed on the week before t at each smoothing
+        sweep = advisor.TrailingSweep(trace, t, replace(cfg, provider=FULL), ingest_delay_s=cfg.ingest_delay_s,
+                                      keepalives=KEEPALIVES_S)
+        week = replace(cfg, start_s=sweep.start, end_s=sweep.end, predictive=replace(cfg.predictive, guard="off"))
+        past = trace.between(-np.inf, sweep.end)
+        tried = {v: run(past, "predictive", replace(week, policy=replace(own, smoothing_s=v))) for v in choices}
+        assert chosen == choose_smoothing(tried, sweep, 0.02, own.smoothing_s)
+    # the tuner's policies after the last judgement carry its smoothing
+    last_t, last = r.smoothings[-1]
+    after = [p for t, p in r.tunings if t > last_t]
+    assert after and all(p.smoothing_s == last for p in after)
+    # traffic after the second judgement changes neither choice
+    cut = run(trace.between(-np.inf, 8 * 86400.0 - 60), "predictive", cfg)
+    assert cut.smoothings == r.smoothings
+    # without choices the policy keeps its own smoothing and nothing is recorded
+    fixed = run(trace, "predictive", replace(cfg, predictive=replace(cfg.predictive, smoothing_choices_s=())))
+    assert fixed.smoothings == [] and all(p.smoothing_s == own.smoothing_s for _, p in fixed.tunings)
+
+
+def test_choose_smoothing_prefers_what_held_then_fewest_hours_against_static():
+    from types import SimpleNamespace
+
+    from prewarm.backtest.runner import choose_smoothing
+
+    def result(cold, hours, n=1000):
+        return SimpleNamespace(requests=n, cold_requests=int(round(cold * n)), cold_rate=cold, worker_hours=hours)
+
+    # the cheapest static setting at each cold rate: 100 worker-hours at <= 1%, 50 above
+    static = {0.01: 100.0, 0.02: 50.0, 1.0: 50.0}
+
+    class Sweep:
+        def cheapest(self, cold, *_a, **_k):
+            ok = [c for c in static if c <= cold + 1e-12]
+            return SimpleNamespace(worker_hours=static[max(ok)]) if ok else None
+
+    sweep = Sweep()
+    # 7200: 80 wh at 1% (0.80 of static); 3600: 45 wh at 2% (0.90); 0: cheapest but 6% cold (not held)
+    tried = {0.0: result(0.06, 10.0), 3600.0: result(0.02, 45.0), 7200.0: result(0.01, 80.0)}
+    assert choose_smoothing(tried, sweep, 0.02, 3600.0) == 7200.0
+    # a tie goes to the policy's own
+    tried[3600.0] = result(0.02, 40.0)  # 0.80 too
+    assert choose_smoothing(tried, sweep, 0.02, 3600.0) == 3600.0
+    assert choose_smoothing(tried, sweep, 0.02, 7200.0) == 7200.0
+    # none held: the best of all by the same measure; below every static cold rate counts 0
+    worse = {0.0: result(0.08, 10.0), 3600.0: result(0.10, 45.0)}
+    assert choose_smoothing(worse, sweep, 0.02, 3600.0) == 0.0
+    assert choose_smoothing({1.0: result(0.0, 500.0), 2.0: result(0.01, 60.0)}, sweep, 0.02, 2.0) == 1.0
 
 
 def test_a_count_only_provider_replays_the_platform_idle_timeout():
@@ -198,7 +270,7 @@ def test_the_lift_is_the_least_floor_then_keepalive_under_the_plan_that_held(mon
     tried = []
 
     def fake_replay(past, spec, cfg, progress, guard):
-        st = guard(0.0, None)
+        st = guard(0.0, None).static
         tried.append((st.floor, st.keepalive_s))
         cold, hours = table(st.floor, st.keepalive_s or 60.0)
         return Result(endpoint="e", policy=spec, requests=10_000, cold_requests=round(cold * 10_000),
