@@ -109,13 +109,17 @@ def _short(seconds: float) -> str:
               help="Predictive: the static guard, judged weekly on the trailing week (auto: after the plan "
                    "alone did worse than the best static setting there, that setting; lift: the least "
                    "floor and keep-alive under the plan that held there).")
+@click.option("--smoothing-choices", metavar="DURATIONS", default="1h,2h,3h", show_default=True,
+              help="Predictive, with the static guard on: the smoothings each judgement replays the plan alone "
+                   "at on the trailing week, the best planning until the next ([planner] smoothing_choices); "
+                   "'none': the policy's own smoothing always.")
 @click.option("--forecaster", "forecaster_name", metavar="NAME",
               help="Predictive: the forecaster to replay (default: the daemon's default [forecast] model, select).")
 @click.pass_context
 def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_start, cold_start_dist, service_time,
              worker_concurrency, platform_idle_timeout, target_cold_rate, endpoints, emit_schedule,
              as_json, plot, ingest_delay, price, seed, advise, persistent_price, provider_kind, static_guard,
-             forecaster_name):
+             smoothing_choices, forecaster_name):
     """Replay TRACE (ts,endpoint,requests per minute, the Alibaba requests.csv, or an Azure LLM
     trace) against a policy, and report cold-start rate, worker-hours and cost. With
     --from-store, replay each --endpoint's stored history with its configured capacity."""
@@ -174,7 +178,8 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
     from ..forecasters import registry
 
     provider = provider_capabilities(provider_kind) if provider_kind else FULL
-    predictive = replace(PredictiveSettings(), guard=static_guard)
+    predictive = replace(PredictiveSettings(), guard=static_guard,
+                         smoothing_choices_s=_smoothing_choices(smoothing_choices))
     try:
         forecaster = default_forecaster(predictive.season_s, forecaster_name)
     except registry.UnknownForecaster as exc:
@@ -276,3 +281,18 @@ def _suffixed(path: str, name: str) -> str:
     stem, dot, ext = path.rpartition(".")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
     return f"{stem}-{safe}.{ext}" if dot else f"{path}-{safe}"
+
+
+def _smoothing_choices(text: str) -> tuple[float, ...]:
+    """--smoothing-choices "1h,2h,3h" (durations, none twice) or "none" -> seconds, sorted."""
+    from ..units import parse_duration
+
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        values = [parse_duration(v.strip()) for v in text.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: {exc} (or 'none')", param_hint="--smoothing-choices") from None
+    if len(set(values)) != len(values):
+        raise click.BadParameter(f"{text!r}: a duration is listed twice", param_hint="--smoothing-choices")
+    return tuple(sorted(values))

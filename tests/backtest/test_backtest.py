@@ -304,6 +304,9 @@ def test_cli_json_schedule_and_bad_flags(tmp_path):
     assert bad.returncode == 2 and "--worker-concurrency" in bad.stderr
     bad = cli("backtest", str(ALIBABA / "requests.csv"), "--policy", "keepalive:soon")
     assert bad.returncode == 2 and "--policy" in bad.stderr
+    for choices in ("1h,soon", "1h,60m"):
+        bad = cli("backtest", str(ALIBABA / "requests.csv"), "--smoothing-choices", choices)
+        assert bad.returncode == 2 and "--smoothing-choices" in bad.stderr and choices in bad.stderr
 
 
 def test_predictive_sizes_for_the_burstiness_it_has_observed():
