@@ -145,15 +145,17 @@ def test_each_judgement_plans_with_the_smoothing_whose_plan_alone_did_best_on_th
 
     choices = (0.0, 10800.0)
     trace = _traffic(10)
+    # judged daily on the last three days (a week is the daemon's: the same code, more replay)
     cfg = replace(_week_cfg(), start_s=8 * 86400.0, end_s=9 * 86400.0,
-                  predictive=PredictiveSettings(guard="auto", history_s=7 * 86400.0, smoothing_choices_s=choices))
+                  predictive=PredictiveSettings(guard="auto", history_s=7 * 86400.0, smoothing_choices_s=choices,
+                                                guard_window_s=3 * 86400.0, guard_every_s=86400.0))
     r = run(trace, "predictive", cfg)
     assert [t for t, _ in r.smoothings] == [t for t, _ in r.guards] == [7 * 86400.0, 8 * 86400.0]
     own = predictive_policy(capacity_for(trace, cfg), cfg)
     for t, chosen in r.smoothings[-1:]:
         # the same choice from the plan alone replayed on the week before t at each smoothing
         sweep = advisor.TrailingSweep(trace, t, replace(cfg, provider=FULL), ingest_delay_s=cfg.ingest_delay_s,
-                                      keepalives=KEEPALIVES_S)
+                                      window_s=3 * 86400.0, keepalives=KEEPALIVES_S)
         week = replace(cfg, start_s=sweep.start, end_s=sweep.end, predictive=replace(cfg.predictive, guard="off"))
         past = trace.between(-np.inf, sweep.end)
         tried = {v: run(past, "predictive", replace(week, policy=replace(own, smoothing_s=v))) for v in choices}

@@ -36,9 +36,12 @@ def m0002():
 
 
 def short_cfg(**kw) -> BacktestConfig:
+    # The static guard as the daemon runs it, its smoothing chosen between two values (the
+    # default three cost a third more replays and test nothing more)
     base = BacktestConfig(start_s=ts("2024-11-27T00:00:00Z"), end_s=ts("2024-11-28T00:00:00Z"),
                           worker=WorkerModel(1, 60.0), cold_start=ColdStart(fixed_s=30.0),
-                          warmup_s=6 * 3600.0, predictive=PredictiveSettings(history_s=3 * DAY))
+                          warmup_s=6 * 3600.0,
+                          predictive=PredictiveSettings(history_s=3 * DAY, smoothing_choices_s=(3600.0, 10800.0)))
     return replace(base, **kw)
 
 
@@ -164,7 +167,8 @@ def test_cutting_the_trace_at_t_changes_no_command_before_t(tmp_path, cut_iso):
     src = ALIBABA / "per_minute.csv"
     cut = ts(cut_iso + ":00Z")
     cfg = BacktestConfig(start_s=ts("2024-11-24T00:00:00Z"), end_s=cut + 600, worker=WorkerModel(1, 60.0),
-                         cold_start=ColdStart(fixed_s=40.0), service_time_s=23.0)
+                         cold_start=ColdStart(fixed_s=40.0), service_time_s=23.0,
+                         predictive=PredictiveSettings(smoothing_choices_s=(3600.0, 10800.0)))  # two: cheaper
     whole = run(load_trace(src, ["M0002"])["M0002"], "predictive", cfg)
     part = run(load_trace(_cut_file(src, tmp_path / "cut.csv", cut_iso), ["M0002"])["M0002"], "predictive", cfg)
     assert _before(whole, cut) and _before(whole, cut) == _before(part, cut)
