@@ -210,6 +210,11 @@ def test_the_judgement_chooses_a_smoothing_and_the_plans_use_it(tmp_path, store,
     chosen = row["smoothing_s"]
     assert row["judged_at"] == NOW and chosen in (0.0, 1800.0, 10800.0)
     assert used == [chosen]
+    # every command says what it was smoothed over, and `prewarm explain` reads it back
+    from prewarm.cli.status_cmds import explanation
+    plan = commands(store)
+    assert plan and all(c["reason"]["smoothing_s"] == chosen for c in plan)
+    assert explanation(store, "sparse", plan[0]["at"] + timedelta(seconds=1))["smoothing_s"] == chosen
     run_once(rt, NOW + timedelta(hours=1))  # stored: not judged again, planned with it
     assert calls == [NOW] and used == [chosen, chosen]
     rt.close()
