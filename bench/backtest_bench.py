@@ -48,6 +48,7 @@ from prewarm.backtest.replay import default_forecaster  # noqa: E402
 from prewarm.backtest.runner import BacktestConfig, Result, run  # noqa: E402
 from prewarm.backtest.simulator import ColdStart, WorkerModel  # noqa: E402
 from prewarm.backtest.traces import load_cold_starts, load_trace  # noqa: E402
+from prewarm.units import parse_durations  # noqa: E402
 
 TARGET = 0.02
 COUNT_ONLY = "aws-lambda"  # a count-only provider: no idle timeout (Capabilities.idle_timeout False)
@@ -233,7 +234,7 @@ def main(argv: list[str]) -> None:
                          "count-only provider's users can set (F at the platform's keep-alive)")
     ap.add_argument("--forecaster-params", help="JSON constructor parameters for the forecaster (tuning parts only)")
     ap.add_argument("--smoothing-choices", default=None,
-                    help="the guard's smoothing choices, seconds comma-separated, or 'none': the policy's own "
+                    help="the guard's smoothing choices, durations (or seconds) comma-separated, or 'none': the policy's own "
                          "smoothing always (default: the daemon's, [planner] smoothing_choices)")
     args = ap.parse_args(argv)
     global FORECASTER, FORECASTER_PARAMS, COUNT_ONLY_ENVELOPE
@@ -248,10 +249,10 @@ def main(argv: list[str]) -> None:
     settings = PredictiveSettings(guard=args.guard)
     if args.smoothing_choices is not None:
         try:
-            choices = () if args.smoothing_choices == "none" else tuple(
-                float(v) for v in args.smoothing_choices.split(","))
-        except ValueError:
-            ap.error(f"--smoothing-choices {args.smoothing_choices!r}: seconds comma-separated, or 'none'")
+            choices = () if args.smoothing_choices == "none" else parse_durations(
+                v.strip() for v in args.smoothing_choices.split(","))
+        except ValueError as exc:
+            ap.error(f"--smoothing-choices {args.smoothing_choices!r}: {exc} (durations comma-separated, or 'none')")
         settings = replace(settings, smoothing_choices_s=choices)
     print(f"part {args.part}, seed {args.seed}, static guard {args.guard}, target {TARGET:.0%}, "
           f"forecaster {args.forecaster or default_forecaster(86400).name} {args.forecaster_params or ''}, "

@@ -20,7 +20,7 @@ from . import redact
 from .errors import ConfigError
 from .forecast_events import ForecastEvent
 from .planner.model import SMOOTHING_CHOICES_S
-from .units import parse_duration, zone
+from .units import parse_duration, parse_durations, zone
 
 DEFAULT_CONFIG_NAME = "prewarm.toml"
 DEFAULT_DB_URL = "sqlite:///prewarm.db"
@@ -246,15 +246,10 @@ class PlannerSettings(_Strict):
         """`smoothing_choices = ["1h", "2h", "3h"]` (or seconds): each a duration, none twice."""
         if not isinstance(v, (list, tuple)):
             raise ValueError("expected a list of durations such as [\"1h\", \"2h\", \"3h\"]")
-        out = []
-        for item in v:
-            try:
-                out.append(parse_duration(item))
-            except ValueError as exc:
-                raise ValueError(f"smoothing_choices: {exc}") from None
-        if len(set(out)) != len(out):
-            raise ValueError("smoothing_choices: a duration is listed twice")
-        return tuple(sorted(out))
+        try:
+            return parse_durations(v)
+        except ValueError as exc:
+            raise ValueError(f"smoothing_choices: {exc}") from None
 
     @field_validator("quantile")
     @classmethod

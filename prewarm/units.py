@@ -27,6 +27,14 @@ def parse_duration(text: str | int | float) -> float:
     return float(value) * _UNIT_SECONDS[unit or "s"]
 
 
+def parse_durations(items) -> tuple[float, ...]:
+    """Several durations (each as parse_duration), none twice -> seconds, ascending."""
+    values = [parse_duration(v) for v in items]
+    if len(set(values)) != len(values):
+        raise ValueError("a duration is listed twice")
+    return tuple(sorted(values))
+
+
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling: 90 -> '90s', 3600 -> '1h', 5400 -> '90m'."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

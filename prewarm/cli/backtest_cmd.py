@@ -285,14 +285,11 @@ def _suffixed(path: str, name: str) -> str:
 
 def _smoothing_choices(text: str) -> tuple[float, ...]:
     """--smoothing-choices "1h,2h,3h" (durations, none twice) or "none" -> seconds, sorted."""
-    from ..units import parse_duration
+    from ..units import parse_durations
 
     if text.strip().lower() == "none":
         return ()
     try:
-        values = [parse_duration(v.strip()) for v in text.split(",")]
+        return parse_durations(v.strip() for v in text.split(","))
     except ValueError as exc:
         raise click.BadParameter(f"{text!r}: {exc} (or 'none')", param_hint="--smoothing-choices") from None
-    if len(set(values)) != len(values):
-        raise click.BadParameter(f"{text!r}: a duration is listed twice", param_hint="--smoothing-choices")
-    return tuple(sorted(values))
