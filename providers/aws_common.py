@@ -138,8 +138,10 @@ class AwsProvider(Provider):
         super().__init__(config, endpoint)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        # Injectable so tests can observe the backoff without waiting for it.
+        # Injectable so tests can observe the backoff without waiting for it (and measure the
+        # retry deadline on a clock of their own, not the loaded machine's).
         self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
         self.retry_base_s = 0.2
         # Operations attempted, in order, without parameters (nothing secret): for tests and
         # for checking that the documented IAM policies cover what is really called.
@@ -175,7 +177,7 @@ class AwsProvider(Provider):
                         self.endpoint.name, exc.code, attempt, delay)
 
         return retry_call(once, deadline_s=self.config.retry_deadline_s, base_s=self.retry_base_s,
-                          sleep=self.sleep, on_retry=on_retry)
+                          clock=self.clock, sleep=self.sleep, on_retry=on_retry)
 
     def bounded(self, target: int) -> int:
         """Clamp to the endpoint's bounds, then raise to what the API accepts."""
