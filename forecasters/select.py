@@ -12,7 +12,10 @@ refresh (the choice follows a level shift within a day instead of waiting for a 
 - `sm` seasonal mean: the mean of the same time of day over the last `days` days;
 - `*-level`: a candidate scaled by the recent level, `r = (sum of the last `level_window`
   of actuals + prior) / (the candidate's own values there + prior)`, clipped to
-  [1/`level_clip`, `level_clip`]: a forecast made at 10:00 knows 09:00-10:00;
+  [1/`level_clip`, `level_clip`]: a forecast made at 10:00 knows 09:00-10:00. The
+  correction fades with the lead, `r ** (0.5 ** (lead / level_fade))`: the last hour says
+  most about the next one and less about the evening (a quiet night hour's ratio no longer
+  scales the whole day);
 - `sm-day`: the seasonal mean scaled the same way by the last day's level (a slower
   correction: growth over days, which the week's mean lags);
 - `mix-level`: the mean of `sm-level` and `snw-level` (or `sn-level` without a week).
@@ -85,7 +88,7 @@ class SelectForecaster(Forecaster):
                  margin: float = 0.0, candidates: Sequence[str] = CANDIDATES,
                  max_calibration_errors: int = 5000, selection_half_life_days: float | None = None,
                  error_half_life_days: float | None = 1.0, error_half_life_share: float | None = 0.25,
-                 min_origins: int = 24,
+                 min_origins: int = 24, level_fade_s: float | None = 10800.0,
                  band_scale: str = "forecast", continuity: float = 0.5, tail_evidence: float = 5.0,
                  lead_buckets_s: Sequence[int] = (), short_cv_share: float | None = None,
                  short_evidence_t: float | None = 2.0, dispersion_fallback: bool = True,
@@ -98,6 +101,8 @@ class SelectForecaster(Forecaster):
             raise ValueError("select: the candidates must include the baseline 'sn'")
         if days < 1 or cv_days <= 0 or cv_stride_s <= 0 or level_window_s <= 0 or level_clip < 1:
             raise ValueError("select: days >= 1, cv_days, cv_stride_s and level_window_s > 0, level_clip >= 1")
+        if level_fade_s is not None and not level_fade_s > 0:
+            raise ValueError(f"select: level_fade_s must be a duration > 0 (or None: no fading), not {level_fade_s!r}")
         # backend/n_jobs come from [forecast] for every model; a numpy model uses neither
         params.pop("backend", None)
         params.pop("n_jobs", None)
@@ -110,6 +115,7 @@ class SelectForecaster(Forecaster):
         self.error_half_life_days = error_half_life_days
         self.error_half_life_share = error_half_life_share
         self.min_origins = int(min_origins)
+        self.level_fade_s = None if level_fade_s is None else float(level_fade_s)
         if band_scale not in ("level", "forecast"):
             raise ValueError(f"select: band_scale must be 'level' or 'forecast', not {band_scale!r}")
         self.band_scale, self.continuity = band_scale, float(continuity)
@@ -225,7 +231,8 @@ class SelectForecaster(Forecaster):
         if not seasonal and self.short_cv_share and n - horizon < first + 1:  # under 2 origins
             cv_h = min(horizon, max(1, int((n - first) * self.short_cv_share)))
         origins = np.arange(n - cv_h, first - 1, -stride)[::-1] if n - cv_h >= first else np.array([], int)
-        bank = _Bank(y, n, per, self.days, window, self.level_prior, self.level_clip)
+        bank = _Bank(y, n, per, self.days, window, self.level_prior, self.level_clip,
+                     None if not self.level_fade_s else self.level_fade_s / step_s)
         leads = np.arange(cv_h)
         scores: dict[str, float] = {}
         cv_fc: dict[str, np.ndarray] = {}
@@ -328,11 +335,12 @@ class _Bank:
     for step t from data at least a season before t) and its season; its forecast from
     origin o at lead h is `fit[o + h % season]`."""
 
-    def __init__(self, y, n, per, days, window, prior, clip):
+    def __init__(self, y, n, per, days, window, prior, clip, fade=None):
         import numpy as np
 
         self.y, self.n, self.per, self.days = y, n, per, days
         self.window, self.prior, self.clip = window, prior, clip
+        self.fade = fade  # half-life of the level correction, in steps of lead (None: whole)
         self.cum = np.concatenate([[0.0], np.cumsum(y)])
         self._fits: dict[str, tuple] = {}
 
@@ -403,4 +411,8 @@ class _Bank:
         plain = self._plain(base, origins, leads)
         if not level:
             return plain
-        return plain * self._ratio(base, origins, self.per if level == "day" else self.window)[:, None]
+        ratio = self._ratio(base, origins, self.per if level == "day" else self.window)[:, None]
+        if self.fade and level != "day":  # the last hour's level says less about later leads
+            # (sm-day's correction is the last day's level: growth over days, kept whole)
+            ratio = ratio ** (0.5 ** (leads / self.fade))[None, :]
+        return plain * ratio

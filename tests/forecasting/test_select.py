@@ -90,6 +90,37 @@ def test_daily_shape_that_drifts_picks_yesterday():
     assert all(m in ("sn", "sn-level") for m in choice.models)
 
 
+def test_the_level_correction_fades_with_the_lead():
+    """The last hour ran at twice the seasonal mean: the next step is scaled by the whole
+    ratio, a step `level_fade_s` ahead by its square root, and six hours ahead almost not
+    at all (a quiet or busy hour says little about the evening). None: the whole ratio at
+    every lead, as before."""
+    from prewarm.forecasters.select import _Bank
+
+    n = DAYS * PER
+    y = daily_shape(n)
+    y[n - 4:] *= 2.0  # the last hour (4 steps of 15 min) at twice the usual
+    leads = np.arange(25)  # 0 .. 6 h
+    origin = np.array([n])
+    faded = _Bank(y, n, PER, 7, 4, 0.0, 4.0, fade=10800 / STEP)
+    whole = _Bank(y, n, PER, 7, 4, 0.0, 4.0)
+    sm = whole.forecast("sm", origin, leads)[0]
+    ratio = whole.forecast("sm-level", origin, leads)[0] / sm
+    np.testing.assert_allclose(ratio, ratio[0])  # no fade: one ratio for every lead
+    assert ratio[0] > 1.3  # the last hour's steps were doubled, the week's mean only partly
+    got = faded.forecast("sm-level", origin, leads)[0] / sm
+    np.testing.assert_allclose(got, ratio[0] ** (0.5 ** (leads * STEP / 10800)))
+    assert got[0] == pytest.approx(ratio[0]) and got[12] == pytest.approx(ratio[0] ** 0.5)
+    assert got[24] < 1 + (ratio[0] - 1) / 3
+    # the mix of sm-level and snw-level fades alike; sm-day (the last day's level) does not
+    day = faded.forecast("sm-day", origin, leads)[0] / sm
+    np.testing.assert_allclose(day, day[0])
+    # the default's half-life (chosen on the tuning parts, docs/forecasting.md)
+    assert SelectForecaster().level_fade_s == 10800
+    with pytest.raises(ValueError, match="level_fade_s"):
+        SelectForecaster(level_fade_s=0)
+
+
 def test_seasonal_naive_is_the_floor():
     """An exactly repeating day: nothing beats yesterday, and the choice stays there."""
     n = DAYS * PER
