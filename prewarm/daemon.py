@@ -356,9 +356,14 @@ class Daemon:
             if self.metrics:
                 self.metrics.leader.set(0)
             if self.scheduler is not None:
+                # First no job adds or removes jobs any more (_schedule_changes checks, under
+                # the same lock): APScheduler 3's shutdown holds its job-store lock while it
+                # waits for the running jobs, so a reconcile in flight that went on to add or
+                # remove a change job would wait on that lock forever (a hang on SIGTERM).
+                with self._jobs_lock:
+                    scheduler, self.scheduler = self.scheduler, None
                 # wait=True: a provider call in flight finishes; apply starts no new one (cancel).
-                self.scheduler.shutdown(wait=True)
-                self.scheduler = None
+                scheduler.shutdown(wait=True)
             self._change_jobs.clear()
             for name in ("reconcile", "cycle"):
                 self.heartbeat.forget(name)
