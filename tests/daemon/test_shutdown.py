@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.base import STATE_STOPPED
 
-from daemon_helpers import seed_plan, write_config
+from daemon_helpers import seed_plan, wait_for, write_config
 from prewarm import config
 from prewarm import daemon as daemon_module
 from prewarm.daemon import Daemon
@@ -46,10 +46,7 @@ def test_step_down_with_a_reconcile_in_flight_does_not_hang(tmp_path, sqlite_url
         scheduler = daemon.scheduler
         stepping = threading.Thread(target=daemon._step_down, name="step-down", daemon=True)
         stepping.start()
-        begun = threading.Event()
-        while not begun.wait(0.01):  # the shutdown has begun (an event the scheduler sets)
-            if scheduler.state == STATE_STOPPED:
-                begun.set()
+        wait_for(lambda: scheduler.state == STATE_STOPPED, 120, poll=0.01, what="the shutdown to begin")
         release.set()
         stepping.join(120)  # only keeps a hang from hanging the suite
         assert not stepping.is_alive(), "step-down hung: the reconcile in flight waits on the scheduler's lock"
