@@ -110,6 +110,21 @@ def row(name: str, trace, cfg: BacktestConfig) -> None:
     print(f"| {name} | {full.requests} | {scored(full, front)} | {scored(count_only, front)} | "
           f"{guard_text(full)} / {guard_text(count_only)} | {bound.worker_hours:.1f} | "
           f"{time.perf_counter() - t0:.0f}s |", flush=True)
+    judgements(name, {"full": full, "count-only": count_only})
+
+
+JUDGEMENTS = False  # --judgements: each static-guard judgement's evidence, to standard error
+
+
+def judgements(name: str, results: dict[str, Result]) -> None:
+    """Why each judgement of the replays decided what it did (judgement.Evidence.text)."""
+    if not JUDGEMENTS:
+        return
+    for kind, r in results.items():
+        for t, judged in r.judgements:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+            text = judged.evidence.text() if judged.evidence is not None else "no evidence"
+            print(f"{name} {kind} {when}: {text}", file=sys.stderr, flush=True)
 
 
 COUNT_ONLY_ENVELOPE = False  # --count-only-envelope: the count-only replay against both envelopes
@@ -130,6 +145,7 @@ def count_only_row(name: str, trace, cfg: BacktestConfig) -> None:
           f"{versus(count_only, floors)} | "
           f"{'none' if best is None else f'F={best.floor}: {100 * best.cold_rate:.2f}%, {best.worker_hours:.1f} wh'} | "
           f"{guard_text(count_only)} | {time.perf_counter() - t0:.0f}s |", flush=True)
+    judgements(name, {"count-only": count_only})
 
 
 COUNT_ONLY_HEADER = ("| series | requests | count-only: cold | worker-h | vs (F, K) envelope: hours ratio | cold ratio | "
@@ -236,8 +252,12 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--smoothing-choices", default=None,
                     help="the guard's smoothing choices, durations (or seconds) comma-separated, or 'none': the policy's own "
                          "smoothing always (default: the daemon's, [planner] smoothing_choices)")
+    ap.add_argument("--judgements", action="store_true",
+                    help="print each static-guard judgement's evidence (why the plan ran alone or guarded) "
+                         "to standard error")
     args = ap.parse_args(argv)
-    global FORECASTER, FORECASTER_PARAMS, COUNT_ONLY_ENVELOPE
+    global FORECASTER, FORECASTER_PARAMS, COUNT_ONLY_ENVELOPE, JUDGEMENTS
+    JUDGEMENTS = args.judgements
     FORECASTER = args.forecaster
     COUNT_ONLY_ENVELOPE = args.count_only_envelope
     if args.forecaster_params:

@@ -32,7 +32,7 @@ from .runtime import Runtime
 from .units import format_duration
 
 if TYPE_CHECKING:
-    from .backtest.predictive import Judgement
+    from .backtest.judgement import Judgement
 
 log = logging.getLogger("prewarm.guard")
 SEASON = timedelta(days=1)
@@ -177,14 +177,16 @@ def judge_due(rt: Runtime, now: datetime, names: Iterable[str] | None = None, *,
         try:
             rt.store.save_static_guard(ep.name, mode=mode, attempted_at=now, span_s=span,
                                        setting=asdict(judged.static) if judged.static is not None else None,
-                                       smoothing_s=judged.smoothing_s)
+                                       smoothing_s=judged.smoothing_s,
+                                       evidence=judged.evidence.as_dict() if judged.evidence is not None else None)
         except Exception as exc:  # noqa: BLE001 - not stored: judged again next run, plans keep the last
             rt._error("guard", ep.name)
             log.error("%s: storing the static guard failed: %s", ep.name, exc)
             done[ep.name] = f"failed: {exc}"
             continue
         done[ep.name] = describe(judged.static, judged.smoothing_s)
-        log.info("%s: static guard judged on %.1f days of history: %s", ep.name, span / 86400, done[ep.name])
+        log.info("%s: static guard judged on %.1f days of history: %s%s", ep.name, span / 86400, done[ep.name],
+                 f" ({judged.evidence.text()})" if judged.evidence is not None else "")
     return done
 
 

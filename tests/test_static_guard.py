@@ -96,13 +96,24 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
     assert guarded and guarded[0]["reason"]["static_judged_at"] == NOW.isoformat()
     assert guarded[0]["reason"]["static_floor"] == static.floor
 
+    # What it decided on is stored with it: "always" holds the best static setting at the target
+    # (the plan alone replayed only to choose the smoothing)
+    evidence = row["evidence"]
+    assert evidence["verdict"] == "always" and evidence["target"] == 0.02 and evidence["alone_requests"] > 0
+    assert sg.StaticSetting(**evidence["best"]) == static and evidence["span_s"] > 2 * 86400
+
     doc = explanation(store, "sparse", guarded[0]["at"] + timedelta(seconds=1))
     assert doc["static"] == {"floor": static.floor, "keepalive_s": static.keepalive_s,
                              "judged_at": NOW.isoformat()}
+    assert doc["static_guard"]["evidence"] == evidence and doc["static_guard"]["judged_at"] == NOW
     _print_explanation(doc)
     out = capsys.readouterr().out
     assert f"static floor (the static guard, judged on the trailing week): {static.floor} workers, keep-alive" in out
     assert "judged at" in out
+    assert f"static guard (always), judged at {NOW:%Y-%m-%d %H:%M}" in out
+    assert f"the best static setting at the 2% target: floor {static.floor}" in out
+    # explained at a time before the judgement: it was not in force then
+    assert explanation(store, "sparse", NOW - timedelta(minutes=1))["static_guard"] is None
 
     # Stored: later cycles and a restarted runtime plan from it without judging again; a young
     # endpoint (under a week of history) is judged again a season later.
@@ -131,6 +142,7 @@ def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):
     assert outcomes["sparse"].error is None  # planning goes on, from the kept setting
     row = store.static_guards(["sparse"])["sparse"]
     assert sg.stored_static(row) == before and row["judged_at"] == NOW and "replay exploded" in row["error"]
+    assert row["evidence"]["verdict"] == "always"  # and what it was judged on, kept with it
     assert min(c["warm_workers"] for c in commands(store)) >= before.floor
     assert rt.metrics.registry.get_sample_value("prewarm_errors_total",
                                                 {"stage": "guard", "endpoint": "sparse"}) == 1
@@ -210,6 +222,11 @@ def test_the_judgement_chooses_a_smoothing_and_the_plans_use_it(tmp_path, store,
     chosen = row["smoothing_s"]
     assert row["judged_at"] == NOW and chosen in (0.0, 1800.0, 10800.0)
     assert used == [chosen]
+    # "auto": the plan alone was replayed, and the verdict agrees with what was stored
+    evidence = row["evidence"]
+    assert evidence["alone_requests"] > 0 and evidence["verdict"] in ("held", "above the target",
+                                                                      "costlier than static")
+    assert (row["setting"] is None) == (evidence["verdict"] == "held")
     # every command says what it was smoothed over, and `prewarm explain` reads it back
     from prewarm.cli.status_cmds import explanation
     plan = commands(store)

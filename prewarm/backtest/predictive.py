@@ -32,6 +32,7 @@ from ..planner.model import (SMOOTHING_CHOICES_S, CapacityModel, DemandForecast,
                              StaticSetting)
 from ..planner.tuning import ObservedStats, tune
 from .baselines import Cmd
+from .judgement import Judgement
 from .traces import Trace
 
 
@@ -76,13 +77,6 @@ class PredictiveSettings:
         return 7.0 * self.season_s if self.guard_window_s is None else self.guard_window_s
 
 
-@dataclass(frozen=True)
-class Judgement:
-    """What a static-guard judgement decided for the next period (runner.static_guard): the
-    static setting the plan may not go below (None: the plan alone) and the smoothing the
-    policy plans with (None: its own)."""
-    static: StaticSetting | None = None
-    smoothing_s: float | None = None
 
 
 # Forecasters that fit each series alone, by entry-point name (tests/backtest:
@@ -221,6 +215,7 @@ class PredictivePolicy:
         self.next_guard = -math.inf
         self.guards: list[tuple[float, StaticSetting | None]] = []
         self.smoothings: list[tuple[float, float]] = []  # (t, smoothing chosen by the judgement at t)
+        self.judgements: list[tuple[float, Judgement]] = []  # (t, the whole judgement at t, with its evidence)
 
     def upcoming_origins(self, t: float, end: float) -> list[float]:
         o = self.forecasts.origin(t)
@@ -240,6 +235,7 @@ class PredictivePolicy:
                 # until its history fills the window, not left unguarded for a week.
                 self.next_guard = t + s.season_s
             judged = self.static_guard(t, self.static)
+            self.judgements.append((t, judged))
             self.static = judged.static
             self.guards.append((t, self.static))
             if judged.smoothing_s is not None:

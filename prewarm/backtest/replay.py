@@ -70,6 +70,7 @@ class Result:
     tunings: list = field(default_factory=list, repr=False)
     guards: list = field(default_factory=list, repr=False)  # (t, StaticSetting | None) per guard update
     smoothings: list = field(default_factory=list, repr=False)  # (t, smoothing chosen) per guard update
+    judgements: list = field(default_factory=list, repr=False)  # (t, judgement.Judgement) per guard update
 
     @property
     def cold_rate(self) -> float:
@@ -254,7 +255,8 @@ def _measure(endpoint, spec, sim, applied, window, svc, in_window, cfg, policy_o
         schedule=changes, lifetimes=sim.lifetimes, cold_times=window.arrivals[in_window][cold],
         forecast_trace=policy_obj.forecast_trace if policy_obj else [],
         tunings=policy_obj.tunings if policy_obj else [], guards=policy_obj.guards if policy_obj else [],
-        smoothings=policy_obj.smoothings if policy_obj else [])
+        smoothings=policy_obj.smoothings if policy_obj else [],
+        judgements=policy_obj.judgements if policy_obj else [])
 
 
 def _clairvoyant(trace, window, svc, in_window, cfg) -> Result:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from . import advisor
 from .executable import FULL
 from .frontier import KEEPALIVES_S, Point
-from .predictive import Judgement
+from .judgement import ABOVE_TARGET, ALWAYS, COSTLIER, HELD, NO_STATIC, YOUNG, Evidence, Judgement
 from .replay import (BacktestConfig, Result, capacity_for, parse_policy, predictive_policy,  # noqa: F401
                      replay, replay_start_s, with_policy)
 from .traces import Trace
@@ -57,15 +57,24 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
     def guard(now_s: float, previous) -> Judgement:
         sweep = advisor.TrailingSweep(trace, now_s, guard_cfg, ingest_delay_s=cfg.ingest_delay_s,
                                       window_s=s.guard_window, keepalives=keepalives)
+        target = cfg.target_cold_rate
         if sweep.span_s < s.season_s:
-            return Judgement(None)
+            return Judgement(None, evidence=Evidence(YOUNG, target, sweep.span_s))
         near = previous.floor if previous is not None else (last_floor[-1] if last_floor else None)
         # Only floors the endpoint can hold (max_workers): a static setting above the cap is
         # none its users could configure, and the planner would pin the plan at the cap.
-        best = sweep.cheapest(cfg.target_cold_rate, near, max_floor=min(64, cfg.max_workers))
+        best = sweep.cheapest(target, near, max_floor=min(64, cfg.max_workers))
         if best is None:
-            return Judgement(None)
+            return Judgement(None, evidence=Evidence(NO_STATIC, target, sweep.span_s))
         last_floor.append(best.floor)
+
+        def evidence(verdict: str, alone: Result | None) -> Evidence:
+            if alone is None:
+                return Evidence(verdict, target, sweep.span_s, sweep.setting(best))
+            static = sweep.cheapest(alone.cold_rate)
+            return Evidence(verdict, target, sweep.span_s, sweep.setting(best), alone.requests, alone.cold_requests,
+                            alone.worker_hours, static.worker_hours if static is not None else None)
+
         past = trace.between(-math.inf, sweep.end)
         week = replace(alone_cfg, start_s=sweep.start, end_s=sweep.end)
         smoothing, alone = None, None
@@ -75,11 +84,13 @@ def static_guard(trace: Trace, cfg: BacktestConfig):
             alone, week = tried[smoothing], replace(week, policy=replace(own, smoothing_s=smoothing))
         if s.guard in ("auto", "lift"):
             alone = alone or run(past, "predictive", week)
-            if plan_held(alone, sweep, cfg.target_cold_rate):
-                return Judgement(None, smoothing)
+            verdict = plan_verdict(alone, sweep, target)
+            if verdict == HELD:
+                return Judgement(None, smoothing, evidence(verdict, alone))
             if s.guard == "lift":
-                return Judgement(cheapest_lift(past, week, sweep, best, cfg.target_cold_rate), smoothing)
-        return Judgement(sweep.setting(best), smoothing)
+                return Judgement(cheapest_lift(past, week, sweep, best, target), smoothing, evidence(verdict, alone))
+            return Judgement(sweep.setting(best), smoothing, evidence(verdict, alone))
+        return Judgement(sweep.setting(best), smoothing, evidence(ALWAYS, alone))
     return guard
 
 
@@ -134,13 +145,19 @@ def cheapest_lift(past: Trace, week: BacktestConfig, sweep, best, target: float)
     return sweep.setting(best)
 
 
-def plan_held(alone: Result, sweep, target: float) -> bool:
-    """Did the plan alone hold on the trailing week: cold rate not significantly above the
-    target, and at least as cheap as the static settings with that cold rate?"""
+def plan_verdict(alone: Result, sweep, target: float) -> str:
+    """How the plan alone did on the trailing week: HELD (cold rate not significantly above the
+    target, binomial z <= 1, and at least as cheap as the static settings with that cold rate),
+    else ABOVE_TARGET or COSTLIER (the first test that failed)."""
     if alone.requests == 0:
-        return True
+        return HELD
     z = (alone.cold_rate - target) / math.sqrt(target * (1 - target) / alone.requests)
     if z > 1.0:
-        return False
+        return ABOVE_TARGET
     static = sweep.cheapest(alone.cold_rate)
-    return static is None or alone.worker_hours <= static.worker_hours
+    return HELD if static is None or alone.worker_hours <= static.worker_hours else COSTLIER
+
+
+def plan_held(alone: Result, sweep, target: float) -> bool:
+    """Did the plan alone hold on the trailing week (plan_verdict)?"""
+    return plan_verdict(alone, sweep, target) == HELD

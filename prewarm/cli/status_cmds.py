@@ -128,6 +128,7 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
     history = store.history(name, at - timedelta(hours=1), at)
     recent = [r for r in history if r[0] >= at - timedelta(minutes=5)]
     actions = [a for a in store.actions(name, since=at - timedelta(days=1)) if a["ts"] <= at]
+    guard = _guard_in_force(store.static_guards([name]).get(name), at)
     return {
         "endpoint": name, "at": at, "target": target,
         "why": _why(hold, target, cmd),
@@ -147,6 +148,8 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
         "static": None if reason.get("static_floor") is None else {
             "floor": reason["static_floor"], "keepalive_s": reason.get("static_keepalive_s"),
             "judged_at": reason.get("static_judged_at")},
+        # The last static-guard judgement made by then, and why it decided what it did.
+        "static_guard": guard,
         "last_traffic": None if not history else {"ts": history[-1][0], "requests": history[-1][1],
                                                   "max_last_5_min": max((r[1] for r in recent), default=None)},
         "next_change": _next_change(rows, at, target),
@@ -179,6 +182,19 @@ def explain(ctx, endpoint, at, as_json) -> None:
         _print_explanation(doc)
     if doc["target"] is None:
         ctx.exit(1)
+
+
+def _guard_in_force(row: dict | None, at: datetime) -> dict | None:
+    """The stored static-guard judgement if it was made by `at` (an earlier one is not kept),
+    with its evidence as a line of text."""
+    if not row or row.get("judged_at") is None or row["judged_at"] > at:
+        return None
+    from ..backtest.judgement import Evidence
+
+    evidence = row.get("evidence")
+    return {"mode": row["mode"], "judged_at": row["judged_at"], "span_s": row["span_s"], "setting": row["setting"],
+            "smoothing_s": row["smoothing_s"], "evidence": evidence,
+            "summary": Evidence.from_dict(evidence).text() if evidence else None}
 
 
 def _num(v, digits: int = 1) -> str:
@@ -247,6 +263,9 @@ def _print_explanation(d: dict) -> None:
         judged = f", judged at {when(_parse_ts(g['judged_at']))}" if g.get("judged_at") else ""
         click.echo(f"  static floor (the static guard, judged on the trailing week): {_workers(g['floor'])}, "
                    f"keep-alive {keep}{judged}")
+    if d.get("static_guard") and d["static_guard"]["summary"]:
+        g = d["static_guard"]
+        click.echo(f"  static guard ({g['mode']}), judged at {when(g['judged_at'])}: {g['summary']}")
     limits = ([f"floor {_num(d['floor'])}"] if d["floor"] is not None else []) + \
         ([f"max_workers {_num(d['cap'])}"] if d["cap"] is not None else [])
     if d["hold"]:

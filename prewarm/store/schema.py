@@ -241,6 +241,9 @@ static_guards = sa.Table(
     sa.Column("error", sa.Text, nullable=True),  # last attempt's error, None when it succeeded
     # [planner] smoothing_choices: the one the plan alone did best with on that week (None: none chosen)
     sa.Column("smoothing_s", sa.Float, nullable=True),
+    # What it decided on (backtest.judgement.Evidence): the verdict, the best static setting at
+    # the target, how the plan alone did on that week (None: judged before it was stored)
+    sa.Column("evidence", JSONText, nullable=True),
 )
 
 source_missing = sa.Table(

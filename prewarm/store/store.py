@@ -730,7 +730,8 @@ class Store:
     def static_guards(self, endpoints: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored static-guard judgements of many endpoints (never judged ones left out):
         name -> {mode, judged_at, span_s, setting (dict or None: the plan alone), smoothing_s (None:
-        none chosen), attempted_at, error}."""
+        none chosen), evidence (dict: what it decided on, backtest.judgement.Evidence; None before
+        it was stored), attempted_at, error}."""
         ids = self.endpoint_ids(endpoints)
         names = {eid: name for name, eid in ids.items()}
         g = t.static_guards.c
@@ -738,19 +739,21 @@ class Store:
         with self.begin() as c:
             for chunk in _chunks(list(names)):
                 for r in c.execute(sa.select(g.endpoint_id, g.mode, g.judged_at, g.span_s, g.setting, g.smoothing_s,
-                                             g.attempted_at, g.error).where(g.endpoint_id.in_(chunk))):
+                                             g.evidence, g.attempted_at, g.error).where(g.endpoint_id.in_(chunk))):
                     out[names[r.endpoint_id]] = {"mode": r.mode, "judged_at": r.judged_at, "span_s": r.span_s,
                                                  "setting": json.loads(r.setting) if r.setting else None,
                                                  "smoothing_s": r.smoothing_s,
+                                                 "evidence": json.loads(r.evidence) if r.evidence else None,
                                                  "attempted_at": r.attempted_at, "error": r.error}
         return out
 
     def save_static_guard(self, endpoint: str, *, mode: str, attempted_at: datetime,
                           setting: Mapping[str, Any] | None = None, span_s: float | None = None,
-                          smoothing_s: float | None = None, error: str | None = None) -> None:
-        """Store a judgement (error None: `setting`, `smoothing_s` and `span_s` judged at
-        `attempted_at`), or a failed attempt (error set: the last judgement, its setting and
-        smoothing are kept, fail warm)."""
+                          smoothing_s: float | None = None, evidence: Mapping[str, Any] | None = None,
+                          error: str | None = None) -> None:
+        """Store a judgement (error None: `setting`, `smoothing_s`, `evidence` and `span_s`
+        judged at `attempted_at`), or a failed attempt (error set: the last judgement, its
+        setting, smoothing and evidence are kept, fail warm)."""
         g = t.static_guards
         with self.begin() as c:
             eid = self.endpoint_id(endpoint, conn=c)
@@ -758,7 +761,9 @@ class Store:
             if error is None:
                 values = {"mode": mode, "judged_at": attempted_at, "span_s": span_s,
                           "setting": json.dumps(dict(setting)) if setting is not None else None,
-                          "smoothing_s": smoothing_s, "attempted_at": attempted_at, "error": None}
+                          "smoothing_s": smoothing_s,
+                          "evidence": json.dumps(dict(evidence)) if evidence is not None else None,
+                          "attempted_at": attempted_at, "error": None}
             else:
                 values = {"attempted_at": attempted_at, "error": error[:2000]}
                 if old is None:

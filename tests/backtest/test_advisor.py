@@ -203,6 +203,91 @@ def test_choose_smoothing_prefers_what_held_then_fewest_hours_against_static():
     assert choose_smoothing({1.0: result(0.0, 500.0), 2.0: result(0.01, 60.0)}, sweep, 0.02, 2.0) == 1.0
 
 
+def test_plan_verdict_names_the_test_the_plan_alone_failed():
+    from types import SimpleNamespace
+
+    from prewarm.backtest.judgement import ABOVE_TARGET, COSTLIER, HELD
+    from prewarm.backtest.runner import plan_held, plan_verdict
+
+    def result(cold, hours, n=1000):
+        return SimpleNamespace(requests=n, cold_requests=int(round(cold * n)), cold_rate=cold, worker_hours=hours)
+
+    class Sweep:  # the cheapest static setting: 100 worker-hours at <= 1% cold, 50 at <= 3%
+        def cheapest(self, cold, *_a, **_k):
+            return SimpleNamespace(worker_hours=100.0 if cold < 0.03 else 50.0) if cold >= 0.01 else None
+
+    cases = [(result(0.01, 80.0), HELD), (result(0.005, 500.0), HELD),  # no static setting that low
+             (result(0.06, 10.0), ABOVE_TARGET),  # z = (0.06 - 0.02) / 0.0044 = 9
+             (result(0.024, 10.0), HELD),  # z = 0.9: not significantly above
+             (result(0.021, 120.0), COSTLIER), (result(0.0, 0.0, n=0), HELD)]
+    for r, verdict in cases:
+        assert plan_verdict(r, Sweep(), 0.02) == verdict
+        assert plan_held(r, Sweep(), 0.02) == (verdict == HELD)
+
+
+def _bursts(size: int, per_day: int, days: int = 4):
+    """`size` simultaneous requests (half a second apart) at random times, `per_day` a day."""
+    import numpy as np
+
+    from prewarm.backtest.traces import Trace
+
+    starts = np.sort(np.random.default_rng(1).random(days * per_day) * days * 86400.0)
+    return Trace("b", np.sort(np.concatenate([starts + 0.5 * k for k in range(size)])), None)
+
+
+@pytest.mark.parametrize("shape, verdict", [("daily", "held"), ("bursts of 3", "costlier than static"),
+                                            ("bursts of 5", "above the target")])
+def test_the_evidence_is_what_the_judgement_decided_on_and_reads_as_one_line(shape, verdict):
+    # Each judgement carries its evidence: the verdict (held, or the test the plan alone
+    # failed), the best static setting at the target and the plan alone's replay of the week,
+    # the same numbers recomputed here; and a line for the operator that names them.
+    from dataclasses import replace
+
+    import numpy as np
+
+    from prewarm.backtest import advisor
+    from prewarm.backtest.executable import FULL
+    from prewarm.backtest.frontier import KEEPALIVES_S
+    from prewarm.backtest.judgement import ALWAYS, HELD, VERDICTS, YOUNG, Evidence
+    from prewarm.backtest.predictive import PredictiveSettings
+    from prewarm.backtest.runner import plan_verdict, run, static_guard
+
+    trace = {"daily": lambda: _traffic(5), "bursts of 3": lambda: _bursts(3, 48),
+             "bursts of 5": lambda: _bursts(5, 12)}[shape]()
+    cfg = replace(_week_cfg(), predictive=PredictiveSettings(guard="auto", history_s=3 * 86400.0,
+                                                             smoothing_choices_s=(), guard_window_s=3 * 86400.0))
+    now = 4 * 86400.0
+    judged = static_guard(trace, cfg)(now, None)
+    ev = judged.evidence
+    sweep = advisor.TrailingSweep(trace, now, replace(cfg, provider=FULL), ingest_delay_s=cfg.ingest_delay_s,
+                                  window_s=3 * 86400.0, keepalives=KEEPALIVES_S)
+    week = replace(cfg, start_s=sweep.start, end_s=sweep.end, predictive=replace(cfg.predictive, guard="off"))
+    alone = run(trace.between(-np.inf, sweep.end), "predictive", week)
+    assert ev.verdict == verdict == plan_verdict(alone, sweep, 0.02) and ev.target == 0.02
+    assert (judged.static is None) == (verdict == HELD)
+    assert (ev.alone_requests, ev.alone_cold) == (alone.requests, alone.cold_requests)
+    assert ev.alone_worker_hours == pytest.approx(alone.worker_hours) and ev.span_s == pytest.approx(sweep.span_s)
+    best = sweep.setting(sweep.cheapest(0.02))
+    assert ev.best == best and (judged.static is None or judged.static == best)
+    static = sweep.cheapest(alone.cold_rate)
+    assert ev.static_hours_at_alone == (static.worker_hours if static is not None else None)
+    line = ev.text()
+    assert f"{alone.cold_requests} of {alone.requests} requests" in line and f"floor {best.floor}" in line
+    assert line.startswith("the plan alone held" if verdict == HELD else "guarded")
+    assert (verdict == "above the target") == ("above the 2% target" in line)
+    assert Evidence.from_dict(ev.as_dict()) == ev  # as stored
+    # "always": the best static setting, the plan alone not replayed (no smoothing choices)
+    always = static_guard(trace, replace(cfg, predictive=replace(cfg.predictive, guard="always")))(now, None)
+    assert always.evidence == Evidence(ALWAYS, 0.02, ev.span_s, best) and always.static == best
+    assert "always" in always.evidence.text()
+    # under a season of history: the plan alone, and it says so
+    young = static_guard(trace, cfg)(0.5 * 86400.0, None)
+    assert young.static is None and young.evidence.verdict == YOUNG and "under a day" in young.evidence.text()
+    with pytest.raises(ValueError, match="unknown verdict"):
+        Evidence("fine", 0.02)
+    assert len(set(VERDICTS)) == 6
+
+
 def test_a_count_only_provider_replays_the_platform_idle_timeout():
     # aws-lambda cannot set the idle timeout: every command reaches the simulator with None
     # (the platform's 60 s); modal caps it at an hour; the policy is the count-only one.
