@@ -48,7 +48,7 @@ from prewarm.backtest.replay import default_forecaster  # noqa: E402
 from prewarm.backtest.runner import BacktestConfig, Result, run  # noqa: E402
 from prewarm.backtest.simulator import ColdStart, WorkerModel  # noqa: E402
 from prewarm.backtest.traces import load_cold_starts, load_trace  # noqa: E402
-from prewarm.units import parse_durations  # noqa: E402
+from prewarm.units import parse_duration_list  # noqa: E402
 
 TARGET = 0.02
 COUNT_ONLY = "aws-lambda"  # a count-only provider: no idle timeout (Capabilities.idle_timeout False)
@@ -269,8 +269,7 @@ def main(argv: list[str]) -> None:
     settings = PredictiveSettings(guard=args.guard)
     if args.smoothing_choices is not None:
         try:
-            choices = () if args.smoothing_choices == "none" else parse_durations(
-                v.strip() for v in args.smoothing_choices.split(","))
+            choices = parse_duration_list(args.smoothing_choices)
         except ValueError as exc:
             ap.error(f"--smoothing-choices {args.smoothing_choices!r}: {exc} (durations comma-separated, or 'none')")
         settings = replace(settings, smoothing_choices_s=choices)

@@ -35,6 +35,14 @@ def parse_durations(items) -> tuple[float, ...]:
     return tuple(sorted(values))
 
 
+def parse_duration_list(text: str) -> tuple[float, ...]:
+    """Command-line form of parse_durations: "1h,2h,3h" (comma-separated) -> seconds,
+    ascending; "none" (any case) -> () for an empty list."""
+    if text.strip().lower() == "none":
+        return ()
+    return parse_durations(v.strip() for v in text.split(","))
+
+
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling: 90 -> '90s', 3600 -> '1h', 5400 -> '90m'."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -96,4 +104,4 @@ def iso(moment: datetime) -> str:
     return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-__all__ = ["parse_duration", "format_duration", "parse_timestamp", "parse_iso", "to_utc", "floor_time", "iso", "zone"]
+__all__ = ["parse_duration", "parse_durations", "parse_duration_list", "format_duration", "parse_timestamp", "parse_iso", "to_utc", "floor_time", "iso", "zone"]

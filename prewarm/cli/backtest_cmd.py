@@ -285,11 +285,9 @@ def _suffixed(path: str, name: str) -> str:
 
 def _smoothing_choices(text: str) -> tuple[float, ...]:
     """--smoothing-choices "1h,2h,3h" (durations, none twice) or "none" -> seconds, sorted."""
-    from ..units import parse_durations
+    from ..units import parse_duration_list
 
-    if text.strip().lower() == "none":
-        return ()
     try:
-        return parse_durations(v.strip() for v in text.split(","))
+        return parse_duration_list(text)
     except ValueError as exc:
         raise click.BadParameter(f"{text!r}: {exc} (or 'none')", param_hint="--smoothing-choices") from None
