@@ -166,7 +166,8 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
 @click.pass_context
 def explain(ctx, endpoint, at, as_json) -> None:
     """Why ENDPOINT's target is what it is: forecast value and quantile, lead, floor, caps,
-    last actual traffic, from the plan and forecast stored at that time."""
+    last actual traffic, from the plan and forecast stored at that time; and the static guard's
+    judgement in force then, with what it decided on."""
     rt = runtime(ctx)
     try:
         ep = rt.settings.endpoint(endpoint)
