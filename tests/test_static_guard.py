@@ -126,6 +126,12 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
     run_once(rt, NOW + timedelta(days=1))
     assert calls == [NOW, NOW + timedelta(days=1)]
     rt.close()
+    # evidence this version cannot read (another version's verdict): explain still answers
+    later = NOW + timedelta(days=2)
+    store.save_static_guard("sparse", mode="always", attempted_at=later, setting=row["setting"],
+                            evidence={"verdict": "from a later version", "target": 0.02})
+    summary = explanation(store, "sparse", later + timedelta(minutes=1))["static_guard"]["summary"]
+    assert summary.startswith("evidence not readable here") and "from a later version" in summary
 
 
 def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):

@@ -5,7 +5,7 @@ it, so an operator can see why an endpoint runs alone or over last week's best s
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ..planner.model import StaticSetting
 from ..units import format_duration
@@ -44,8 +44,12 @@ class Evidence:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Evidence":
+        """As stored (as_dict); keys it does not know (a later version's) are left out."""
+        known = {f.name for f in fields(cls)}
         best = d.get("best")
-        return cls(**{**d, "best": StaticSetting(**best) if best is not None else None})
+        best = StaticSetting(**{k: v for k, v in best.items() if k in {f.name for f in fields(StaticSetting)}}) \
+            if best is not None else None
+        return cls(**{k: v for k, v in d.items() if k in known and k != "best"}, best=best)
 
     def text(self) -> str:
         """One line: why the plan runs alone or over a static setting."""
@@ -66,7 +70,7 @@ class Evidence:
         days = f"{self.span_s / 86400:.1f} days"
         best = f"; the best static setting at the {pct:g}% target: {static_text(self.best)}" if self.best else ""
         if self.verdict == YOUNG:
-            return f"under a day of history ({days}): the plan alone"
+            return f"too little history to judge ({days}): the plan alone"
         if self.verdict == NO_STATIC:
             return f"no static setting met the {pct:g}% target on the trailing {days}: the plan alone"
         if self.verdict == HELD:

@@ -77,8 +77,6 @@ class PredictiveSettings:
         return 7.0 * self.season_s if self.guard_window_s is None else self.guard_window_s
 
 
-
-
 # Forecasters that fit each series alone, by entry-point name (tests/backtest:
 # test_batched_forecasts_equal_single_ones checks each).
 BATCH_SAFE = frozenset({"select", "seasonal-mean", "seasonal-naive", "seasonal-naive-weekly", "croston-sba", "tsb",

@@ -193,9 +193,12 @@ def _guard_in_force(row: dict | None, at: datetime) -> dict | None:
     from ..backtest.judgement import Evidence
 
     evidence = row.get("evidence")
+    try:
+        summary = Evidence.from_dict(evidence).text() if evidence else None
+    except (TypeError, ValueError) as exc:  # written by another version: shown as stored
+        summary = f"evidence not readable here ({exc})"
     return {"mode": row["mode"], "judged_at": row["judged_at"], "span_s": row["span_s"], "setting": row["setting"],
-            "smoothing_s": row["smoothing_s"], "evidence": evidence,
-            "summary": Evidence.from_dict(evidence).text() if evidence else None}
+            "smoothing_s": row["smoothing_s"], "evidence": evidence, "summary": summary}
 
 
 def _num(v, digits: int = 1) -> str:
