@@ -68,6 +68,14 @@ class Metrics:
                                 ["endpoint"], registry=registry)
         self.source_errors = Counter("prewarm_source_errors_total", "Syncs from a metrics source that failed",
                                      ["endpoint", "source"], registry=registry)
+        # The static guard (prewarm.static_guard): is the plan held at last week's best static
+        # setting (its judgement found the plan alone worse there), and at what floor.
+        self.static_guarded = Gauge("prewarm_static_guard_guarded",
+                                    "1 while the plan is held at or above last week's best static setting "
+                                    "(the static guard), 0 while it runs alone", ["endpoint"], registry=registry)
+        self.static_floor = Gauge("prewarm_static_guard_floor_workers",
+                                  "Always-on floor the static guard holds the plan at (0: none)", ["endpoint"],
+                                  registry=registry)
         self.refresh_in_flight = Gauge("prewarm_refresh_in_flight",
                                        "Endpoints whose forecast refresh is running in a refresh process",
                                        registry=registry)

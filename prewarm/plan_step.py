@@ -125,6 +125,9 @@ def plan_one(rt: Runtime, ep: EndpointSettings, demand, inputs: PlanInputs, now:
     if planner.static_guard != "off":
         row = inputs.guards.get(ep.name)
         static, smoothing = stored_static(row), stored_smoothing(row, planner.smoothing_choices)
+        if rt.metrics is not None and row is not None:
+            rt.metrics.static_guarded.labels(ep.name).set(1 if static is not None else 0)
+            rt.metrics.static_floor.labels(ep.name).set(static.floor if static is not None else 0)
     if smoothing is not None and smoothing != policy.smoothing_s:  # the judgement's choice on last week
         policy = dataclasses.replace(policy, smoothing_s=smoothing)
     return plan_endpoint(ep.name, demand, capacity, policy, now, seen, hold, static=static)

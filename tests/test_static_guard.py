@@ -96,6 +96,10 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
     assert guarded and guarded[0]["reason"]["static_judged_at"] == NOW.isoformat()
     assert guarded[0]["reason"]["static_floor"] == static.floor
 
+    # The cycle exports it: held at the floor
+    sample = rt.metrics.registry.get_sample_value
+    assert sample("prewarm_static_guard_guarded", {"endpoint": "sparse"}) == 1
+    assert sample("prewarm_static_guard_floor_workers", {"endpoint": "sparse"}) == static.floor
     # What it decided on is stored with it: "always" holds the best static setting at the target
     # (the plan alone replayed only to choose the smoothing)
     evidence = row["evidence"]
@@ -168,6 +172,7 @@ def test_off_plans_alone_and_judges_nothing(tmp_path, store, counted):
     rt = make_rt(tmp_path, store, "off")
     run_once(rt, NOW)
     assert calls == [] and store.static_guards(["sparse"]) == {}
+    assert rt.metrics.registry.get_sample_value("prewarm_static_guard_guarded", {"endpoint": "sparse"}) is None
     plan = commands(store)
     assert all("static_floor" not in c["reason"] for c in plan)
     # The plan alone goes below the floor the guard would hold (test above: at least 2).
@@ -233,6 +238,10 @@ def test_the_judgement_chooses_a_smoothing_and_the_plans_use_it(tmp_path, store,
     assert evidence["alone_requests"] > 0 and evidence["verdict"] in ("held", "above the target",
                                                                       "costlier than static")
     assert (row["setting"] is None) == (evidence["verdict"] == "held")
+    guarded = rt.metrics.registry.get_sample_value("prewarm_static_guard_guarded", {"endpoint": "sparse"})
+    floor = rt.metrics.registry.get_sample_value("prewarm_static_guard_floor_workers", {"endpoint": "sparse"})
+    assert guarded == (0 if row["setting"] is None else 1)
+    assert floor == (0 if row["setting"] is None else row["setting"]["floor"])
     # every command says what it was smoothed over, and `prewarm explain` reads it back
     from prewarm.cli.status_cmds import explanation
     plan = commands(store)
