@@ -45,11 +45,8 @@ class Evidence:
     @classmethod
     def from_dict(cls, d: dict) -> "Evidence":
         """As stored (as_dict); keys it does not know (a later version's) are left out."""
-        known = {f.name for f in fields(cls)}
         best = d.get("best")
-        best = StaticSetting(**{k: v for k, v in best.items() if k in {f.name for f in fields(StaticSetting)}}) \
-            if best is not None else None
-        return cls(**{k: v for k, v in d.items() if k in known and k != "best"}, best=best)
+        return cls(**{**_known(cls, d), "best": StaticSetting(**_known(StaticSetting, best)) if best else None})
 
     def text(self) -> str:
         """One line: why the plan runs alone or over a static setting."""
@@ -83,6 +80,12 @@ class Evidence:
                     f"with that cold rate{took}{best}")
         ran = f"; the plan alone ran {core} on the trailing {days}" if core else ""
         return f"guarded every week ([planner] static_guard = \"always\"){ran}{best}"
+
+
+def _known(cls, d: dict) -> dict:
+    """The items of `d` that are fields of the dataclass `cls`."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 @dataclass(frozen=True)
