@@ -113,6 +113,11 @@ def test_the_report_renders_in_a_real_browser(filled, tmp_path, capsys):
                     "Last changes and failures"):
         assert heading in page, heading
     assert "best static, on-demand" in page and "scored forecasts" in page
+    # The static guard's judgement, made by the daemon's guard job as it started, and why.
+    guard = re.search(r'<section class="card" id="ep-chat">.*?<h3>Static guard</h3><p>(.*?)</p>', page).group(1)
+    assert guard.startswith("Judged at 2026-03-02 00:00 UTC ([planner] static_guard = &quot;auto&quot;), "
+                            "in force from then on"), guard
+    assert "Why: the plan alone held on the trailing 7.0 days" in guard or "Why: guarded" in guard, guard
 
     dom = chromium("--dump-dom", f"file://{out}", tmp=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -165,6 +170,42 @@ def test_every_endpoint_with_history_by_default_and_unconfigured_ones_say_so(fil
     page = out.read_text()
     assert 'id="ep-batch"' in page and 'id="ep-chat"' in page and "not configured" in page
     assert page.count("Static settings not replayed (--no-static).") == 2 and "best static," not in page
+
+
+def test_the_static_guard_section_says_what_is_in_force_in_the_window():
+    """One stored judgement (only the last is kept): before the window, in it, after it; off;
+    never judged; a failed last attempt (fail warm: the judgement before it stays)."""
+    from types import SimpleNamespace
+
+    from prewarm.report.data import GuardState
+    from prewarm.report.html import guard_section
+
+    def page(guard):
+        return guard_section(SimpleNamespace(guard=guard, start=utc(2026, 3, 2), end=utc(2026, 3, 3)))
+
+    why = "guarded: the plan alone ran 4.10% cold"
+    held = GuardState("auto", utc(2026, 3, 1, 6), "auto", {"floor": 1, "keepalive_s": 10800.0}, why)
+    assert ("Judged at 2026-03-01 06:00 UTC ([planner] static_guard = &quot;auto&quot;), in force through the "
+            "window: the plan is held at or above floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold."
+            ) in page(held)
+    inside = GuardState("always", utc(2026, 3, 2, 6), "auto", {"floor": 2, "keepalive_s": None}, None)
+    assert ("Judged at 2026-03-02 06:00 UTC under auto ([planner] static_guard = &quot;always&quot;), in force "
+            "from then on (an earlier judgement, if any, is not kept): the plan is held at or above floor 2, "
+            "keep-alive the platform&#x27;s.</p>") in page(inside)
+    alone = GuardState("auto", utc(2026, 3, 1), "auto", None, "the plan alone held on the trailing 7.0 days")
+    assert "the plan runs alone. Why: the plan alone held" in page(alone)
+    assert "after this window; the one in force during the window is not kept" in page(
+        GuardState("auto", utc(2026, 3, 3), "auto", None, "x"))
+    assert "Off for this endpoint" in page(None)
+    assert "Not judged yet" in page(GuardState("auto", None, None, None, None))
+    failed = GuardState("auto", utc(2026, 3, 1), "auto", {"floor": 1, "keepalive_s": 600.0}, None,
+                        failed_at=utc(2026, 3, 2, 7), error="history: database is locked")
+    text = page(failed)
+    assert "floor 1, keep-alive 10m" in text and ("The last attempt, at 2026-03-02 07:00 UTC, failed: history: "
+                                                   "database is locked. The judgement before it stays in force") in text
+    # A failure before the judgement in force is history, not news.
+    assert "failed" not in page(GuardState("auto", utc(2026, 3, 2), "auto", None, None,
+                                           failed_at=utc(2026, 3, 1), error="old"))
 
 
 @pytest.mark.parametrize("args, message", [

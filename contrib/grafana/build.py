@@ -94,6 +94,13 @@ def build() -> dashboard.Dashboard:
         [q(f'prewarm_source_lag_seconds{{{EP}}}', "lag"),
          q(f'sum by (source) (increase(prewarm_source_errors_total{{{EP}}}[$__rate_interval]))',
            "errors {{source}}")], unit="s")
+    guard = series(
+        "Static guard",
+        "1 while the plan is held at or above last week's best static setting (the static guard's "
+        "judgement found the plan alone worse on that week), 0 while it runs alone; and the "
+        "always-on floor held. Why: prewarm explain $endpoint.",
+        [q(f'prewarm_static_guard_guarded{{{EP}}}', "guarded"),
+         q(f'prewarm_static_guard_floor_workers{{{EP}}}', "floor held")], decimals=0)
     actions = series(
         "Provider actions (all endpoints)",
         "Provider calls that apply a target, by result. `unchanged`: the provider already held it.",
@@ -138,6 +145,7 @@ def build() -> dashboard.Dashboard:
             .with_panel(forecast).with_panel(workers).with_panel(cold)
             .with_panel(ages).with_panel(accuracy)
             .with_panel(lag).with_panel(failures)
+            .with_panel(guard)
             .with_row(dashboard.Row("Provider and cycles"))
             .with_panel(actions).with_panel(latency).with_panel(cycle))
 

@@ -82,6 +82,18 @@ class Evidence:
         return f"guarded every week ([planner] static_guard = \"always\"){ran}{best}"
 
 
+def summary(stored: dict | None) -> str | None:
+    """The line of stored evidence (Evidence.as_dict), for `prewarm explain` and `prewarm
+    report`; None before evidence was stored. Evidence another version wrote that this one
+    cannot read is said to be so, not raised: the callers still answer."""
+    if not stored:
+        return None
+    try:
+        return Evidence.from_dict(stored).text()
+    except (TypeError, ValueError) as exc:
+        return f"evidence not readable here ({exc})"
+
+
 def _known(cls, d: dict) -> dict:
     """The items of `d` that are fields of the dataclass `cls`."""
     names = {f.name for f in fields(cls)}

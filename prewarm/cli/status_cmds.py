@@ -190,15 +190,10 @@ def _guard_in_force(row: dict | None, at: datetime) -> dict | None:
     with its evidence as a line of text."""
     if not row or row.get("judged_at") is None or row["judged_at"] > at:
         return None
-    from ..backtest.judgement import Evidence
+    from ..backtest.judgement import summary
 
-    evidence = row.get("evidence")
-    try:
-        summary = Evidence.from_dict(evidence).text() if evidence else None
-    except (TypeError, ValueError) as exc:  # written by another version: shown as stored
-        summary = f"evidence not readable here ({exc})"
     return {"mode": row["mode"], "judged_at": row["judged_at"], "span_s": row["span_s"], "setting": row["setting"],
-            "smoothing_s": row["smoothing_s"], "evidence": evidence, "summary": summary}
+            "smoothing_s": row["smoothing_s"], "evidence": row.get("evidence"), "summary": summary(row.get("evidence"))}
 
 
 def _num(v, digits: int = 1) -> str:

@@ -57,6 +57,7 @@ class EndpointReport:
     static: StaticComparison
     accuracy: list[dict] = field(default_factory=list)
     actions: list[dict] = field(default_factory=list)  # in the window, newest first
+    guard: "GuardState | None" = None  # None: the static guard is off for the endpoint
 
     @property
     def cold_rate(self) -> float | None:
@@ -68,6 +69,32 @@ class EndpointReport:
     def hours(self) -> float:
         """Hours with counts: what the worker-hours and the static replay cover."""
         return (self.data_end - self.start).total_seconds() / 3600.0
+
+
+@dataclass
+class GuardState:
+    """The static guard's stored judgement (prewarm.static_guard; only the last is kept):
+    under which mode, when, what it holds (None: the plan alone) and why, and the last
+    attempt if it failed (the judgement before it stays in force)."""
+    mode: str  # the endpoint's [planner] static_guard
+    judged_at: datetime | None  # None: never judged
+    judged_mode: str | None
+    setting: dict | None
+    summary: str | None  # the evidence, one line (None: judged before evidence was stored)
+    failed_at: datetime | None = None
+    error: str | None = None
+
+
+def guard_state(store, settings, ep) -> GuardState | None:
+    from ..backtest.judgement import summary
+
+    mode = settings.planner_for(ep).static_guard
+    if mode == "off":
+        return None
+    row = store.static_guards([ep.name]).get(ep.name) or {}
+    failed = row.get("attempted_at") if row.get("error") else None
+    return GuardState(mode, row.get("judged_at"), row.get("mode") if row.get("judged_at") else None,
+                      row.get("setting"), summary(row.get("evidence")), failed, row.get("error"))
 
 
 def endpoint_report(store, settings, ep, configured: bool, start: datetime, end: datetime,
@@ -93,7 +120,8 @@ def endpoint_report(store, settings, ep, configured: bool, start: datetime, end:
         static=static_comparison(ep, rows, start, data_end, planner.target_cold_rate, observed, progress) if static
         else StaticComparison(None, None, note="Static settings not replayed (--no-static)."),
         accuracy=[a for a in store.accuracy(ep.name, limit=10_000) if start <= a["issued_at"] < end],
-        actions=store.actions(ep.name, since=start, limit=1_000_000)[::-1])
+        actions=store.actions(ep.name, since=start, limit=1_000_000)[::-1],
+        guard=guard_state(store, settings, ep))
 
 
 def series(rows, forecasts, start: datetime, end: datetime) -> Series:

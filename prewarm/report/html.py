@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ..units import format_duration
 from .data import LAST_ACTIONS, EndpointReport
 
 W, PAD_L, PAD_R, PAD_T, PAD_B = 1100, 58, 16, 10, 26
@@ -324,6 +325,36 @@ def comparison_table(r: EndpointReport) -> str:
             f'<p class="sub">{_esc(note)}</p>')
 
 
+def guard_section(r: EndpointReport) -> str:
+    """The static guard's last judgement: what it holds the plan to, and why (only the last
+    judgement is stored, so one made after the window says so instead)."""
+    g = r.guard
+    head = "<h3>Static guard</h3>"
+    if g is None:
+        return (f'{head}<p class="sub">Off for this endpoint ([planner] static_guard = "off"): the plan '
+                "runs alone, never held at last week's best static setting.</p>")
+    if g.judged_at is None:
+        text = "Not judged yet (the daemon's guard job, or prewarm once, judges it): the plan runs alone."
+    elif g.judged_at >= r.end:
+        text = (f"The last judgement was made at {g.judged_at:%Y-%m-%d %H:%M} UTC, after this window; "
+                "the one in force during the window is not kept.")
+    else:
+        s = g.setting
+        holds = ("the plan runs alone" if not s else
+                 f"the plan is held at or above floor {s['floor']}, keep-alive "
+                 + ("the platform's" if s.get("keepalive_s") is None else format_duration(float(s["keepalive_s"]))))
+        since = ("in force through the window" if g.judged_at <= r.start
+                 else "in force from then on (an earlier judgement, if any, is not kept)")
+        mode = f" under {g.judged_mode}" if g.judged_mode and g.judged_mode != g.mode else ""
+        text = (f"Judged at {g.judged_at:%Y-%m-%d %H:%M} UTC{mode} ([planner] static_guard = \"{g.mode}\"), "
+                f"{since}: {holds}." + (f" Why: {g.summary}." if g.summary else ""))
+    failed = ""
+    if g.error and g.failed_at is not None and (g.judged_at is None or g.failed_at > g.judged_at):
+        failed = (f'<p class="sub err">The last attempt, at {g.failed_at:%Y-%m-%d %H:%M} UTC, failed: '
+                  f"{_esc(g.error)}. The judgement before it stays in force (fail warm).</p>")
+    return f"{head}<p>{_esc(text)}</p>{failed}"
+
+
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -384,7 +415,8 @@ def section(r: EndpointReport) -> str:
             f'<div class="sub">{r.start:%Y-%m-%d %H:%M} to {r.end:%Y-%m-%d %H:%M} UTC</div>'
             f"{tiles(r)}<h3>Forecast band against actual traffic</h3>{traffic_chart(r)}"
             f"<h3>Warm target and what the provider held</h3>{workers_chart(r)}"
-            f"<h3>Cold starts</h3>{cold_chart(r)}{comparison_table(r)}{accuracy_table(r)}{actions_table(r)}"
+            f"<h3>Cold starts</h3>{cold_chart(r)}{comparison_table(r)}{guard_section(r)}{accuracy_table(r)}"
+            f"{actions_table(r)}"
             "</section>")
 
 
