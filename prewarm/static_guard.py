@@ -194,8 +194,7 @@ def describe(static: StaticSetting | None, smoothing_s: float | None = None) -> 
     smoothing = "" if smoothing_s is None else f"; smoothing {format_duration(smoothing_s)}"
     if static is None:
         return "plan alone" + smoothing
-    keep = "the platform's" if static.keepalive_s is None else f"{static.keepalive_s:g} s"
-    return f"floor {static.floor} workers, keep-alive {keep}" + smoothing
+    return static.text() + smoothing
 
 
 def schedule(daemon, now: datetime) -> None:

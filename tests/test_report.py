@@ -177,6 +177,7 @@ def test_the_static_guard_section_says_what_is_in_force_in_the_window():
     never judged; a failed last attempt (fail warm: the judgement before it stays)."""
     from types import SimpleNamespace
 
+    from prewarm.planner.model import StaticSetting
     from prewarm.report.data import GuardState
     from prewarm.report.html import guard_section
 
@@ -184,21 +185,21 @@ def test_the_static_guard_section_says_what_is_in_force_in_the_window():
         return guard_section(SimpleNamespace(guard=guard, start=utc(2026, 3, 2), end=utc(2026, 3, 3)))
 
     why = "guarded: the plan alone ran 4.10% cold"
-    held = GuardState("auto", utc(2026, 3, 1, 6), "auto", {"floor": 1, "keepalive_s": 10800.0}, why)
+    held = GuardState("auto", utc(2026, 3, 1, 6), "auto", StaticSetting(1, 10800.0), why)
     assert ("Judged at 2026-03-01 06:00 UTC ([planner] static_guard = &quot;auto&quot;), in force through the "
             "window: the plan is held at or above floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold."
             ) in page(held)
-    inside = GuardState("always", utc(2026, 3, 2, 6), "auto", {"floor": 2, "keepalive_s": None}, None)
+    inside = GuardState("always", utc(2026, 3, 2, 6), "auto", StaticSetting(2, None), None)
     assert ("Judged at 2026-03-02 06:00 UTC under auto ([planner] static_guard = &quot;always&quot;), in force "
             "from then on (an earlier judgement, if any, is not kept): the plan is held at or above floor 2, "
-            "keep-alive the platform&#x27;s.</p>") in page(inside)
+            "the platform&#x27;s keep-alive.</p>") in page(inside)
     alone = GuardState("auto", utc(2026, 3, 1), "auto", None, "the plan alone held on the trailing 7.0 days")
     assert "the plan runs alone. Why: the plan alone held" in page(alone)
     assert "after this window; the one in force during the window is not kept" in page(
         GuardState("auto", utc(2026, 3, 3), "auto", None, "x"))
     assert "Off for this endpoint" in page(None)
     assert "Not judged yet" in page(GuardState("auto", None, None, None, None))
-    failed = GuardState("auto", utc(2026, 3, 1), "auto", {"floor": 1, "keepalive_s": 600.0}, None,
+    failed = GuardState("auto", utc(2026, 3, 1), "auto", StaticSetting(1, 600.0), None,
                         failed_at=utc(2026, 3, 2, 7), error="history: database is locked")
     text = page(failed)
     assert "floor 1, keep-alive 10m" in text and ("The last attempt, at 2026-03-02 07:00 UTC, failed: history: "

@@ -112,7 +112,7 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
     assert doc["static_guard"]["evidence"] == evidence and doc["static_guard"]["judged_at"] == NOW
     _print_explanation(doc)
     out = capsys.readouterr().out
-    assert f"static floor (the static guard, judged on the trailing week): {static.floor} workers, keep-alive" in out
+    assert f"static floor (the static guard, judged on the trailing week): {static.text()}, judged at" in out
     assert "judged at" in out
     assert f"static guard (always), judged at {NOW:%Y-%m-%d %H:%M}" in out
     assert f"the best static setting at the 2% target: floor {static.floor}" in out

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from ..planner.model import StaticSetting
-from ..units import format_duration
 
 # Why a judgement decided what it did (Evidence.verdict).
 HELD = "held"  # the plan alone held on the trailing week: it runs alone
@@ -53,9 +52,7 @@ class Evidence:
         pct = self.target * 100
 
         def static_text(s: StaticSetting) -> str:
-            keep = "the platform's keep-alive" if s.keepalive_s is None else f"keep-alive {format_duration(s.keepalive_s)}"
-            return (f"floor {s.floor}, {keep}: {100 * (s.cold_rate or 0):.2f}% cold at "
-                    f"{s.worker_hours or 0:.1f} worker-hours")
+            return f"{s.text()}: {100 * (s.cold_rate or 0):.2f}% cold at {s.worker_hours or 0:.1f} worker-hours"
 
         core = static = ""
         if self.alone_requests is not None:

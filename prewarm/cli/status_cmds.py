@@ -257,11 +257,12 @@ def _print_explanation(d: dict) -> None:
     if d["events"]:
         click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
     if d.get("static"):
+        from ..planner.model import StaticSetting
+
         g = d["static"]
-        keep = "the platform's" if g["keepalive_s"] is None else f"{_num(float(g['keepalive_s']), 0)} s"
+        setting = StaticSetting(int(g["floor"]), None if g["keepalive_s"] is None else float(g["keepalive_s"]))
         judged = f", judged at {when(_parse_ts(g['judged_at']))}" if g.get("judged_at") else ""
-        click.echo(f"  static floor (the static guard, judged on the trailing week): {_workers(g['floor'])}, "
-                   f"keep-alive {keep}{judged}")
+        click.echo(f"  static floor (the static guard, judged on the trailing week): {setting.text()}{judged}")
     if d.get("static_guard") and d["static_guard"]["summary"]:
         g = d["static_guard"]
         click.echo(f"  static guard ({g['mode']}), judged at {when(g['judged_at'])}: {g['summary']}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
+from ..units import format_duration
+
 
 @dataclass(frozen=True)
 class CapacityModel:
@@ -191,6 +193,13 @@ class StaticSetting:
             raise ValueError("floor cannot be negative")
         if self.keepalive_s is not None and not self.keepalive_s >= 0:
             raise ValueError("keepalive_s cannot be negative")
+
+    def text(self) -> str:
+        """The setting for a person: "floor 1, keep-alive 3h" ("the platform's keep-alive"
+        without one). The one description of a static setting: the guard's log and `once`'s
+        result, its evidence, `prewarm explain` and `prewarm report`."""
+        keep = "the platform's keep-alive" if self.keepalive_s is None else f"keep-alive {format_duration(self.keepalive_s)}"
+        return f"floor {self.floor}, {keep}"
 
     def idle_timeout(self, planned: float | None) -> float | None:
         """The plan's idle timeout, never below the static keep-alive."""

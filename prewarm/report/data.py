@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..planner.model import StaticSetting
 
 MAX_POINTS = 1500  # chart buckets: a week of minutes is drawn in 7-minute buckets
 LAST_ACTIONS = 25
@@ -79,7 +82,7 @@ class GuardState:
     mode: str  # the endpoint's [planner] static_guard
     judged_at: datetime | None  # None: never judged
     judged_mode: str | None
-    setting: dict | None
+    setting: "StaticSetting | None"  # what it holds the plan at or above (None: the plan alone)
     summary: str | None  # the evidence, one line (None: judged before evidence was stored)
     failed_at: datetime | None = None
     error: str | None = None
@@ -87,6 +90,7 @@ class GuardState:
 
 def guard_state(store, settings, ep) -> GuardState | None:
     from ..backtest.judgement import summary
+    from ..static_guard import stored_static
 
     mode = settings.planner_for(ep).static_guard
     if mode == "off":
@@ -94,7 +98,8 @@ def guard_state(store, settings, ep) -> GuardState | None:
     row = store.static_guards([ep.name]).get(ep.name) or {}
     failed = row.get("attempted_at") if row.get("error") else None
     return GuardState(mode, row.get("judged_at"), row.get("mode") if row.get("judged_at") else None,
-                      row.get("setting"), summary(row.get("evidence")), failed, row.get("error"))
+                      stored_static(row) if row.get("judged_at") else None, summary(row.get("evidence")), failed,
+                      row.get("error"))
 
 
 def endpoint_report(store, settings, ep, configured: bool, start: datetime, end: datetime,

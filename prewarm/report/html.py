@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..units import format_duration
 from .data import LAST_ACTIONS, EndpointReport
 
 W, PAD_L, PAD_R, PAD_T, PAD_B = 1100, 58, 16, 10, 26
@@ -339,10 +338,7 @@ def guard_section(r: EndpointReport) -> str:
         text = (f"The last judgement was made at {g.judged_at:%Y-%m-%d %H:%M} UTC, after this window; "
                 "the one in force during the window is not kept.")
     else:
-        s = g.setting
-        holds = ("the plan runs alone" if not s else
-                 f"the plan is held at or above floor {s['floor']}, keep-alive "
-                 + ("the platform's" if s.get("keepalive_s") is None else format_duration(float(s["keepalive_s"]))))
+        holds = "the plan runs alone" if g.setting is None else f"the plan is held at or above {g.setting.text()}"
         since = ("in force through the window" if g.judged_at <= r.start
                  else "in force from then on (an earlier judgement, if any, is not kept)")
         mode = f" under {g.judged_mode}" if g.judged_mode and g.judged_mode != g.mode else ""
