@@ -255,3 +255,25 @@ def test_the_report_reads_are_the_same_on_every_database(store):
     # Accepted targets only, led by the one in force at the start.
     assert store.applied_targets("chat", t0, t0 + timedelta(hours=1)) == [
         (t0 - timedelta(minutes=5), 1), (t0 + timedelta(minutes=2), 2), (t0 + timedelta(minutes=6), 3)]
+    # The static guard's stored judgement and a failed attempt after it, as the report reads them.
+    from types import SimpleNamespace
+
+    from prewarm.backtest.judgement import ABOVE_TARGET, Evidence
+    from prewarm.planner.model import StaticSetting
+    from prewarm.report.data import guard_state
+    from prewarm.report.html import guard_section
+
+    best = StaticSetting(1, 600.0, 0.01, 12.5)
+    evidence = Evidence(ABOVE_TARGET, 0.02, 3 * 86400.0, best, 300, 12, 10.0, 11.0)
+    store.save_static_guard("chat", mode="auto", attempted_at=t0, setting={"floor": 1, "keepalive_s": 600.0},
+                            span_s=3 * 86400.0, evidence=evidence.as_dict())
+    store.save_static_guard("chat", mode="auto", attempted_at=t0 + timedelta(hours=1), error="history: boom")
+    settings = SimpleNamespace(planner_for=lambda ep: SimpleNamespace(static_guard="auto"))
+    state = guard_state(store, settings, SimpleNamespace(name="chat"))
+    assert state.setting == StaticSetting(1, 600.0) and state.summary == evidence.text()
+    text = guard_section(SimpleNamespace(guard=state, start=t0 - timedelta(hours=1), end=t0 + timedelta(days=1)))
+    assert "Judged at 2026-03-02 08:00 UTC" in text and "held at or above floor 1, keep-alive 10m" in text
+    assert "The last attempt, at 2026-03-02 09:00 UTC, failed: history: boom." in text
+    never = guard_state(store, settings, SimpleNamespace(name="idle"))
+    assert never.judged_at is None and "Not judged yet" in guard_section(
+        SimpleNamespace(guard=never, start=t0, end=t0 + timedelta(days=1)))
