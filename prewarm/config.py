@@ -85,9 +85,10 @@ class DaemonSettings(_Strict):
     leader_takeover_s: float = Field(15.0, gt=0, description="standby takes over within this")
     forecast_snapshot_interval_s: float = Field(
         3600.0, gt=0, description="store a forecast this often per endpoint (for accuracy and explain)")
-    retention_s: float = Field(14 * 86400.0, gt=0, description="drop forecasts, old plans, needs, accuracy scores and times "
-                                                          "to ready older than this (not an endpoint's last 50 times "
-                                                          "to ready, nor the audit log)")
+    retention_s: float = Field(14 * 86400.0, gt=0, description="drop forecasts, old plans, needs, accuracy scores, times "
+                                                          "to ready and static-guard judgements older than this (not "
+                                                          "an endpoint's last 50 times to ready, nor its judgement in "
+                                                          "force, nor the audit log)")
     refresh_processes: int = Field(
         0, ge=0, le=64, description="forecast refreshes run in this many background processes while cycles only plan "
                                     "(for fleets of thousands of endpoints); 0 refreshes in the cycle")

@@ -20,7 +20,7 @@ from prewarm.daemon import Daemon
 from prewarm.daemon_sim import SimulatedScheduler
 from prewarm.demo import daily_rate
 from prewarm.report.data import step_hours, target_steps
-from prewarm.report.html import BAND_OPACITY, COLORS
+from prewarm.report.html import BAND_OPACITY, COLORS, guard_section
 from prewarm.store import CountRow, Store
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # the daemon runs from here
@@ -113,10 +113,9 @@ def test_the_report_renders_in_a_real_browser(filled, tmp_path, capsys):
                     "Last changes and failures"):
         assert heading in page, heading
     assert "best static, on-demand" in page and "scored forecasts" in page
-    # The static guard's judgement, made by the daemon's guard job as it started, and why.
-    guard = re.search(r'<section class="card" id="ep-chat">.*?<h3>Static guard</h3><p>(.*?)</p>', page).group(1)
-    assert guard.startswith("Judged at 2026-03-02 00:00 UTC ([planner] static_guard = &quot;auto&quot;), "
-                            "in force from then on"), guard
+    # The static guard's judgements, made by the daemon's guard job as it started, and why.
+    guard = re.search(r'<section class="card" id="ep-chat">.*?<h3>Static guard</h3>(.*?)<h3>', page).group(1)
+    assert "<li>From 2026-03-02 00:00 UTC (judged at 2026-03-02 00:00 UTC, auto): the plan" in guard, guard
     assert "Why: the plan alone held on the trailing 7.0 days" in guard or "Why: guarded" in guard, guard
 
     dom = chromium("--dump-dom", f"file://{out}", tmp=tmp_path)
@@ -173,40 +172,38 @@ def test_every_endpoint_with_history_by_default_and_unconfigured_ones_say_so(fil
 
 
 def test_the_static_guard_section_says_what_is_in_force_in_the_window():
-    """One stored judgement (only the last is kept): before the window, in it, after it; off;
-    never judged; a failed last attempt (fail warm: the judgement before it stays)."""
+    """The judgements in force over the window (one made before it, one in it), what each held
+    the plan to and why; off; never judged; none kept for the window; a failed last attempt
+    (fail warm: the judgement before it stays)."""
     from types import SimpleNamespace
 
     from prewarm.planner.model import StaticSetting
-    from prewarm.report.data import GuardState
-    from prewarm.report.html import guard_section
+    from prewarm.report.data import GuardState, Judged
 
     def page(guard):
         return guard_section(SimpleNamespace(guard=guard, start=utc(2026, 3, 2), end=utc(2026, 3, 3)))
 
     why = "guarded: the plan alone ran 4.10% cold"
-    held = GuardState("auto", utc(2026, 3, 1, 6), "auto", StaticSetting(1, 10800.0), why)
-    assert ("Judged at 2026-03-01 06:00 UTC ([planner] static_guard = &quot;auto&quot;), in force through the "
-            "window: the plan is held at or above floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold."
-            ) in page(held)
-    inside = GuardState("always", utc(2026, 3, 2, 6), "auto", StaticSetting(2, None), None)
-    assert ("Judged at 2026-03-02 06:00 UTC under auto ([planner] static_guard = &quot;always&quot;), in force "
-            "from then on (an earlier judgement, if any, is not kept): the plan is held at or above floor 2, "
-            "the platform&#x27;s keep-alive.</p>") in page(inside)
-    alone = GuardState("auto", utc(2026, 3, 1), "auto", None, "the plan alone held on the trailing 7.0 days")
-    assert "the plan runs alone. Why: the plan alone held" in page(alone)
-    assert "after this window; the one in force during the window is not kept" in page(
-        GuardState("auto", utc(2026, 3, 3), "auto", None, "x"))
+    before = Judged(utc(2026, 3, 1, 6), "auto", StaticSetting(1, 10800.0), why)
+    inside = Judged(utc(2026, 3, 2, 6), "always", StaticSetting(2, None), None)
+    text = page(GuardState("auto", [before, inside], inside.judged_at))
+    assert ('[planner] static_guard = "auto". The judgements in force over the window, oldest first:</p><ul>'
+            "<li>From the window&#x27;s start (judged at 2026-03-01 06:00 UTC, auto): the plan is held at or above "
+            "floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold.</li>"
+            "<li>From 2026-03-02 06:00 UTC (judged at 2026-03-02 06:00 UTC, always): the plan is held at or above "
+            "floor 2, the platform&#x27;s keep-alive.</li></ul>") in text
+    alone = Judged(utc(2026, 3, 1), "auto", None, "the plan alone held on the trailing 7.0 days")
+    assert "the plan runs alone. Why: the plan alone held" in page(GuardState("auto", [alone], alone.judged_at))
+    assert "No judgement kept was in force during the window (the last was made at 2026-03-03 00:00 UTC" in page(
+        GuardState("auto", [], utc(2026, 3, 3)))
     assert "Off for this endpoint" in page(None)
-    assert "Not judged yet" in page(GuardState("auto", None, None, None, None))
-    failed = GuardState("auto", utc(2026, 3, 1), "auto", StaticSetting(1, 600.0), None,
-                        failed_at=utc(2026, 3, 2, 7), error="history: database is locked")
-    text = page(failed)
-    assert "floor 1, keep-alive 10m" in text and ("The last attempt, at 2026-03-02 07:00 UTC, failed: history: "
-                                                   "database is locked. The judgement before it stays in force") in text
-    # A failure before the judgement in force is history, not news.
-    assert "failed" not in page(GuardState("auto", utc(2026, 3, 2), "auto", None, None,
-                                           failed_at=utc(2026, 3, 1), error="old"))
+    assert "Not judged yet" in page(GuardState("auto", [], None))
+    failed = GuardState("auto", [before], before.judged_at, failed_at=utc(2026, 3, 2, 7),
+                        error="history: database is locked")
+    assert ("The last attempt, at 2026-03-02 07:00 UTC, failed: history: database is locked. The judgement before "
+            "it stays in force") in page(failed)
+    # A failure before the last judgement is history, not news.
+    assert "failed" not in page(GuardState("auto", [alone], alone.judged_at, failed_at=utc(2026, 2, 28), error="old"))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -255,25 +252,32 @@ def test_the_report_reads_are_the_same_on_every_database(store):
     # Accepted targets only, led by the one in force at the start.
     assert store.applied_targets("chat", t0, t0 + timedelta(hours=1)) == [
         (t0 - timedelta(minutes=5), 1), (t0 + timedelta(minutes=2), 2), (t0 + timedelta(minutes=6), 3)]
-    # The static guard's stored judgement and a failed attempt after it, as the report reads them.
+    # The static guard's judgements and a failed attempt after the last, as the report reads them.
     from types import SimpleNamespace
 
     from prewarm.backtest.judgement import ABOVE_TARGET, Evidence
     from prewarm.planner.model import StaticSetting
     from prewarm.report.data import guard_state
-    from prewarm.report.html import guard_section
 
     best = StaticSetting(1, 600.0, 0.01, 12.5)
     evidence = Evidence(ABOVE_TARGET, 0.02, 3 * 86400.0, best, 300, 12, 10.0, 11.0)
+    store.save_static_guard("chat", mode="auto", attempted_at=t0 - timedelta(days=1), setting=None, span_s=86400.0)
     store.save_static_guard("chat", mode="auto", attempted_at=t0, setting={"floor": 1, "keepalive_s": 600.0},
                             span_s=3 * 86400.0, evidence=evidence.as_dict())
     store.save_static_guard("chat", mode="auto", attempted_at=t0 + timedelta(hours=1), error="history: boom")
     settings = SimpleNamespace(planner_for=lambda ep: SimpleNamespace(static_guard="auto"))
-    state = guard_state(store, settings, SimpleNamespace(name="chat"))
-    assert state.setting == StaticSetting(1, 600.0) and state.summary == evidence.text()
-    text = guard_section(SimpleNamespace(guard=state, start=t0 - timedelta(hours=1), end=t0 + timedelta(days=1)))
-    assert "Judged at 2026-03-02 08:00 UTC" in text and "held at or above floor 1, keep-alive 10m" in text
+    start, end = t0 - timedelta(hours=1), t0 + timedelta(days=1)
+    state = guard_state(store, settings, SimpleNamespace(name="chat"), start, end)
+    assert [(j.judged_at, j.setting, j.summary) for j in state.judgements] == [
+        (t0 - timedelta(days=1), None, None), (t0, StaticSetting(1, 600.0), evidence.text())]
+    text = guard_section(SimpleNamespace(guard=state, start=start, end=end))
+    assert "From the window&#x27;s start (judged at 2026-03-01 08:00 UTC, auto): the plan runs alone.</li>" in text
+    assert "From 2026-03-02 08:00 UTC (judged at 2026-03-02 08:00 UTC, auto): the plan is held at or above floor 1, " \
+           "keep-alive 10m. Why: guarded" in text
     assert "The last attempt, at 2026-03-02 09:00 UTC, failed: history: boom." in text
-    never = guard_state(store, settings, SimpleNamespace(name="idle"))
-    assert never.judged_at is None and "Not judged yet" in guard_section(
-        SimpleNamespace(guard=never, start=t0, end=t0 + timedelta(days=1)))
+    # Before the first judgement: none was in force.
+    early = guard_state(store, settings, SimpleNamespace(name="chat"), t0 - timedelta(days=3), t0 - timedelta(days=2))
+    assert early.judgements == [] and "No judgement kept was in force" in guard_section(
+        SimpleNamespace(guard=early, start=t0 - timedelta(days=3), end=t0 - timedelta(days=2)))
+    never = guard_state(store, settings, SimpleNamespace(name="idle"), start, end)
+    assert never.judgements == [] and "Not judged yet" in guard_section(SimpleNamespace(guard=never, start=start, end=end))

@@ -136,6 +136,11 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
                             evidence={"verdict": "from a later version", "target": 0.02})
     summary = explanation(store, "sparse", later + timedelta(minutes=1))["static_guard"]["summary"]
     assert summary.startswith("evidence not readable here") and "from a later version" in summary
+    # Every judgement is kept: explained between two, the earlier one was in force, with its evidence
+    between = explanation(store, "sparse", NOW + timedelta(days=1, hours=1))["static_guard"]
+    assert between["judged_at"] == NOW + timedelta(days=1) and between["summary"].startswith("guarded every week")
+    assert [j["judged_at"] for j in store.static_guard_judgements("sparse", NOW, later)] == [
+        NOW, NOW + timedelta(days=1), later]
 
 
 def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):

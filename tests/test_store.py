@@ -196,3 +196,66 @@ def test_endpoint_names_are_case_sensitive(store):
         assert [h[1] for h in fresh.history("Chat", T0, T0 + timedelta(minutes=1))] == [2]
     finally:
         fresh.close()
+
+
+def test_static_guard_judgements_are_kept_in_time_order_and_pruned_to_the_one_in_force(store):
+    """Every judgement that succeeded goes to the history in the same write as static_guards (a
+    failed attempt does not); the ones in force over a window; prune keeps the one in force at
+    the cut."""
+    days = [T0 + timedelta(days=7 * k) for k in range(4)]
+    for k, at in enumerate(days):
+        store.save_static_guard("chat", mode="auto", attempted_at=at, span_s=7 * 86400.0,
+                                setting={"floor": k, "keepalive_s": 600.0} if k % 2 else None,
+                                smoothing_s=3600.0, evidence={"verdict": "held", "target": 0.02})
+        store.save_static_guard("chat", mode="auto", attempted_at=at + timedelta(hours=1), error="boom")
+    store.save_static_guard("other", mode="always", attempted_at=days[0], setting={"floor": 9, "keepalive_s": None})
+
+    def judged(rows):
+        return [r["judged_at"] for r in rows]
+
+    assert judged(store.static_guard_judgements("chat", days[0] - timedelta(seconds=1), days[3])) == days
+    # In force over [days[1] + 1 h, days[2] + 1 h]: the one made at days[1], then days[2].
+    rows = store.static_guard_judgements("chat", days[1] + timedelta(hours=1), days[2] + timedelta(hours=1))
+    assert judged(rows) == days[1:3] and rows[0]["judged_at"].tzinfo is not None
+    assert rows[0] == {"mode": "auto", "judged_at": days[1], "span_s": 7 * 86400.0,
+                       "setting": {"floor": 1, "keepalive_s": 600.0}, "smoothing_s": 3600.0,
+                       "evidence": {"verdict": "held", "target": 0.02}}
+    assert rows[1]["setting"] is None
+    assert judged(store.static_guard_judgements("chat", days[2], days[2])) == [days[2]]  # in force at an instant
+    assert store.static_guard_judgements("chat", days[0] - timedelta(seconds=1), days[0] - timedelta(seconds=1)) == []
+    assert store.static_guard_judgements("nope", days[0], days[3]) == []
+    assert store.static_guards(["chat"])["chat"]["judged_at"] == days[3]  # the last, as before
+
+    pruned = store.prune(days[2] + timedelta(days=1))
+    assert pruned["static_guard_judgements"] == 2  # days[0] and days[1]: superseded before the cut
+    assert judged(store.static_guard_judgements("chat", days[0], days[3])) == days[2:]
+    assert judged(store.static_guard_judgements("other", days[0], days[3])) == [days[0]]  # still in force
+    assert store.prune(days[2] + timedelta(days=1))["static_guard_judgements"] == 0
+
+
+def test_the_judgement_history_starts_with_each_endpoints_last_judgement(db_url):
+    """Migration 0011 fills the history with the judgement static_guards kept (earlier ones
+    were not kept), and only with judgements that succeeded."""
+    engine = sa.create_engine(db_url)
+    migrate.upgrade(engine, "0010")
+    from prewarm.store import schema
+
+    with engine.begin() as c:  # the tables as they are at 0010 (static_guards is unchanged since)
+        c.execute(schema.endpoints.insert(), [{"id": 1, "name": "chat", "created_at": T0},
+                                              {"id": 2, "name": "young", "created_at": T0}])
+        c.execute(schema.static_guards.insert().values(
+            endpoint_id=1, mode="auto", judged_at=T0, span_s=600000.0, attempted_at=T0,
+            setting='{"floor": 1, "keepalive_s": 600.0}', smoothing_s=7200.0,
+            evidence='{"verdict": "above the target", "target": 0.02}'))
+        c.execute(schema.static_guards.insert().values(endpoint_id=2, mode="auto", attempted_at=T0, error="boom"))
+    migrate.upgrade(engine)
+    engine.dispose()
+    store = Store(db_url)
+    try:
+        rows = store.static_guard_judgements("chat", T0, T0)
+        assert rows == [{"mode": "auto", "judged_at": T0, "span_s": 600000.0,
+                         "setting": {"floor": 1, "keepalive_s": 600.0}, "smoothing_s": 7200.0,
+                         "evidence": {"verdict": "above the target", "target": 0.02}}]
+        assert store.static_guard_judgements("young", T0 - timedelta(days=1), T0 + timedelta(days=1)) == []
+    finally:
+        store.close()

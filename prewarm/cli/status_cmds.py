@@ -128,7 +128,7 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
     history = store.history(name, at - timedelta(hours=1), at)
     recent = [r for r in history if r[0] >= at - timedelta(minutes=5)]
     actions = [a for a in store.actions(name, since=at - timedelta(days=1)) if a["ts"] <= at]
-    guard = _guard_in_force(store.static_guards([name]).get(name), at)
+    guard = _guard_in_force(store.static_guard_judgements(name, at, at), at)
     return {
         "endpoint": name, "at": at, "target": target,
         "why": _why(hold, target, cmd),
@@ -185,12 +185,14 @@ def explain(ctx, endpoint, at, as_json) -> None:
         ctx.exit(1)
 
 
-def _guard_in_force(row: dict | None, at: datetime) -> dict | None:
-    """The stored static-guard judgement if it was made by `at` (an earlier one is not kept),
-    with its evidence as a line of text."""
-    if not row or row.get("judged_at") is None or row["judged_at"] > at:
+def _guard_in_force(rows: list[dict], at: datetime) -> dict | None:
+    """The static-guard judgement in force at `at` (the last made by then; None before the
+    first kept), with its evidence as a line of text."""
+    if not rows or rows[-1]["judged_at"] > at:
         return None
     from ..backtest.judgement import summary
+
+    row = rows[-1]
 
     return {"mode": row["mode"], "judged_at": row["judged_at"], "span_s": row["span_s"], "setting": row["setting"],
             "smoothing_s": row["smoothing_s"], "evidence": row.get("evidence"), "summary": summary(row.get("evidence"))}

@@ -75,20 +75,29 @@ class EndpointReport:
 
 
 @dataclass
+class Judged:
+    """One static-guard judgement (prewarm.static_guard): when, under which mode, what it
+    holds the plan at or above (None: the plan alone) and why (the evidence, one line; None:
+    judged before evidence was stored)."""
+    judged_at: datetime
+    mode: str
+    setting: "StaticSetting | None"
+    summary: str | None
+
+
+@dataclass
 class GuardState:
-    """The static guard's stored judgement (prewarm.static_guard; only the last is kept):
-    under which mode, when, what it holds (None: the plan alone) and why, and the last
-    attempt if it failed (the judgement before it stays in force)."""
+    """The static guard over a window: the endpoint's configured mode, the judgements in force
+    (the last made by the window's start, then those made in it), the last judgement made at
+    all, and the last attempt if it failed (the judgement before it stays in force)."""
     mode: str  # the endpoint's [planner] static_guard
-    judged_at: datetime | None  # None: never judged
-    judged_mode: str | None
-    setting: "StaticSetting | None"  # what it holds the plan at or above (None: the plan alone)
-    summary: str | None  # the evidence, one line (None: judged before evidence was stored)
+    judgements: list[Judged]
+    last_judged_at: datetime | None = None  # None: never judged
     failed_at: datetime | None = None
     error: str | None = None
 
 
-def guard_state(store, settings, ep) -> GuardState | None:
+def guard_state(store, settings, ep, start: datetime, end: datetime) -> GuardState | None:
     from ..backtest.judgement import summary
     from ..static_guard import stored_static
 
@@ -96,10 +105,10 @@ def guard_state(store, settings, ep) -> GuardState | None:
     if mode == "off":
         return None
     row = store.static_guards([ep.name]).get(ep.name) or {}
+    judged = [Judged(j["judged_at"], j["mode"], stored_static(j), summary(j["evidence"]))
+              for j in store.static_guard_judgements(ep.name, start, end) if j["judged_at"] < end]
     failed = row.get("attempted_at") if row.get("error") else None
-    return GuardState(mode, row.get("judged_at"), row.get("mode") if row.get("judged_at") else None,
-                      stored_static(row) if row.get("judged_at") else None, summary(row.get("evidence")), failed,
-                      row.get("error"))
+    return GuardState(mode, judged, row.get("judged_at"), failed, row.get("error"))
 
 
 def endpoint_report(store, settings, ep, configured: bool, start: datetime, end: datetime,
@@ -126,7 +135,7 @@ def endpoint_report(store, settings, ep, configured: bool, start: datetime, end:
         else StaticComparison(None, None, note="Static settings not replayed (--no-static)."),
         accuracy=[a for a in store.accuracy(ep.name, limit=10_000) if start <= a["issued_at"] < end],
         actions=store.actions(ep.name, since=start, limit=1_000_000)[::-1],
-        guard=guard_state(store, settings, ep))
+        guard=guard_state(store, settings, ep, start, end))
 
 
 def series(rows, forecasts, start: datetime, end: datetime) -> Series:

@@ -325,30 +325,32 @@ def comparison_table(r: EndpointReport) -> str:
 
 
 def guard_section(r: EndpointReport) -> str:
-    """The static guard's last judgement: what it holds the plan to, and why (only the last
-    judgement is stored, so one made after the window says so instead)."""
+    """The static guard's judgements in force over the window: what each held the plan to,
+    and why; a last attempt that failed."""
     g = r.guard
     head = "<h3>Static guard</h3>"
     if g is None:
         return (f'{head}<p class="sub">Off for this endpoint ([planner] static_guard = "off"): the plan '
                 "runs alone, never held at last week's best static setting.</p>")
-    if g.judged_at is None:
-        text = "Not judged yet (the daemon's guard job, or prewarm once, judges it): the plan runs alone."
-    elif g.judged_at >= r.end:
-        text = (f"The last judgement was made at {g.judged_at:%Y-%m-%d %H:%M} UTC, after this window; "
-                "the one in force during the window is not kept.")
+    if g.judgements:
+        items = []
+        for j in g.judgements:
+            since = ("From the window's start" if j.judged_at <= r.start else f"From {j.judged_at:%Y-%m-%d %H:%M} UTC")
+            holds = "the plan runs alone" if j.setting is None else f"the plan is held at or above {j.setting.text()}"
+            items.append(f"<li>{_esc(since)} (judged at {j.judged_at:%Y-%m-%d %H:%M} UTC, {_esc(j.mode)}): "
+                         f"{_esc(holds)}." + (f" Why: {_esc(j.summary)}." if j.summary else "") + "</li>")
+        body = (f'<p>[planner] static_guard = "{_esc(g.mode)}". The judgements in force over the window, '
+                f"oldest first:</p><ul>{''.join(items)}</ul>")
+    elif g.last_judged_at is None:
+        body = "<p>Not judged yet (the daemon's guard job, or prewarm once, judges it): the plan runs alone.</p>"
     else:
-        holds = "the plan runs alone" if g.setting is None else f"the plan is held at or above {g.setting.text()}"
-        since = ("in force through the window" if g.judged_at <= r.start
-                 else "in force from then on (an earlier judgement, if any, is not kept)")
-        mode = f" under {g.judged_mode}" if g.judged_mode and g.judged_mode != g.mode else ""
-        text = (f"Judged at {g.judged_at:%Y-%m-%d %H:%M} UTC{mode} ([planner] static_guard = \"{g.mode}\"), "
-                f"{since}: {holds}." + (f" Why: {g.summary}." if g.summary else ""))
+        body = (f"<p>No judgement kept was in force during the window (the last was made at "
+                f"{g.last_judged_at:%Y-%m-%d %H:%M} UTC; older ones go with [store] retention).</p>")
     failed = ""
-    if g.error and g.failed_at is not None and (g.judged_at is None or g.failed_at > g.judged_at):
+    if g.error and g.failed_at is not None and (g.last_judged_at is None or g.failed_at > g.last_judged_at):
         failed = (f'<p class="sub err">The last attempt, at {g.failed_at:%Y-%m-%d %H:%M} UTC, failed: '
                   f"{_esc(g.error)}. The judgement before it stays in force (fail warm).</p>")
-    return f"{head}<p>{_esc(text)}</p>{failed}"
+    return f"{head}{body}{failed}"
 
 
 def _mean(values) -> float | None:

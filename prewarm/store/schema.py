@@ -246,6 +246,23 @@ static_guards = sa.Table(
     sa.Column("evidence", JSONText, nullable=True),
 )
 
+static_guard_judgements = sa.Table(
+    # Every static-guard judgement that succeeded, in time order (the last is also in
+    # static_guards), so that `prewarm explain --at` and `prewarm report` show the one in force
+    # at any time. Pruned with [store] retention; each endpoint's judgement in force at the cut
+    # is kept.
+    "static_guard_judgements", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("judged_at", UTCDateTime, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("span_s", sa.Float, nullable=True),
+    sa.Column("setting", JSONText, nullable=True),  # None: the plan alone
+    sa.Column("smoothing_s", sa.Float, nullable=True),
+    sa.Column("evidence", JSONText, nullable=True),
+    sa.Index("ix_static_guard_judgements_endpoint_judged", "endpoint_id", "judged_at"),
+)
+
 source_missing = sa.Table(
     # Minutes a source could not answer (no value), after the first it did: missing data,
     # not zero traffic. Removed when a later sync gets a value for them (late data).

@@ -772,6 +772,29 @@ class Store:
                 c.execute(g.insert().values(endpoint_id=eid, **values))
             else:
                 c.execute(g.update().where(g.c.endpoint_id == eid).values(**values))
+            if error is None:  # and in the history, in the same transaction
+                c.execute(t.static_guard_judgements.insert().values(
+                    endpoint_id=eid, judged_at=attempted_at, mode=mode, span_s=span_s, setting=values["setting"],
+                    smoothing_s=smoothing_s, evidence=values["evidence"]))
+
+    def static_guard_judgements(self, endpoint: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The static-guard judgements in force over [start, end], oldest first: the last one
+        made by `start` (if any is kept), then those made after it up to `end`. Each: {mode,
+        judged_at, span_s, setting (dict or None: the plan alone), smoothing_s, evidence (dict
+        or None)}. `static_guard_judgements(e, at, at)`: the one in force at `at`, if any."""
+        eid = self.endpoint_id(endpoint, create=False)
+        if eid is None:
+            return []
+        j = t.static_guard_judgements.c
+        cols = (j.mode, j.judged_at, j.span_s, j.setting, j.smoothing_s, j.evidence)
+        with self.begin() as c:
+            first = c.execute(sa.select(*cols).where(j.endpoint_id == eid, j.judged_at <= start)
+                              .order_by(j.judged_at.desc(), j.id.desc()).limit(1)).all()
+            later = c.execute(sa.select(*cols).where(j.endpoint_id == eid, j.judged_at > start, j.judged_at <= end)
+                              .order_by(j.judged_at, j.id)).all()
+        return [{"mode": r.mode, "judged_at": r.judged_at, "span_s": r.span_s,
+                 "setting": json.loads(r.setting) if r.setting else None, "smoothing_s": r.smoothing_s,
+                 "evidence": json.loads(r.evidence) if r.evidence else None} for r in [*first, *later]]
 
     # -- holds -----------------------------------------------------------------------------
     def set_hold(self, endpoint: str, workers: int, until: datetime, now: datetime, note: str | None = None) -> None:
@@ -882,9 +905,10 @@ class Store:
                                                .where(f.endpoint_id.in_(chunk)).group_by(f.endpoint_id))}
 
     def prune(self, before: datetime) -> dict[str, int]:
-        """Drop forecasts, superseded plans, recorded needs, accuracy rows and times to ready
-        older than `before` (but each endpoint's last READY_KEPT times to ready). The audit
-        log is kept: it is the record of what was done."""
+        """Drop forecasts, superseded plans, recorded needs, accuracy rows, times to ready and
+        static-guard judgements older than `before` (but each endpoint's last READY_KEPT times
+        to ready, and its judgement in force at `before`). The audit log is kept: it is the
+        record of what was done."""
         p = t.plans.c
         with self.begin() as c:
             out = {"forecasts": c.execute(t.forecasts.delete().where(t.forecasts.c.issued_at < before)).rowcount}
@@ -902,6 +926,20 @@ class Store:
                 keep = sa.select(sa.literal_column("kept_ids.id")).select_from(keep.subquery("kept_ids"))
             out["readiness"] = c.execute(t.readiness.delete().where(
                 t.readiness.c.started_at < before, t.readiness.c.id.not_in(keep))).rowcount
+            # Static-guard judgements: old ones go, but each endpoint's last before the cut is
+            # still in force at it (explain --at within retention shows it). A few rows an
+            # endpoint a week: chosen here, deleted by id.
+            j = t.static_guard_judgements.c
+            last: dict[int, int] = {}
+            old_ids = []
+            for jid, eid in c.execute(sa.select(j.id, j.endpoint_id).where(j.judged_at < before)
+                                      .order_by(j.judged_at, j.id)):
+                if eid in last:
+                    old_ids.append(last[eid])
+                last[eid] = jid
+            out["static_guard_judgements"] = sum(
+                c.execute(t.static_guard_judgements.delete().where(j.id.in_(chunk))).rowcount
+                for chunk in _chunks(old_ids))
         return out
 
     def forecast_issues(self, endpoint: str, before: datetime, limit: int = 50) -> list[datetime]:
