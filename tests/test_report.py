@@ -115,7 +115,7 @@ def test_the_report_renders_in_a_real_browser(filled, tmp_path, capsys):
     assert "best static, on-demand" in page and "scored forecasts" in page
     # The static guard's judgements, made by the daemon's guard job as it started, and why.
     guard = re.search(r'<section class="card" id="ep-chat">.*?<h3>Static guard</h3>(.*?)<h3>', page).group(1)
-    assert "<li>From 2026-03-02 00:00 UTC (judged at 2026-03-02 00:00 UTC, auto): the plan" in guard, guard
+    assert "<li>Judged at 2026-03-02 00:00 UTC (auto), in force from then: the plan" in guard, guard
     assert "Why: the plan alone held on the trailing 7.0 days" in guard or "Why: guarded" in guard, guard
 
     dom = chromium("--dump-dom", f"file://{out}", tmp=tmp_path)
@@ -188,9 +188,9 @@ def test_the_static_guard_section_says_what_is_in_force_in_the_window():
     inside = Judged(utc(2026, 3, 2, 6), "always", StaticSetting(2, None), None)
     text = page(GuardState("auto", [before, inside], inside.judged_at))
     assert ('[planner] static_guard = "auto". The judgements in force over the window, oldest first:</p><ul>'
-            "<li>From the window&#x27;s start (judged at 2026-03-01 06:00 UTC, auto): the plan is held at or above "
-            "floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold.</li>"
-            "<li>From 2026-03-02 06:00 UTC (judged at 2026-03-02 06:00 UTC, always): the plan is held at or above "
+            "<li>Judged at 2026-03-01 06:00 UTC (auto), in force from the window&#x27;s start: the plan is held at or "
+            "above floor 1, keep-alive 3h. Why: guarded: the plan alone ran 4.10% cold.</li>"
+            "<li>Judged at 2026-03-02 06:00 UTC (always), in force from then: the plan is held at or above "
             "floor 2, the platform&#x27;s keep-alive.</li></ul>") in text
     alone = Judged(utc(2026, 3, 1), "auto", None, "the plan alone held on the trailing 7.0 days")
     assert "the plan runs alone. Why: the plan alone held" in page(GuardState("auto", [alone], alone.judged_at))
@@ -271,8 +271,9 @@ def test_the_report_reads_are_the_same_on_every_database(store):
     assert [(j.judged_at, j.setting, j.summary) for j in state.judgements] == [
         (t0 - timedelta(days=1), None, None), (t0, StaticSetting(1, 600.0), evidence.text())]
     text = guard_section(SimpleNamespace(guard=state, start=start, end=end))
-    assert "From the window&#x27;s start (judged at 2026-03-01 08:00 UTC, auto): the plan runs alone.</li>" in text
-    assert "From 2026-03-02 08:00 UTC (judged at 2026-03-02 08:00 UTC, auto): the plan is held at or above floor 1, " \
+    assert "Judged at 2026-03-01 08:00 UTC (auto), in force from the window&#x27;s start: the plan runs alone.</li>" \
+        in text
+    assert "Judged at 2026-03-02 08:00 UTC (auto), in force from then: the plan is held at or above floor 1, " \
            "keep-alive 10m. Why: guarded" in text
     assert "The last attempt, at 2026-03-02 09:00 UTC, failed: history: boom." in text
     # Before the first judgement: none was in force.

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ..planner.model import StaticSetting
 from .data import LAST_ACTIONS, EndpointReport
 
 W, PAD_L, PAD_R, PAD_T, PAD_B = 1100, 58, 16, 10, 26
@@ -305,7 +306,7 @@ def comparison_table(r: EndpointReport) -> str:
             rows.append((f"best static, {kind}" + (" (the advice)" if st.advice.best is o and o else ""),
                          _pct(o.cold_rate) + " replayed" if o else "none meets the target",
                          f"{o.worker_hours:,.1f}" if o else "", _money(o.cost) if o else "",
-                         f"floor {o.floor}, keep-alive {o.keepalive_s:g} s" if o else ""))
+                         StaticSetting(o.floor, o.keepalive_s).text() if o else ""))
     if st.hours_at_observed is not None:
         rows.append(("static envelope at prewarm's cold-start rate", _pct(r.cold_rate),
                      f"{st.hours_at_observed:,.1f}", _money(st.hours_at_observed * r.price_per_worker_hour),
@@ -335,9 +336,9 @@ def guard_section(r: EndpointReport) -> str:
     if g.judgements:
         items = []
         for j in g.judgements:
-            since = ("From the window's start" if j.judged_at <= r.start else f"From {j.judged_at:%Y-%m-%d %H:%M} UTC")
+            since = "from the window's start" if j.judged_at <= r.start else "from then"
             holds = "the plan runs alone" if j.setting is None else f"the plan is held at or above {j.setting.text()}"
-            items.append(f"<li>{_esc(since)} (judged at {j.judged_at:%Y-%m-%d %H:%M} UTC, {_esc(j.mode)}): "
+            items.append(f"<li>Judged at {j.judged_at:%Y-%m-%d %H:%M} UTC ({_esc(j.mode)}), in force {_esc(since)}: "
                          f"{_esc(holds)}." + (f" Why: {_esc(j.summary)}." if j.summary else "") + "</li>")
         body = (f'<p>[planner] static_guard = "{_esc(g.mode)}". The judgements in force over the window, '
                 f"oldest first:</p><ul>{''.join(items)}</ul>")
