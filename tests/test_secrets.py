@@ -100,3 +100,25 @@ def test_a_provider_token_named_by_an_env_key_is_masked_in_table_and_json_output
     table([["chat", f"401: bad key {token}"]], ["endpoint", "error"])
     out = capsys.readouterr().out
     assert "Tok" not in out and out.count("bad key ***") == 2, out
+
+
+def test_the_report_page_masks_secrets_in_stored_errors():
+    """`prewarm report` shows errors the store kept (a provider's, a judgement's): a URL's
+    password and a remembered secret are masked there as in every other output."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from prewarm.report.data import GuardState
+    from prewarm.report.html import actions_table, guard_section
+
+    token = "tok-4f9a1c"
+    redact.remember(token)
+    at = datetime(2026, 3, 2, 1, tzinfo=timezone.utc)
+    report = SimpleNamespace(
+        start=datetime(2026, 3, 2, tzinfo=timezone.utc), end=datetime(2026, 3, 3, tzinfo=timezone.utc),
+        actions=[{"ts": at, "verb": "apply", "requested": {"target": 2, "previous": 1}, "result": "error",
+                  "error": f"403 from https://api.example/v1?token={token}"}],
+        guard=GuardState("auto", [], None, failed_at=at, error=f"history: postgresql://app:{PASSWORD}@db/prewarm"))
+    page = actions_table(report) + guard_section(report)
+    assert token not in page and "S3cr3t" not in page
+    assert "token=***" in page and "postgresql://app:***@db/prewarm" in page

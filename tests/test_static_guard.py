@@ -75,6 +75,23 @@ def counted(monkeypatch):
     return calls, fail
 
 
+def status(tmp_path) -> dict:
+    """`prewarm status --json`'s entry for the endpoint (the text lines checked by the caller)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from prewarm.cli.main import cli
+
+    runner = CliRunner()
+    done = runner.invoke(cli, ["--config", str(tmp_path / "prewarm.toml"), "status", "--json"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    (entry,) = json.loads(done.output)["endpoints"]
+    text = runner.invoke(cli, ["--config", str(tmp_path / "prewarm.toml"), "status"], catch_exceptions=False).output
+    assert f"sparse: {entry['static_guard']['summary']}" in text
+    return entry
+
+
 def commands(store, name="sparse"):
     return store.current_plan(name)
 
@@ -141,6 +158,10 @@ def test_the_guard_sets_a_floor_the_stored_plan_holds_and_is_judged_once(tmp_pat
     assert between["judged_at"] == NOW + timedelta(days=1) and between["summary"].startswith("guarded every week")
     assert [j["judged_at"] for j in store.static_guard_judgements("sparse", NOW, later)] == [
         NOW, NOW + timedelta(days=1), later]
+    shown = status(tmp_path)["static_guard"]
+    assert shown["judged_at"] == later.isoformat().replace("+00:00", "Z") and shown["failed_at"] is None
+    assert shown["summary"] == (f"static guard (always), judged at {later:%Y-%m-%d %H:%M:%S} UTC: the plan is held "
+                                f"at or above {static.text()}")
 
 
 def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):
@@ -161,6 +182,13 @@ def test_a_failing_judgement_keeps_the_previous_floor(tmp_path, store, counted):
     assert min(c["warm_workers"] for c in commands(store)) >= before.floor
     assert rt.metrics.registry.get_sample_value("prewarm_errors_total",
                                                 {"stage": "guard", "endpoint": "sparse"}) == 1
+    # `prewarm status` says what is in force and that the last attempt failed
+    shown = status(tmp_path)
+    assert shown["static_guard"]["failed_at"] == later.isoformat().replace("+00:00", "Z")
+    assert shown["static_guard"]["summary"] == (
+        f"static guard (always), judged at {NOW:%Y-%m-%d %H:%M:%S} UTC: the plan is held at or above "
+        f"{before.text()}; the last attempt, at {later:%Y-%m-%d %H:%M:%S} UTC, failed: replay exploded "
+        "(the judgement before it stays)")
     # Retried after an hour, not every cycle; a success clears the error.
     run_once(rt, later + timedelta(minutes=30))
     assert calls == [NOW, later]

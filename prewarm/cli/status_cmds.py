@@ -10,6 +10,7 @@ import click
 
 from .common import DURATION, TIME, runtime, utcnow
 from .output import emit_json, json_option, table, when
+from ..redact import redact
 from ..units import format_duration
 
 
@@ -58,8 +59,9 @@ def _next_change(rows: list[dict], at: datetime, current: int | None) -> dict | 
 @json_option
 @click.pass_context
 def status(ctx, as_json) -> None:
-    """Per endpoint: the target now, the next planned change, and the provider's state; and
-    audit records still waiting in the audit spool for the database, if any."""
+    """Per endpoint: the target now, the next planned change, and the provider's state; the
+    static guard's last judgement (what it holds the plan at or above) and a failed last
+    attempt; and audit records still waiting in the audit spool for the database, if any."""
     from ..apply import state
 
     rt = runtime(ctx)
@@ -72,6 +74,7 @@ def status(ctx, as_json) -> None:
         # --- end of sources hook
         spool = state(rt).spool
         waiting = {"records": spool.count(), "spool": str(spool.path)} if spool else None
+        guards = rt.store.static_guards([ep.name for ep in rt.endpoints()])
         for ep in rt.endpoints():
             rows = rt.store.current_plan(ep.name)
             hold = rt.store.active_hold(ep.name, now)
@@ -85,6 +88,7 @@ def status(ctx, as_json) -> None:
                          if hold[0] > ep.capacity.max_workers else None} if hold else None,
                 "provider_state": _read_provider(rt, ep),
                 "source": synced.get(ep.name),
+                "static_guard": _guard_status(rt.settings.planner_for(ep).static_guard, guards.get(ep.name)),
             })
     finally:
         rt.close()
@@ -101,9 +105,36 @@ def status(ctx, as_json) -> None:
     for d in doc:  # sources hook: a source-fed endpoint's history, one line each
         if d["source"]:
             click.echo(f"{d['endpoint']}: {d['source']['summary']}")
+    for d in doc:  # the static guard, one line each (why: prewarm explain)
+        if d["static_guard"]:
+            click.echo(redact(f"{d['endpoint']}: {d['static_guard']['summary']}"))
     if waiting:
         click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
                    "(the next apply writes them)")
+
+
+def _guard_status(mode: str, row: dict | None) -> dict | None:
+    """The static guard of an endpoint now (None: off): the last judgement, what it holds the
+    plan at or above (setting None: the plan alone), and the last attempt if it failed, with a
+    line of text."""
+    if mode == "off":
+        return None
+    from ..static_guard import stored_static
+
+    row = row or {}
+    judged_at = row.get("judged_at")
+    failed = row.get("attempted_at") if row.get("error") and (judged_at is None or row["attempted_at"] > judged_at) \
+        else None
+    if judged_at is None:
+        text = f"static guard ({mode}): not judged yet, the plan runs alone"
+    else:
+        setting = stored_static(row)
+        holds = "the plan runs alone" if setting is None else f"the plan is held at or above {setting.text()}"
+        text = f"static guard ({mode}), judged at {when(judged_at)}: {holds}"
+    if failed is not None:
+        text += f"; the last attempt, at {when(failed)}, failed: {row['error']} (the judgement before it stays)"
+    return {"mode": mode, "judged_at": judged_at, "setting": row.get("setting") if judged_at else None,
+            "failed_at": failed, "error": row.get("error") if failed else None, "summary": text}
 
 
 def _forecast_at(rows: list[dict], moment: datetime) -> dict | None:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..planner.model import StaticSetting
+from ..redact import redact
 from .data import LAST_ACTIONS, EndpointReport
 
 W, PAD_L, PAD_R, PAD_T, PAD_B = 1100, 58, 16, 10, 26
@@ -76,7 +77,9 @@ document.documentElement.setAttribute('data-rendered', 'ok');
 
 
 def _esc(text) -> str:
-    return html.escape(str(text), quote=True)
+    """Text for the page: secrets masked (prewarm.redact: a provider's or a judgement's error
+    can carry a URL with its password, or a token), then HTML-escaped."""
+    return html.escape(redact(str(text)), quote=True)
 
 
 def _nice_step(span: float, ticks: int, integer: bool) -> float:

@@ -55,12 +55,13 @@ def test_status_shows_target_next_change_and_provider_state(env):
     doc = json.loads(run("status", "--json").output)
     (ep,) = doc["endpoints"]
     assert ep["endpoint"] == "api" and ep["provider"] == "faulty"
+    assert ep["static_guard"] is None  # [planner] static_guard = "off" (tests/test_static_guard.py: on)
     assert ep["target"] == faulty.target("api") == ep["provider_state"]["desired"] >= 1
     nxt = ep["next_change"]
     assert nxt is not None and nxt["warm_workers"] > ep["target"], "the peak's warm-up is the next change"
     assert now < datetime.fromisoformat(nxt["at"].replace("Z", "+00:00")) < now + timedelta(hours=1)
     text = run("status").output
-    assert "api" in text and "faulty" in text
+    assert "api" in text and "faulty" in text and "static guard" not in text
     faulty.control(read_fail=True)
     doc = json.loads(run("status", "--json").output)
     assert "read failed" in doc["endpoints"][0]["provider_state"]["error"]
