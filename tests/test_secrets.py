@@ -122,3 +122,44 @@ def test_the_report_page_masks_secrets_in_stored_errors():
     page = actions_table(report) + guard_section(report)
     assert token not in page and "S3cr3t" not in page
     assert "token=***" in page and "postgresql://app:***@db/prewarm" in page
+
+
+def test_every_command_prints_through_the_redacting_echo():
+    """The CLI's modules print only through prewarm.cli.output.echo (which masks secrets), never
+    click.echo directly: a provider's or a source's error printed on a new path stays masked."""
+    from pathlib import Path
+
+    import prewarm.cli as cli_pkg
+
+    offenders = [f"{p.name}:{n}" for p in sorted(Path(cli_pkg.__file__).parent.glob("*.py")) if p.name != "output.py"
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if "click.echo" in line or "click.secho" in line]
+    assert not offenders, f"print with prewarm.cli.output.echo: {offenders}"
+
+
+def test_explain_masks_a_provider_token_in_the_last_action(tmp_path, monkeypatch):
+    """End to end: the audit log keeps a provider's error as the provider gave it; `prewarm
+    explain` prints it with the token the config named masked."""
+    from datetime import datetime, timedelta, timezone
+
+    from click.testing import CliRunner
+
+    from prewarm.cli.main import cli
+    from prewarm.store import Store
+
+    token = "rp-Secret-Token-77"
+    monkeypatch.setenv("RUNPOD_API_KEY", token)  # the runpod provider's default api_token_env
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    cfg = tmp_path / "prewarm.toml"
+    cfg.write_text(f'[store]\nurl = "{url}"\n[[endpoints]]\nname = "chat"\n[endpoints.provider]\nkind = "runpod"\n'
+                   'endpoint_id = "abc123"\n')
+    t0 = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+    store = Store(url)
+    store.save_plan("chat", t0, t0 + timedelta(hours=1), "m", [{"at": t0, "warm_workers": 2, "reason": {"why": "forecast"}}])
+    store.record_action("chat", ts=t0, provider="runpod", verb="apply", requested={"target": 2, "previous": 1},
+                        result="error", error=f"401 Unauthorized: Authorization: Bearer {token}")
+    store.close()
+    done = CliRunner().invoke(cli, ["--config", str(cfg), "explain", "chat", "--at", "2026-03-02T08:01:00Z"],
+                              catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert "last action: apply to 2" in done.output and "Bearer ***" in done.output
+    assert token not in done.output and "Secret-Token" not in done.output

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..units import parse_duration, parse_timestamp
+from .output import echo
 
 
 def _duration(ctx, param, value):
@@ -197,13 +198,13 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
                                 persistent_per_hour=price if persistent_price is None else persistent_price)
         advice = {name: advisor.advise(tr, cfg, prices, target_cold_rate) for name, tr in traces.items()}
         if as_json:
-            click.echo(json.dumps({"window": {"from": report._iso(start), "to": report._iso(end)},
+            echo(json.dumps({"window": {"from": report._iso(start), "to": report._iso(end)},
                                    "prices": {"on_demand_per_hour": prices.on_demand_per_hour,
                                               "persistent_per_hour": prices.persistent_per_hour},
                                    "advice": {n: a.as_dict() for n, a in advice.items()}}, indent=2))
         else:
             for name, a in advice.items():
-                click.echo(advisor.render(name, a))
+                echo(advisor.render(name, a))
         return
 
     results, frontiers, schedule_results = [], {}, []
@@ -222,7 +223,7 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
             if plot:
                 path = _suffixed(plot if len(traces) == 1 else _suffixed(plot, name), "frontier")
                 report.plot_frontier(path, name, points, front, pred, frontiers[name][2], target_cold_rate)
-                click.echo(f"wrote {path}", err=True)
+                echo(f"wrote {path}", err=True)
         elif policy_spec == "predictive":
             schedule_results.append(result)
         if show:
@@ -230,7 +231,7 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
         if plot:
             path = plot if len(traces) == 1 else _suffixed(plot, name)
             report.plot(path, result, tr.arrivals, start, end)
-            click.echo(f"wrote {path}", err=True)
+            echo(f"wrote {path}", err=True)
 
     if emit_schedule:
         if not schedule_results:
@@ -249,18 +250,18 @@ def backtest(ctx, trace, from_store, policy_spec, frontier, start, end, cold_sta
         if frontier:
             out["frontier"] = {n: {"predictive": p.as_dict(), **report.frontier_json(f, c)}
                                for n, (f, p, c) in frontiers.items()}
-        click.echo(json.dumps(out, indent=2))
+        echo(json.dumps(out, indent=2))
         return
     executes = "" if not provider_kind else (
         f"; as {provider.kind} executes it: " + ("count-only (the platform's idle timeout)" if provider.count_only
                                                  else f"idle timeout at most {provider.idle_timeout_max_s:g}s"
                                                  if provider.idle_timeout_max_s else "counts and idle timeout"))
-    click.echo(f"window {report._iso(start)} .. {report._iso(end)}; cold start {cs.describe()}; "
+    echo(f"window {report._iso(start)} .. {report._iso(end)}; cold start {cs.describe()}; "
                f"concurrency {worker_concurrency}; platform idle timeout {platform_idle_timeout:g}s{executes}")
-    click.echo(report.table(results))
+    echo(report.table(results))
     for name, (front, pred, comp) in frontiers.items():
-        click.echo("")
-        click.echo(report.frontier_table(name, front, pred, comp))
+        echo("")
+        echo(report.frontier_table(name, front, pred, comp))
 
 
 def _from_store(ctx, endpoints: list[str], seed: int) -> dict:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from ..units import parse_duration, parse_timestamp
+from .output import echo
 
 
 class DurationType(click.ParamType):
@@ -75,7 +76,7 @@ def with_endpoints(ctx: click.Context, rt, names) -> list[str]:
         if rt.store.last_count_time(name) is None:
             rt.settings.endpoint(name)  # raises: unknown, with the configured names
         added.append(rt.settings.endpoint_or_default(name))
-        click.echo(f"note: {name!r} is not configured; using the defaults ([planner], [forecast], "
+        echo(f"note: {name!r} is not configured; using the defaults ([planner], [forecast], "
                    "default capacity, dry-run provider)", err=True)
     if added:
         rt.settings = rt.settings.model_copy(update={"endpoints": (*rt.settings.endpoints, *added)})

@@ -13,4 +13,5 @@ import click
 def demo(directory: str, hours: float) -> None:
     """Run the embedded default end to end: generated traffic, SQLite, real local workers."""
     from ..demo import run_demo
-    run_demo(Path(directory), echo=click.echo, hours=hours)
+    from .output import echo
+    run_demo(Path(directory), echo=echo, hours=hours)

@@ -5,7 +5,7 @@ import click
 
 from ..units import format_duration
 from .common import DURATION, TIME, no_history_message, runtime, utcnow, with_endpoints
-from .output import emit_json, json_option, table
+from .output import echo, emit_json, json_option, table
 
 
 @click.command()
@@ -59,8 +59,8 @@ def forecast(ctx, endpoint, horizon, at, every, accuracy, as_json) -> None:
         return
     cols = ["mean", *[b for b in demand.bands]]
     span = every or _screenful(demand.step_s, horizon)
-    click.echo(summary_line(endpoint, demand.model, fc[ep.name].step_s, records, horizon))
-    click.echo(f"requests per minute, one row per {format_duration(span)}"
+    echo(summary_line(endpoint, demand.model, fc[ep.name].step_s, records, horizon))
+    echo(f"requests per minute, one row per {format_duration(span)}"
                + (" (values averaged over the row)" if span > demand.step_s else ""))
     table([[r["ds"], *[r[c] for c in cols]] for r in coarsen(records, cols, span)],
           ["from (UTC)", *cols])
@@ -125,7 +125,7 @@ def _accuracy(ctx, endpoint: str, as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo(f"{endpoint}: no forecast scored yet (a stored forecast is scored once its horizon has passed)")
+        echo(f"{endpoint}: no forecast scored yet (a stored forecast is scored once its horizon has passed)")
         return
     table([[r["issued_at"], r["model"], r["steps"], r["mase"], r["pinball"], r["coverage_80"], r["coverage_95"]]
            for r in rows], ["issued", "model", "steps", "MASE", "pinball", "cover 80", "cover 95"])

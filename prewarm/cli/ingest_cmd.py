@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .output import emit_json, interactive, json_option
+from .output import echo, emit_json, interactive, json_option
 
 
 @click.command()
@@ -58,10 +58,10 @@ def ingest(ctx, files, endpoint, skip_bad, tz, ts_column, endpoint_column, as_js
         return
     for r in reports:
         eps = ", ".join(f"{k} {v}" for k, v in sorted(r.endpoints.items()))
-        click.echo(f"{r.file}: {r.rows_read} rows ({r.format}), {r.inserted} new, {r.unchanged} already stored"
+        echo(f"{r.file}: {r.rows_read} rows ({r.format}), {r.inserted} new, {r.unchanged} already stored"
                    + (f", {r.bad_count} bad skipped" if r.bad_count else "") + (f" [{eps}]" if eps else ""))
         for b in r.bad[:20]:
-            click.echo(f"  skipped {b}", err=True)
+            echo(f"  skipped {b}", err=True)
 
 
 def _lines(path: str) -> int:

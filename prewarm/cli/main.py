@@ -13,6 +13,7 @@ import click
 
 from ..errors import PrewarmError
 from ..redact import redact
+from .output import echo
 
 # name -> "module:attribute". A new command adds one line here.
 LAZY_COMMANDS: dict[str, str] = {
@@ -100,20 +101,20 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.message = redact(exc.message)
         exc.show()
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except PrewarmError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug or an unexpected runtime fault: exit 1, with the cause
         logging.getLogger("prewarm").debug("unhandled", exc_info=True)
-        click.echo(redact(f"error: {type(exc).__name__}: {exc}"), err=True)
+        echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     if exit_code(code):  # 0 returns, so main() can be called in-process
         sys.exit(exit_code(code))

@@ -18,16 +18,23 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """Every line the CLI prints goes through here: secrets masked (prewarm.redact), whatever
+    the text carries (a provider's or a source's error, a URL). tests/test_secrets.py keeps
+    the commands off click.echo."""
+    click.echo(redact(str(message)), err=err, nl=nl)
+
+
 def emit_json(doc: Any) -> None:
-    click.echo(redact(json.dumps(doc, default=_default, indent=2)))
+    echo(json.dumps(doc, default=_default, indent=2))
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for r in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # every table and line a person reads; UTC, labelled

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .common import DURATION, TIME, runtime, utcnow, with_endpoints
-from .output import emit_json, json_option, model_name, table, when
+from .output import echo, emit_json, json_option, model_name, table, when
 
 
 @click.command()
@@ -44,9 +44,9 @@ def plan(ctx, endpoint, horizon, at, as_json) -> None:
 def _print_plans(doc: list[dict]) -> None:
     for item in doc:
         if item["error"]:
-            click.echo(f"{item['endpoint']}: not planned ({item['error']})")
+            echo(f"{item['endpoint']}: not planned ({item['error']})")
             continue
-        click.echo(f"{item['endpoint']}: {model_name(item['model'])}")
+        echo(f"{item['endpoint']}: {model_name(item['model'])}")
         table([[c["at"], c["warm_workers"], c["reason"].get("why"), c["reason"].get("forecast_rpm"),
                 when(c["reason"].get("need_at"))[:-4] if c["reason"].get("need_at") else None]
                for c in item["commands"]],

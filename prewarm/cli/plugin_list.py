@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-import click
 
-from .output import emit_json
+from .output import echo, emit_json
 
 
 def list_plugins(available: dict, as_json: bool, extra: Callable[[str, type], dict] | None = None) -> None:
@@ -27,14 +26,14 @@ def list_plugins(available: dict, as_json: bool, extra: Callable[[str, type], di
         emit_json(doc)
         return
     for item in doc:
-        click.echo(f"{item['kind']}  ({item['module']})")
+        echo(f"{item['kind']}  ({item['module']})")
         if "error" in item:
-            click.echo(f"  cannot load: {item['error']}")
+            echo(f"  cannot load: {item['error']}")
             continue
         if item.get("doc"):
-            click.echo(f"  {item['doc']}")
+            echo(f"  {item['doc']}")
         for key, desc in item["keys"].items():
-            click.echo(f"  {key}: {desc}")
+            echo(f"  {key}: {desc}")
         if item.get("capabilities"):
             caps = ", ".join(f"{k}={v}" for k, v in item["capabilities"].items() if v not in (None, ""))
-            click.echo(f"  capabilities: {caps}")
+            echo(f"  capabilities: {caps}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .common import utcnow
+from .output import echo
 
 
 def _since(ctx, param, value):
@@ -84,7 +85,7 @@ def report(ctx, endpoints, start, end, static, out) -> None:
         reports = []
         for name in names:
             if name not in configured:
-                click.echo(f"note: {name!r} is not configured; reported with the capacity and planner defaults",
+                echo(f"note: {name!r} is not configured; reported with the capacity and planner defaults",
                            err=True)
             show = _progress(f"{name}: static settings") if static else None
             reports.append(data.endpoint_report(store, settings, settings.endpoint_or_default(name), name in configured,
@@ -95,7 +96,7 @@ def report(ctx, endpoints, start, end, static, out) -> None:
         store.close()
     window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     _write_atomically(Path(out), html.render(reports, now, window))
-    click.echo(f"wrote {out}: {len(reports)} endpoint{'s' if len(reports) != 1 else ''}, {window}")
+    echo(f"wrote {out}: {len(reports)} endpoint{'s' if len(reports) != 1 else ''}, {window}")
 
 
 def _write_atomically(path: Path, text: str) -> None:

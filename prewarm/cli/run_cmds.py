@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .common import ADDRESS, TIME, runtime, utcnow
-from .output import emit_json, json_option, model_name, table
+from .output import echo, emit_json, json_option, model_name, table
 
 
 @click.command()
@@ -31,7 +31,7 @@ def once(ctx, endpoints, at, as_json) -> None:
                    "actions": [a.__dict__ for a in actions]})
     else:
         for name, out in outcomes.items():
-            click.echo(f"{name}: " + (f"planned with {model_name(out.model)}" if not out.error else f"NOT planned: {out.error}"))
+            echo(f"{name}: " + (f"planned with {model_name(out.model)}" if not out.error else f"NOT planned: {out.error}"))
         if actions:
             table([[a.endpoint, a.previous, a.target, a.result, a.reason.get("why"), a.error] for a in actions],
                   ["endpoint", "was", "target", "result", "why", "error"])
@@ -68,7 +68,7 @@ def run(ctx, metrics_addr) -> None:
             server = MetricsServer(metrics, address, daemon.healthy).start()
         except OSError as exc:
             raise PrewarmError(f"cannot listen on {address}: {exc.strerror}") from None
-        click.echo(f"metrics on http://{server.address}/metrics", err=True)
+        echo(f"metrics on http://{server.address}/metrics", err=True)
     try:
         ctx.exit(daemon.run())
     finally:
@@ -84,8 +84,8 @@ def _check_providers(ctx, settings) -> None:
     report = check_endpoints((ep.provider, EndpointRef(ep.name, ep.capacity.min_workers, ep.capacity.max_workers))
                              for ep in settings.endpoints)
     for line in report.warnings:
-        click.echo(f"warning: {line}", err=True)
+        echo(f"warning: {line}", err=True)
     for line in report.errors:
-        click.echo(f"error: {line}", err=True)
+        echo(f"error: {line}", err=True)
     if not report.ok:
         ctx.exit(2)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .. import redact
-from .output import emit_json, json_option
+from .output import echo, emit_json, json_option
 
 STARTER = '''# prewarm configuration. Every key is documented in README.md ("Configuration").
 # Durations take s, m, h, d suffixes. ${VAR} in a string is read from the environment.
@@ -73,7 +73,7 @@ def init(ctx: click.Context, path: str, force: bool, sample: str | None) -> None
     settings = ctx.obj.settings
     from ..store import Store
     Store(settings.store.url).close()
-    click.echo(f"wrote {path}; database ready at {redact.url(settings.store.url)}")
+    echo(f"wrote {path}; database ready at {redact.url(settings.store.url)}")
     if sample:
         from datetime import timedelta
 
@@ -83,7 +83,7 @@ def init(ctx: click.Context, path: str, force: bool, sample: str | None) -> None
 
         end = floor_time(utcnow(), 60)
         rows = generate(Path(sample), end - timedelta(days=7), 7, endpoint="chat")
-        click.echo(f"wrote {sample}: {rows} minutes of generated traffic for 'chat', ending {end:%Y-%m-%d %H:%M} UTC")
+        echo(f"wrote {sample}: {rows} minutes of generated traffic for 'chat', ending {end:%Y-%m-%d %H:%M} UTC")
 
 
 @click.group()
@@ -110,7 +110,7 @@ def upgrade(ctx: click.Context, revision: str) -> None:
         raise StoreError(f"cannot reach the database: {exc.orig}") from None
     finally:
         engine.dispose()
-    click.echo(f"schema {before or 'empty'} -> {after}")
+    echo(f"schema {before or 'empty'} -> {after}")
 
 
 @db.command()
@@ -132,4 +132,4 @@ def current(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
     else:
-        click.echo(f"current {doc['current'] or 'empty'}, needed {doc['head']}")
+        echo(f"current {doc['current'] or 'empty'}, needed {doc['head']}")

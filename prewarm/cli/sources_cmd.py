@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .common import TIME, utcnow
-from .output import emit_json, json_option, table
+from .output import echo, emit_json, json_option, table
 
 
 @click.group()
@@ -57,10 +57,10 @@ def sync(ctx, endpoint, since, as_json) -> None:
                 d["error"] or ("held by an ingest: read again next sync" if d["busy"] else None)] for d in doc],
               ["endpoint", "source", "minutes", "new", "revised", "missing", "error"])
     else:
-        click.echo("no endpoint has an [endpoints.source] table: nothing to sync")
+        echo("no endpoint has an [endpoints.source] table: nothing to sync")
     failed = [r for r in results.values() if r.error is not None]
     for r in failed:
-        click.echo(f"error: endpoint {r.endpoint}: {r.kind}: {r.error}", err=True)
+        echo(f"error: endpoint {r.endpoint}: {r.kind}: {r.error}", err=True)
     if any(not r.retryable for r in failed):
         ctx.exit(2)
     if failed:

@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 import click
 
 from .common import DURATION, TIME, runtime, utcnow
-from .output import emit_json, json_option, table, when
-from ..redact import redact
+from .output import echo, emit_json, json_option, table, when
 from ..units import format_duration
 
 
@@ -104,12 +103,12 @@ def status(ctx, as_json) -> None:
           ["endpoint", "provider", "target", "why", "next change (UTC)", "to", "desired", "ready", "hold", "error"])
     for d in doc:  # sources hook: a source-fed endpoint's history, one line each
         if d["source"]:
-            click.echo(f"{d['endpoint']}: {d['source']['summary']}")
+            echo(f"{d['endpoint']}: {d['source']['summary']}")
     for d in doc:  # the static guard, one line each (why: prewarm explain)
         if d["static_guard"]:
-            click.echo(redact(f"{d['endpoint']}: {d['static_guard']['summary']}"))
+            echo(f"{d['endpoint']}: {d['static_guard']['summary']}")
     if waiting:
-        click.echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
+        echo(f"{waiting['records']} audit records wait in {waiting['spool']} for the database "
                    "(the next apply writes them)")
 
 
@@ -261,17 +260,17 @@ def _workers(n) -> str:
 
 def _print_explanation(d: dict) -> None:
     if d["target"] is None:
-        click.echo(f"{d['endpoint']}: no plan in force at {when(d['at'])}")
+        echo(f"{d['endpoint']}: no plan in force at {when(d['at'])}")
         if d.get("source"):
-            click.echo(f"  {d['source']['summary']}")
+            echo(f"  {d['source']['summary']}")
         return
-    click.echo(f"{d['endpoint']} at {when(d['at'])}: {_workers(d['target'])} warm ({d['why']})")
+    echo(f"{d['endpoint']} at {when(d['at'])}: {_workers(d['target'])} warm ({d['why']})")
     if d["commanded_from"]:
         lead = f", started {_num(d['lead_s'], 0)} s ahead (the cold start)" if d["lead_s"] is not None else ""
-        click.echo(f"  commanded from {when(d['commanded_from'])}, needed by {when(d['need_at'])}{lead}")
+        echo(f"  commanded from {when(d['commanded_from'])}, needed by {when(d['need_at'])}{lead}")
     if d["forecast_rpm"] is not None:
         mean = d["forecast"].get("mean") if d["forecast"] else None
-        click.echo(f"  forecast {_num(d['forecast_rpm'])} req/min on {_band_name(d['quantile'])}"
+        echo(f"  forecast {_num(d['forecast_rpm'])} req/min on {_band_name(d['quantile'])}"
                    + (f"; the mean is {_num(mean)}" if mean is not None and d["quantile"] != "mean" else "")
                    + f"; model {d['model'].split('(')[0] if d['model'] else '-'}")
         planned, band = d["planned_rpm"], d["forecast_rpm"]
@@ -280,44 +279,44 @@ def _print_explanation(d: dict) -> None:
             knob = "([planner] smoothing, or the smoothing_choices value the static guard chose on last week)"
             because = (f"raised to recent actual traffic, or smoothed{over} with the busier steps beside it {knob}"
                        if planned > band else f"smoothed{over} with the quieter steps beside it {knob}")
-            click.echo(f"  planned on {_num(planned)} req/min, not {_num(band)}: {because}")
-        click.echo(f"  -> {_workers(d['need'])} needed at that rate")
+            echo(f"  planned on {_num(planned)} req/min, not {_num(band)}: {because}")
+        echo(f"  -> {_workers(d['need'])} needed at that rate")
     if d["forecast"]:
         bands = ", ".join(f"{k} {_num(v)}" for k, v in d["forecast"].items()
                           if (k == "mean" or k.startswith(("lo-", "hi-"))) and v is not None)
-        click.echo(f"  forecast issued {when(d['forecast']['issued_at'])} for {when(d['forecast']['ds'])}: "
+        echo(f"  forecast issued {when(d['forecast']['issued_at'])} for {when(d['forecast']['ds'])}: "
                    f"{bands} req/min")
     if d["events"]:
-        click.echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
+        echo(f"  calendar events in the forecast: {', '.join(d['events'])}")
     if d.get("static"):
         from ..planner.model import StaticSetting
 
         g = d["static"]
         setting = StaticSetting(int(g["floor"]), None if g["keepalive_s"] is None else float(g["keepalive_s"]))
         judged = f", judged at {when(_parse_ts(g['judged_at']))}" if g.get("judged_at") else ""
-        click.echo(f"  static floor (the static guard, judged on the trailing week): {setting.text()}{judged}")
+        echo(f"  static floor (the static guard, judged on the trailing week): {setting.text()}{judged}")
     if d.get("static_guard") and d["static_guard"]["summary"]:
         g = d["static_guard"]
-        click.echo(f"  static guard ({g['mode']}), judged at {when(g['judged_at'])}: {g['summary']}")
+        echo(f"  static guard ({g['mode']}), judged at {when(g['judged_at'])}: {g['summary']}")
     limits = ([f"floor {_num(d['floor'])}"] if d["floor"] is not None else []) + \
         ([f"max_workers {_num(d['cap'])}"] if d["cap"] is not None else [])
     if d["hold"]:
         limits.append("hold " + _hold_text((d["hold"]["workers"], d["hold"]["until"]), d["hold"].get("capped_at")))
     if limits:
-        click.echo("  " + ", ".join(limits))
+        echo("  " + ", ".join(limits))
     if d.get("source"):
-        click.echo(f"  {d['source']['summary']}")
+        echo(f"  {d['source']['summary']}")
     if d["last_traffic"]:
         t = d["last_traffic"]
-        click.echo(f"  last actual traffic: {t['requests']} requests in the minute of {when(t['ts'])} "
+        echo(f"  last actual traffic: {t['requests']} requests in the minute of {when(t['ts'])} "
                    f"(max {_num(t['max_last_5_min'])} a minute over the last 5 min)")
     if d["next_change"]:
         n = d["next_change"]
-        click.echo(f"  next change: {n['warm_workers']} at {when(n['at'])} ({n['why']})")
+        echo(f"  next change: {n['warm_workers']} at {when(n['at'])} ({n['why']})")
     if d["last_action"]:
         a = d["last_action"]
         target = a["requested"].get("target") if a["requested"] else None
-        click.echo(f"  last action: {a['verb']}" + (f" to {target}" if target is not None else "")
+        echo(f"  last action: {a['verb']}" + (f" to {target}" if target is not None else "")
                    + f" at {when(a['ts'])}: {a['result']}" + (f" ({a['error']})" if a["error"] else ""))
 
 
@@ -369,7 +368,7 @@ def hold(ctx, endpoint, workers, duration, note, as_json) -> None:
     else:
         capped = (f" (capped at max_workers {ep.capacity.max_workers}: the provider is never asked for more)"
                   if workers > ep.capacity.max_workers else "")
-        click.echo(f"{endpoint}: holding at least {workers} warm until {when(until)}{capped}; "
+        echo(f"{endpoint}: holding at least {workers} warm until {when(until)}{capped}; "
                    f"provider target {requested['target']} ({result}{': ' + error if error else ''})")
     if result == "error" or pending:
         ctx.exit(1)
@@ -418,12 +417,12 @@ def release(ctx, endpoint, as_json) -> None:
     else:
         head = f"{endpoint}: " + ("hold released" if removed else "no hold to release")
         if problem:
-            click.echo(f"{head}; not re-planned now ({problem}): capacity left at "
+            echo(f"{head}; not re-planned now ({problem}): capacity left at "
                        f"{'-' if current is None else current}, the next cycle re-plans")
         elif applied is not None:
-            click.echo(f"{head}; planned target {applied['target']} applied "
+            echo(f"{head}; planned target {applied['target']} applied "
                        f"(was {'-' if applied['previous'] is None else applied['previous']}: {applied['result']})")
         else:
-            click.echo(f"{head}; no planned change due now")
+            echo(f"{head}; no planned change due now")
     if problem:
         ctx.exit(1)
