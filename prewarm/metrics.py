@@ -13,7 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 # The failure stages exported at 0 per endpoint (those the alert PrewarmProviderFailures reads;
 # all seven stages would add 7 series an endpoint, 70,000 at 10,000 endpoints), and every
 # result of prewarm_actions_total.
-EXPOSED_STAGES = ("provider", "apply")
+EXPOSED_STAGES = ("provider", "apply", "guard")  # counted from 0: their alerts see the first failure
 ACTION_RESULTS = ("ok", "unchanged", "error", "cancelled")
 # Read by contrib/ (the Grafana dashboard, the alert rules) before prewarm exports them: the
 # history sources' metrics. Their tests skip a metric named here until it is registered.

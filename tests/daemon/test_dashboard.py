@@ -184,7 +184,7 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path, pro
     wait_for(lambda: api.finite('up{job="prewarm"} == 1'), 60, poll=0.5, what="prometheus to scrape the daemon")
     # The rules file loads in a real server too.
     groups = api.get("/api/v1/rules")["groups"]
-    assert [g["name"] for g in groups] == ["prewarm"] and len(groups[0]["rules"]) == 6
+    assert [g["name"] for g in groups] == ["prewarm"] and len(groups[0]["rules"]) == 7
 
     board = json.loads(DASHBOARD.read_text())
     wait_for(lambda: ENDPOINT in api.get("/api/v1/label/endpoint/values",
