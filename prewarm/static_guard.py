@@ -64,6 +64,21 @@ def stored_static(row: dict[str, Any] | None) -> StaticSetting | None:
                          cold_rate=s.get("cold_rate"), worker_hours=s.get("worker_hours"))
 
 
+def holds(static: StaticSetting | None) -> str:
+    """What a judgement holds the plan to, for a person (`prewarm status`, `prewarm report`)."""
+    return "the plan runs alone" if static is None else f"the plan is held at or above {static.text()}"
+
+
+def failed_attempt(row: dict[str, Any] | None) -> tuple[datetime, str] | None:
+    """(when, error) of the stored row's last attempt if it failed after the judgement in
+    force (that judgement stays: fail warm); None when the last attempt succeeded."""
+    if not row or not row.get("error"):
+        return None
+    if row.get("judged_at") is not None and row["attempted_at"] <= row["judged_at"]:
+        return None
+    return row["attempted_at"], row["error"]
+
+
 def is_due(row: dict[str, Any] | None, mode: str, now: datetime, choices=()) -> bool:
     """Due for a judgement under `mode` with `choices` ([planner] smoothing_choices)?"""
     if mode == "off":

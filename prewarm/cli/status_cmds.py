@@ -73,8 +73,9 @@ def status(ctx, as_json) -> None:
         # --- end of sources hook
         spool = state(rt).spool
         waiting = {"records": spool.count(), "spool": str(spool.path)} if spool else None
-        guards = rt.store.static_guards([ep.name for ep in rt.endpoints()])
-        for ep in rt.endpoints():
+        eps = rt.endpoints()
+        guards = rt.store.static_guards([ep.name for ep in eps])
+        for ep in eps:
             rows = rt.store.current_plan(ep.name)
             hold = rt.store.active_hold(ep.name, now)
             target, cmd = _target_at(rows, hold, now, ep.capacity.max_workers)
@@ -118,22 +119,19 @@ def _guard_status(mode: str, row: dict | None) -> dict | None:
     line of text."""
     if mode == "off":
         return None
-    from ..static_guard import stored_static
+    from ..static_guard import failed_attempt, holds, stored_static
 
     row = row or {}
     judged_at = row.get("judged_at")
-    failed = row.get("attempted_at") if row.get("error") and (judged_at is None or row["attempted_at"] > judged_at) \
-        else None
+    failed_at, error = failed_attempt(row) or (None, None)
     if judged_at is None:
         text = f"static guard ({mode}): not judged yet, the plan runs alone"
     else:
-        setting = stored_static(row)
-        holds = "the plan runs alone" if setting is None else f"the plan is held at or above {setting.text()}"
-        text = f"static guard ({mode}), judged at {when(judged_at)}: {holds}"
-    if failed is not None:
-        text += f"; the last attempt, at {when(failed)}, failed: {row['error']} (the judgement before it stays)"
+        text = f"static guard ({mode}), judged at {when(judged_at)}: {holds(stored_static(row))}"
+    if failed_at is not None:
+        text += f"; the last attempt, at {when(failed_at)}, failed: {error} (the judgement before it stays)"
     return {"mode": mode, "judged_at": judged_at, "setting": row.get("setting") if judged_at else None,
-            "failed_at": failed, "error": row.get("error") if failed else None, "summary": text}
+            "failed_at": failed_at, "error": error, "summary": text}
 
 
 def _forecast_at(rows: list[dict], moment: datetime) -> dict | None:
@@ -158,7 +156,7 @@ def explanation(store, name: str, at: datetime, cap: int | None = None) -> dict:
     history = store.history(name, at - timedelta(hours=1), at)
     recent = [r for r in history if r[0] >= at - timedelta(minutes=5)]
     actions = [a for a in store.actions(name, since=at - timedelta(days=1)) if a["ts"] <= at]
-    guard = _guard_in_force(store.static_guard_judgements(name, at, at), at)
+    guard = _guard_in_force(store.static_guard_judgements(name, at, at))
     return {
         "endpoint": name, "at": at, "target": target,
         "why": _why(hold, target, cmd),
@@ -215,15 +213,14 @@ def explain(ctx, endpoint, at, as_json) -> None:
         ctx.exit(1)
 
 
-def _guard_in_force(rows: list[dict], at: datetime) -> dict | None:
-    """The static-guard judgement in force at `at` (the last made by then; None before the
-    first kept), with its evidence as a line of text."""
-    if not rows or rows[-1]["judged_at"] > at:
+def _guard_in_force(rows: list[dict]) -> dict | None:
+    """The static-guard judgement in force at an instant (Store.static_guard_judgements(e, at,
+    at): the last made by then; None before the first kept), with its evidence as a line of text."""
+    if not rows:
         return None
     from ..backtest.judgement import summary
 
     row = rows[-1]
-
     return {"mode": row["mode"], "judged_at": row["judged_at"], "span_s": row["span_s"], "setting": row["setting"],
             "smoothing_s": row["smoothing_s"], "evidence": row.get("evidence"), "summary": summary(row.get("evidence"))}
 

@@ -93,13 +93,13 @@ class GuardState:
     mode: str  # the endpoint's [planner] static_guard
     judgements: list[Judged]
     last_judged_at: datetime | None = None  # None: never judged
-    failed_at: datetime | None = None
+    failed_at: datetime | None = None  # static_guard.failed_attempt: only one after the last judgement
     error: str | None = None
 
 
 def guard_state(store, settings, ep, start: datetime, end: datetime) -> GuardState | None:
     from ..backtest.judgement import summary
-    from ..static_guard import stored_static
+    from ..static_guard import failed_attempt, stored_static
 
     mode = settings.planner_for(ep).static_guard
     if mode == "off":
@@ -107,8 +107,8 @@ def guard_state(store, settings, ep, start: datetime, end: datetime) -> GuardSta
     row = store.static_guards([ep.name]).get(ep.name) or {}
     judged = [Judged(j["judged_at"], j["mode"], stored_static(j), summary(j["evidence"]))
               for j in store.static_guard_judgements(ep.name, start, end) if j["judged_at"] < end]
-    failed = row.get("attempted_at") if row.get("error") else None
-    return GuardState(mode, judged, row.get("judged_at"), failed, row.get("error"))
+    failed_at, error = failed_attempt(row) or (None, None)
+    return GuardState(mode, judged, row.get("judged_at"), failed_at, error)
 
 
 def endpoint_report(store, settings, ep, configured: bool, start: datetime, end: datetime,

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..planner.model import StaticSetting
 from ..redact import redact
+from ..static_guard import holds
 from .data import LAST_ACTIONS, EndpointReport
 
 W, PAD_L, PAD_R, PAD_T, PAD_B = 1100, 58, 16, 10, 26
@@ -340,9 +341,8 @@ def guard_section(r: EndpointReport) -> str:
         items = []
         for j in g.judgements:
             since = "from the window's start" if j.judged_at <= r.start else "from then"
-            holds = "the plan runs alone" if j.setting is None else f"the plan is held at or above {j.setting.text()}"
             items.append(f"<li>Judged at {j.judged_at:%Y-%m-%d %H:%M} UTC ({_esc(j.mode)}), in force {_esc(since)}: "
-                         f"{_esc(holds)}." + (f" Why: {_esc(j.summary)}." if j.summary else "") + "</li>")
+                         f"{_esc(holds(j.setting))}." + (f" Why: {_esc(j.summary)}." if j.summary else "") + "</li>")
         body = (f'<p>[planner] static_guard = "{_esc(g.mode)}". The judgements in force over the window, '
                 f"oldest first:</p><ul>{''.join(items)}</ul>")
     elif g.last_judged_at is None:
@@ -351,7 +351,7 @@ def guard_section(r: EndpointReport) -> str:
         body = (f"<p>No judgement kept was in force during the window (the last was made at "
                 f"{g.last_judged_at:%Y-%m-%d %H:%M} UTC; older ones go with [store] retention).</p>")
     failed = ""
-    if g.error and g.failed_at is not None and (g.last_judged_at is None or g.failed_at > g.last_judged_at):
+    if g.failed_at is not None:
         failed = (f'<p class="sub err">The last attempt, at {g.failed_at:%Y-%m-%d %H:%M} UTC, failed: '
                   f"{_esc(g.error)}. The judgement before it stays in force (fail warm).</p>")
     return f"{head}{body}{failed}"
